@@ -1,0 +1,115 @@
+"""Values the privacy layer takes and returns. Frozen and validated when built:
+no bare float for ε travels between packages."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from queries.errors import InvalidInput
+
+
+@dataclass(frozen=True, order=True)
+class PrivacyLoss:
+    """An (ε, δ) privacy loss or budget. Rejects NaN, infinities and negatives."""
+
+    epsilon: float
+    delta: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("epsilon", "delta"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidInput(f"{name} must be a number", code="invalid_budget")
+            if not math.isfinite(value) or value < 0:
+                raise InvalidInput(f"{name} must be a finite, non-negative number", code="invalid_budget")
+        if self.delta >= 1:
+            raise InvalidInput("delta must be below 1", code="invalid_budget")
+        object.__setattr__(self, "epsilon", float(self.epsilon))
+        object.__setattr__(self, "delta", float(self.delta))
+
+    def __add__(self, other: "PrivacyLoss") -> "PrivacyLoss":
+        return PrivacyLoss(self.epsilon + other.epsilon, min(self.delta + other.delta, 0.999999))
+
+    def covers(self, other: "PrivacyLoss") -> bool:
+        """True if ``other`` fits inside this budget (with a relative slack of 1e-9
+        so that k equal shares of a budget fit exactly)."""
+        return (other.epsilon <= self.epsilon * (1 + 1e-9) + 1e-12
+                and other.delta <= self.delta * (1 + 1e-9) + 1e-15)
+
+    def minus(self, other: "PrivacyLoss") -> "PrivacyLoss":
+        return PrivacyLoss(max(self.epsilon - other.epsilon, 0.0), max(self.delta - other.delta, 0.0))
+
+    def to_dict(self) -> dict[str, float]:
+        return {"epsilon": self.epsilon, "delta": self.delta}
+
+
+ZERO = PrivacyLoss(0.0, 0.0)
+
+
+@dataclass(frozen=True)
+class MechanismRecord:
+    """What was applied to one measure, for the manifest and the preview."""
+
+    aggregate: str        # a0, ... or "partition_selection"
+    measure: str          # role: count, sum, sumsq, lt/gt, units
+    mechanism: str        # e.g. "discrete_laplace", "gaussian", "exponential_quantile"
+    scale: float
+    sensitivity: float
+    epsilon: float        # this measure's share (pure-DP view), 0 when zCDP
+    rho: float = 0.0
+    delta: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """The preview: what a plan would cost and how accurate it would be, computed
+    from the plan alone (no data, no budget)."""
+
+    loss: PrivacyLoss
+    mechanisms: tuple[MechanismRecord, ...]
+    expected_half_width: dict[str, float]   # output column -> expected (1-alpha) half-width, where defined
+    alpha: float = 0.05
+    accounting: str = "approx"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epsilon": self.loss.epsilon,
+            "delta": self.loss.delta,
+            "alpha": self.alpha,
+            "accounting": self.accounting,
+            "expected_half_width": self.expected_half_width,
+            "mechanisms": [m.to_dict() for m in self.mechanisms],
+        }
+
+
+@dataclass(frozen=True)
+class NoisyRelease:
+    """The released table: every value noisy, each with its interval."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+    intervals: tuple[tuple[tuple[float, float] | None, ...], ...]   # per row, per column
+    loss: PrivacyLoss
+    mechanisms: tuple[MechanismRecord, ...]
+    alpha: float = 0.05
+    suppressed_groups: int = 0          # groups dropped by partition selection (count only)
+    clamped: dict[str, float] = field(default_factory=dict)  # aggregate -> noisy count of clamped values
+    post_suppressed: int = 0            # rows removed by HAVING/LIMIT post-processing
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "columns": list(self.columns),
+            "rows": [list(r) for r in self.rows],
+            "intervals": [[list(c) if c is not None else None for c in r] for r in self.intervals],
+            "alpha": self.alpha,
+            "epsilon": self.loss.epsilon,
+            "delta": self.loss.delta,
+            "suppressed_groups": self.suppressed_groups,
+            "clamped": dict(self.clamped),
+            "mechanisms": [m.to_dict() for m in self.mechanisms],
+        }
