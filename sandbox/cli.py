@@ -1,0 +1,429 @@
+"""The ``dp-sandbox`` command line.
+
+Every command takes ``--home`` (or ``DPS_HOME``); commands that print results
+take ``--json``. Errors go to stderr with a non-zero exit (with ``--json`` the
+error shape is also printed on stdout). ``--as USER`` names the accountable
+person; commands without it act as the local administrator (the person with
+access to the home directory), recorded as ``local:<login>``.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from queries.errors import SandboxError
+from sandbox.audit import Actor
+from sandbox.settings import load_settings
+
+
+def _local_actor() -> Actor:
+    try:
+        login = getpass.getuser()
+    except Exception:  # no login name (containers)
+        login = "unknown"
+    return Actor(f"local:{login}", "admin")
+
+
+def home_option(fn: Callable) -> Callable:
+    return click.option("--home", envvar="DPS_HOME", type=click.Path(file_okay=False, path_type=Path),
+                        default=None, help="Instance home directory (env DPS_HOME).")(fn)
+
+
+def json_option(fn: Callable) -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(fn)
+
+
+def _settings(home: Path | None, **overrides: Any):
+    return load_settings(home=str(home) if home else None, **overrides)
+
+
+def _open(home: Path | None, **overrides: Any):
+    from sandbox.instance import Instance
+
+    return Instance.open(_settings(home, **overrides))
+
+
+def _emit(data: Any, as_json: bool, human: Callable[[Any], None] | None = None) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    elif human is not None:
+        human(data)
+    else:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def handles_errors(fn: Callable) -> Callable:
+    """Map SandboxError to a message on stderr and exit status 1."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except SandboxError as exc:
+            if kwargs.get("as_json"):
+                click.echo(json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False, default=str))
+            span = getattr(exc, "span", None)
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            sql = kwargs.get("sql")
+            if span is not None and sql:
+                line = sql.splitlines()[span.line - 1] if sql.splitlines() else sql
+                width = max(1, min(span.end - span.start, len(line) - span.column + 1))
+                click.echo(f"  {line}\n  {' ' * (span.column - 1)}{'^' * width}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dp-sandbox")
+def main() -> None:
+    """dp-sandbox: differentially private queries over sensitive public data,
+    reviewed and released as signed data products."""
+
+
+@main.command()
+@home_option
+@handles_errors
+def init(home: Path | None) -> None:
+    """Create the instance home: store, signing key and master key."""
+    from sandbox.instance import init_home
+
+    settings = _settings(home)
+    created = init_home(settings)
+    click.echo(f"{'initialised' if created else 'already initialised'}: {settings.home_path}")
+
+
+@main.command()
+@home_option
+@click.option("--no-serve", is_flag=True, help="Set up and run the demo queries, then exit.")
+@click.option("--port", type=int, default=None, help="Port of the web app.")
+@click.option("--people", type=int, default=100_000, show_default=True, help="Size of the synthetic population.")
+@handles_errors
+def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> None:
+    """Create a demo instance with synthetic data, users and a licence; run the
+    thin path; serve the web app."""
+    from sandbox.demo import run_demo
+
+    settings = _settings(home or Path("./dp-sandbox-home"), port=port)
+    inst = run_demo(settings, people=people, echo=click.echo)
+    if no_serve:
+        inst.close()
+        return
+    from web.serve import serve_app
+
+    serve_app(inst, host=settings.host, port=settings.port)
+
+
+@main.command()
+@home_option
+@click.option("--host", default=None, help="Address to listen on.")
+@click.option("--port", type=int, default=None, help="Port to listen on.")
+@handles_errors
+def serve(home: Path | None, host: str | None, port: int | None) -> None:
+    """Serve the web app and the JSON API."""
+    from web.serve import serve_app
+
+    inst = _open(home, host=host, port=port)
+    serve_app(inst, host=inst.settings.host, port=inst.settings.port)
+
+
+# --- users -----------------------------------------------------------------
+
+@main.group()
+def user() -> None:
+    """Users and roles."""
+
+
+@user.command("add")
+@home_option
+@click.argument("name")
+@click.option("--role", type=click.Choice(["owner", "operator", "reviewer", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
+@click.option("--display-name", default="", help="Full name shown in the register.")
+@click.option("--organisation", default="", help="Organisation (for operators: the licensed company or department).")
+@handles_errors
+def user_add(home: Path | None, name: str, role: str, password_stdin: bool, display_name: str,
+             organisation: str) -> None:
+    """Add a user; the password is read from standard input."""
+    from sandbox.users import add_user
+
+    password = sys.stdin.readline().rstrip("\r\n")
+    with _open(home) as inst:
+        u = add_user(inst, _local_actor(), name, role, password, display_name=display_name, organisation=organisation)
+        click.echo(f"added user {u.name} ({u.role})")
+
+
+@user.command("list")
+@home_option
+@json_option
+@handles_errors
+def user_list(home: Path | None, as_json: bool) -> None:
+    """List users and their roles."""
+    from sqlalchemy import select
+
+    from sandbox.models import User
+
+    with _open(home) as inst, inst.store.read() as s:
+        rows = [{"name": u.name, "role": u.role, "active": u.active, "organisation": u.organisation}
+                for u in s.execute(select(User).order_by(User.name)).scalars()]
+    _emit(rows, as_json, lambda r: [click.echo(f"{x['name']:<16} {x['role']:<9} {x['organisation']}") for x in r])
+
+
+# --- datasets --------------------------------------------------------------
+
+@main.group()
+def dataset() -> None:
+    """Datasets: register, list, show."""
+
+
+@dataset.command("add")
+@home_option
+@click.argument("policy", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--as", "as_user", default=None, help="The owner registering it (default: local admin).")
+@json_option
+@handles_errors
+def dataset_add(home: Path | None, policy: Path, as_user: str | None, as_json: bool) -> None:
+    """Register a dataset (or a new version of it) from its policy file."""
+    from sandbox.datasets import add_dataset
+    from sandbox.users import actor_of, find_user
+
+    def progress(table: str, rows: int) -> None:
+        if not as_json:
+            click.echo(f"  {table}: {rows:,} rows", err=True)
+
+    with _open(home) as inst:
+        actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
+        result = add_dataset(inst, actor, policy, progress=progress)
+    _emit(result.to_dict(), as_json, lambda r: click.echo(
+        f"{'registered' if r['created'] else 'unchanged'}: {r['dataset']} version {r['number']} "
+        f"({r['content_hash'][:12]})"))
+
+
+@dataset.command("list")
+@home_option
+@json_option
+@handles_errors
+def dataset_list(home: Path | None, as_json: bool) -> None:
+    """List datasets."""
+    from sandbox.datasets import list_datasets
+
+    with _open(home) as inst:
+        rows = list_datasets(inst)
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['name']:<14} {x['classification']:<12} v{x['versions']:<3} {x['title']}") for x in r])
+
+
+@dataset.command("show")
+@home_option
+@click.argument("name")
+@click.option("--quality", is_flag=True, help="Include the owner-only quality report.")
+@json_option
+@handles_errors
+def dataset_show(home: Path | None, name: str, quality: bool, as_json: bool) -> None:
+    """Show a dataset's metadata, tables and budget."""
+    from sandbox.datasets import show_dataset
+
+    with _open(home) as inst:
+        data = show_dataset(inst, name, include_quality=quality)
+    _emit(data, True)
+
+
+# --- licences --------------------------------------------------------------
+
+@main.group()
+def licence() -> None:
+    """Licences: grant, revoke, list."""
+
+
+@licence.command("grant")
+@home_option
+@click.option("--dataset", required=True)
+@click.option("--operator", required=True)
+@click.option("--epsilon", type=float, required=True)
+@click.option("--delta", type=float, default=0.0, show_default=True)
+@click.option("--purpose", required=True)
+@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="YYYY-MM-DD")
+@click.option("--table", "tables", multiple=True, help="Limit the licence to these tables (repeatable).")
+@click.option("--approval", type=click.Choice(["automatic", "templates", "each"]), default="automatic",
+              show_default=True)
+@click.option("--accounting", type=click.Choice(["approx", "zcdp"]), default="approx", show_default=True)
+@click.option("--as", "as_user", default=None, help="The granting owner (default: local admin).")
+@json_option
+@handles_errors
+def licence_grant(home: Path | None, dataset: str, operator: str, epsilon: float, delta: float, purpose: str,
+                  expires, tables: tuple[str, ...], approval: str, accounting: str, as_user: str | None,
+                  as_json: bool) -> None:
+    """Grant an operator a licence with a budget on a dataset."""
+    from sandbox.licences import grant_licence
+    from sandbox.users import actor_of, find_user
+
+    with _open(home) as inst:
+        actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
+        lid = grant_licence(inst, actor, dataset=dataset, operator=operator, epsilon=epsilon, delta=delta,
+                            purpose=purpose, expires=expires.date(), tables=list(tables) or None,
+                            approval=approval, accounting=accounting)
+    _emit({"ok": True, "licence_id": lid}, as_json, lambda r: click.echo(f"granted licence {r['licence_id']}"))
+
+
+@licence.command("revoke")
+@home_option
+@click.argument("licence_id", type=int)
+@click.option("--reason", default="", help="Why (recorded in the audit log and the register).")
+@click.option("--as", "as_user", default=None)
+@handles_errors
+def licence_revoke(home: Path | None, licence_id: int, reason: str, as_user: str | None) -> None:
+    """Revoke a licence."""
+    from sandbox.licences import revoke_licence
+    from sandbox.users import actor_of, find_user
+
+    with _open(home) as inst:
+        actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
+        revoke_licence(inst, actor, licence_id, reason)
+    click.echo(f"revoked licence {licence_id}")
+
+
+@licence.command("list")
+@home_option
+@click.option("--dataset", default=None)
+@json_option
+@handles_errors
+def licence_list(home: Path | None, dataset: str | None, as_json: bool) -> None:
+    """List licences with their budgets."""
+    from sandbox.licences import list_licences
+
+    with _open(home) as inst:
+        rows = list_licences(inst, dataset=dataset)
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['id']:<4} {x['dataset']:<10} {x['operator']:<12} {x['status']:<8} "
+        f"ε left {x['budget']['remaining']['epsilon']:.3g}  {x['purpose']}") for x in r])
+
+
+# --- queries ---------------------------------------------------------------
+
+@main.group()
+def query() -> None:
+    """Check (free) and run (charged) queries."""
+
+
+def _print_table(result: dict) -> None:
+    cols = result["columns"]
+    click.echo("  ".join(f"{c:>18}" for c in cols))
+    for row, ivs in zip(result["rows"], result["intervals"]):
+        cells = []
+        for v, iv in zip(row, ivs):
+            if isinstance(v, float):
+                cells.append(f"{v:>18.6g}")
+            else:
+                cells.append(f"{str(v):>18}")
+        click.echo("  ".join(cells))
+        if any(iv for iv in ivs):
+            click.echo("  ".join(f"{'' if iv is None else f'[{iv[0]:.4g}, {iv[1]:.4g}]':>18}" for iv in ivs))
+
+
+@query.command("check")
+@home_option
+@click.option("--as", "as_user", required=True, help="The operator.")
+@click.option("--dataset", required=True)
+@click.option("--epsilon", type=float, default=None)
+@click.option("--version", type=int, default=None, help="Dataset version (default: newest).")
+@json_option
+@click.argument("sql")
+@handles_errors
+def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | None, version: int | None,
+                as_json: bool, sql: str) -> None:
+    """Check a query and show its cost and expected accuracy. No data touched, nothing charged."""
+    from sandbox.service import check_query
+
+    with _open(home) as inst:
+        checked = check_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version)
+    data = checked.to_dict()
+
+    def human(d: dict) -> None:
+        c = d["cost"]
+        click.echo(f"ok: would cost ε={c['epsilon']:g}, δ={c['delta']:g} on version {d['dataset_version']}")
+        for name, hw in c["expected_half_width"].items():
+            click.echo(f"  {name}: ± {hw:.4g} ({int((1 - c['alpha']) * 100)}% interval)")
+        for note in d["notes"]:
+            click.echo(f"  note: {note}")
+
+    _emit(data, as_json, human)
+
+
+@query.command("run")
+@home_option
+@click.option("--as", "as_user", required=True, help="The operator.")
+@click.option("--dataset", required=True)
+@click.option("--epsilon", type=float, default=None)
+@click.option("--version", type=int, default=None, help="Dataset version (default: newest).")
+@json_option
+@click.argument("sql")
+@handles_errors
+def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | None, version: int | None,
+              as_json: bool, sql: str) -> None:
+    """Run a query: its privacy loss is charged to the licence and dataset budgets."""
+    from sandbox.service import run_query
+
+    with _open(home) as inst:
+        result = run_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version)
+    data = result.to_dict()
+
+    def human(d: dict) -> None:
+        click.echo(f"run {d['run_id']} on version {d['dataset_version']}: charged ε={d['cost']['epsilon']:g}, "
+                   f"δ={d['cost']['delta']:g}")
+        _print_table(d)
+        if d["suppressed_groups"]:
+            click.echo(f"  {d['suppressed_groups']} group(s) suppressed by partition selection")
+
+    _emit(data, as_json, human)
+
+
+# --- audit and keys ----------------------------------------------------------
+
+@main.group("audit")
+def audit_group() -> None:
+    """The tamper-evident audit log."""
+
+
+@audit_group.command("verify")
+@home_option
+@json_option
+@handles_errors
+def audit_verify(home: Path | None, as_json: bool) -> None:
+    """Check the whole hash chain and every signature; report the first bad record."""
+    from sandbox.audit import verify_chain
+
+    with _open(home) as inst, inst.store.read() as s:
+        report = verify_chain(s, inst.signer.public)
+    _emit(report.to_dict(), as_json, lambda r: click.echo(
+        f"audit chain intact: {r['records']} records" if r["ok"]
+        else f"audit chain BROKEN at record {r['first_bad_seq']}: {r['reason']}"))
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.group()
+def keys() -> None:
+    """Instance keys."""
+
+
+@keys.command("show")
+@home_option
+@json_option
+@handles_errors
+def keys_show(home: Path | None, as_json: bool) -> None:
+    """Print the public signing key (PEM) and its id."""
+    with _open(home) as inst:
+        data = {"key_id": inst.signer.key_id(), "public_key_pem": inst.signer.public_pem(), "algorithm": "Ed25519"}
+    _emit(data, as_json, lambda d: click.echo(f"key id {d['key_id']} (Ed25519)\n{d['public_key_pem']}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

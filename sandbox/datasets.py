@@ -1,0 +1,217 @@
+"""Registering datasets from their policy files, and reading them back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from queries.errors import Forbidden, NotFound, PolicyError, SandboxError
+from queries.policy import DatasetPolicy, parse_policy
+from sandbox import audit
+from sandbox.audit import Actor
+from sandbox.instance import Instance
+from sandbox.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    dataset: str
+    number: int
+    content_hash: str
+    row_counts: dict[str, int]
+    created: bool           # False when the same data and policy were already registered
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def policy_hash(policy: DatasetPolicy) -> str:
+    return hashlib.sha256(json.dumps(policy.to_dict(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def read_policy_file(path: Path) -> DatasetPolicy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist", code="policy_not_found") from None
+    except UnicodeDecodeError:
+        raise PolicyError(f"policy file {path} is not UTF-8 text") from None
+    return parse_policy(text)
+
+
+def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
+                progress: Callable[[str, int], None] | None = None) -> RegisteredVersion:
+    """Ingest a policy's files as a new version of its dataset. Nothing is
+    registered unless everything succeeds."""
+    from sandbox.storage import ingest_version
+
+    policy = read_policy_file(policy_path)
+    with inst.store.read() as s:
+        owner = s.execute(select(User).where(User.name == policy.owner)).scalar_one_or_none()
+        if owner is None or owner.role != "owner":
+            raise PolicyError(f"'{policy.owner}' is not a user with the owner role", key="dataset.owner")
+        if actor.role not in ("admin", "system") and actor.name != policy.owner:
+            raise Forbidden("only the dataset's owner or an admin can register it")
+        existing = s.execute(select(Dataset).where(Dataset.name == policy.name)).scalar_one_or_none()
+        if existing is not None and existing.owner_id != owner.id:
+            raise Forbidden(f"dataset '{policy.name}' belongs to another owner")
+    dest = inst.home / "data" / policy.name
+    dest.mkdir(parents=True, exist_ok=True, mode=0o700)
+    stored = ingest_version(policy, policy_path.parent, dest, inst.master_key, progress=progress)
+    typed = policy.with_types(stored.types)
+    phash = policy_hash(typed)
+    try:
+        with inst.store.transaction() as s:
+            ds = s.execute(select(Dataset).where(Dataset.name == policy.name)).scalar_one_or_none()
+            if ds is not None:
+                latest = _latest_version(s, ds.id)
+                if latest is not None and latest.content_hash == stored.content_hash and latest.policy_hash == phash:
+                    _discard(stored.path, latest.path)
+                    return RegisteredVersion(ds.name, latest.number, latest.content_hash, latest.row_counts, False)
+            if ds is None:
+                ds = Dataset(name=policy.name, title=policy.title, description=policy.description,
+                             publisher=policy.publisher, owner_id=owner.id,
+                             classification=policy.classification, privacy_unit=policy.privacy_unit)
+                s.add(ds)
+                s.flush()
+                audit.append(s, inst.signer, actor, "dataset.register", "dataset", ds.id,
+                             {"name": ds.name, "classification": ds.classification})
+            else:
+                ds.title, ds.description, ds.publisher = policy.title, policy.description, policy.publisher
+                ds.classification, ds.privacy_unit = policy.classification, policy.privacy_unit
+            _set_dataset_budget(s, inst, actor, ds, policy)
+            number = (s.execute(select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id))
+                      .scalar_one() or 0) + 1
+            version = DatasetVersion(
+                dataset_id=ds.id, number=number, content_hash=stored.content_hash, policy_hash=phash,
+                path=str(stored.path), wrapped_key=stored.wrapped_key, policy=json.loads(json.dumps(typed.to_dict(), default=str)),
+                row_counts=dict(stored.row_counts), quality=json.loads(json.dumps(stored.quality, default=str)),
+                created_by=owner.id if actor.name == policy.owner else owner.id,
+            )
+            s.add(version)
+            s.flush()
+            for table in typed.tables:
+                t = DatasetTable(version_id=version.id, name=table.name, public=table.public,
+                                 rows_per_unit=table.rows_per_unit, max_rows_per_unit=table.max_rows_per_unit,
+                                 max_groups_per_unit=table.max_groups_per_unit,
+                                 row_count=int(stored.row_counts.get(table.name, 0)))
+                s.add(t)
+                s.flush()
+                for c in table.columns:
+                    s.add(DatasetColumn(table_id=t.id, name=c.name, column_class=c.cls, type=c.type,
+                                        min=c.min, max=c.max, domain=list(c.domain) if c.domain else None))
+            audit.append(s, inst.signer, actor, "dataset.version", "dataset_version", version.id, {
+                "dataset": ds.name, "number": number, "content_hash": stored.content_hash,
+                "policy_hash": phash, "row_counts": dict(stored.row_counts),
+            })
+            return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True)
+    except BaseException:
+        Path(stored.path).unlink(missing_ok=True)
+        raise
+
+
+def _discard(new_path: Path, kept_path: str) -> None:
+    if Path(new_path).resolve() != Path(kept_path).resolve():
+        Path(new_path).unlink(missing_ok=True)
+
+
+def _set_dataset_budget(s: Session, inst: Instance, actor: Actor, ds: Dataset, policy: DatasetPolicy) -> None:
+    if policy.budget is None:
+        return
+    b = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one_or_none()
+    pb = policy.budget
+    if b is None:
+        s.add(Budget(scope="dataset", dataset_id=ds.id, epsilon=pb.epsilon, delta=pb.delta,
+                     max_epsilon_per_query=pb.max_epsilon_per_query, max_delta_per_query=pb.max_delta_per_query))
+    elif (b.epsilon, b.delta, b.max_epsilon_per_query, b.max_delta_per_query) != (
+            pb.epsilon, pb.delta, pb.max_epsilon_per_query, pb.max_delta_per_query):
+        b.epsilon, b.delta = pb.epsilon, pb.delta
+        b.max_epsilon_per_query, b.max_delta_per_query = pb.max_epsilon_per_query, pb.max_delta_per_query
+        audit.append(s, inst.signer, actor, "budget.set", "dataset", ds.id,
+                     {"epsilon": pb.epsilon, "delta": pb.delta, "max_epsilon_per_query": pb.max_epsilon_per_query})
+    s.flush()
+
+
+def _latest_version(s: Session, dataset_id: int) -> DatasetVersion | None:
+    return s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == dataset_id)
+                     .order_by(DatasetVersion.number.desc()).limit(1)).scalar_one_or_none()
+
+
+def get_dataset(s: Session, name: str) -> Dataset:
+    ds = s.execute(select(Dataset).where(Dataset.name == name)).scalar_one_or_none()
+    if ds is None:
+        raise NotFound(f"no dataset named '{name}'", code="unknown_dataset")
+    return ds
+
+
+def latest_version(s: Session, ds: Dataset) -> DatasetVersion:
+    v = _latest_version(s, ds.id)
+    if v is None:
+        raise SandboxError(f"dataset '{ds.name}' has no version yet", code="no_version", status=409)
+    return v
+
+
+def get_version(s: Session, ds: Dataset, number: int | None) -> DatasetVersion:
+    if number is None:
+        return latest_version(s, ds)
+    v = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id,
+                                               DatasetVersion.number == number)).scalar_one_or_none()
+    if v is None:
+        raise NotFound(f"dataset '{ds.name}' has no version {number}", code="unknown_version")
+    return v
+
+
+def list_datasets(inst: Instance) -> list[dict[str, Any]]:
+    with inst.store.read() as s:
+        out = []
+        for ds in s.execute(select(Dataset).order_by(Dataset.name)).scalars():
+            v = _latest_version(s, ds.id)
+            owner = s.get(User, ds.owner_id)
+            out.append({
+                "name": ds.name, "title": ds.title, "classification": ds.classification,
+                "publisher": ds.publisher, "owner": owner.name if owner else None,
+                "versions": v.number if v else 0, "description": ds.description,
+            })
+        return out
+
+
+def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) -> dict[str, Any]:
+    """Public metadata of a dataset; the quality report only for its owner."""
+    with inst.store.read() as s:
+        ds = get_dataset(s, name)
+        versions = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
+                             .order_by(DatasetVersion.number)).scalars().all()
+        latest = versions[-1] if versions else None
+        policy = DatasetPolicy.from_dict(latest.policy) if latest else None
+        budget = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one_or_none()
+        from sandbox.ledger import status_of
+
+        return {
+            "name": ds.name, "title": ds.title, "description": ds.description, "publisher": ds.publisher,
+            "classification": ds.classification, "privacy_unit": ds.privacy_unit,
+            "owner": s.get(User, ds.owner_id).name,
+            "versions": [{"number": v.number, "content_hash": v.content_hash, "created_at": v.created_at.isoformat(),
+                          **({"row_counts": v.row_counts, "quality": v.quality} if include_quality else {})}
+                         for v in versions],
+            "tables": [{
+                "name": t.name, "public": t.public,
+                "columns": [{"name": c.name, "class": c.cls, "type": c.type, "min": c.min, "max": c.max,
+                             "domain": list(c.domain) if c.domain else None} for c in t.columns],
+            } for t in (policy.tables if policy else ())],
+            "budget": status_of(budget).to_dict() if budget else None,
+        }
+
+
+def version_policy(v: DatasetVersion) -> DatasetPolicy:
+    return DatasetPolicy.from_dict(v.policy)
+
+
+def remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

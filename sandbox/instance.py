@@ -1,0 +1,117 @@
+"""An instance of dp-sandbox: its settings, store, keys and worker pool.
+
+``init_home`` creates a home (idempotent); ``Instance.open`` opens an existing one.
+Services take an ``Instance`` and an acting user.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from queries.errors import SandboxError
+from sandbox.keys import SigningKey, create_master_key, create_signing_key, load_master_key
+from sandbox.settings import Settings, load_settings
+from sandbox.store import Store
+
+log = logging.getLogger("sandbox")
+
+
+def init_home(settings: Settings) -> bool:
+    """Create the home directory, keys and store schema if missing. Returns True
+    when something was created."""
+    home = settings.home_path
+    created = not home.exists()
+    home.mkdir(parents=True, exist_ok=True)
+    home.chmod(0o700)
+    for sub in ("data", "products", "logs", "keys"):
+        (home / sub).mkdir(exist_ok=True, mode=0o700)
+    if not settings.signing_key_path.exists():
+        if settings.values["signing_key_file"]:
+            raise SandboxError(f"signing key file {settings.signing_key_path} does not exist", code="bad_signing_key")
+        create_signing_key(settings.signing_key_path)
+        created = True
+    if not settings.master_key_path.exists():
+        if settings.values["master_key_file"]:
+            raise SandboxError(f"master key file {settings.master_key_path} does not exist", code="bad_master_key")
+        create_master_key(settings.master_key_path)
+        created = True
+    session_key = settings.keys_dir / "session.key"
+    if not settings.values["secret_key"] and not session_key.exists():
+        session_key.write_bytes(secrets.token_bytes(32))
+        session_key.chmod(0o600)
+    store = Store(settings.store_url)
+    try:
+        if not store.has_schema():
+            created = True
+        store.migrate()
+    finally:
+        store.dispose()
+    return created
+
+
+@dataclass
+class Instance:
+    settings: Settings
+    store: Store
+    signer: SigningKey
+    master_key: bytes
+    _pool: Any = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, migrate: bool = False) -> "Instance":
+        settings = settings or load_settings()
+        home = settings.home_path
+        if not home.exists() or not settings.signing_key_path.exists():
+            raise SandboxError(f"no dp-sandbox home at {home}; run 'dp-sandbox init' first", code="not_initialised")
+        store = Store(settings.store_url)
+        if migrate:
+            store.migrate()
+        elif not store.has_schema():
+            raise SandboxError("the metadata store has no schema; run 'dp-sandbox init'", code="not_initialised")
+        return cls(settings, store, SigningKey.load(settings.signing_key_path),
+                   load_master_key(settings.master_key_path))
+
+    @property
+    def home(self) -> Path:
+        return self.settings.home_path
+
+    @property
+    def session_secret(self) -> bytes:
+        if self.settings.values["secret_key"]:
+            return self.settings.values["secret_key"].encode()
+        return (self.settings.keys_dir / "session.key").read_bytes()
+
+    @property
+    def pool(self):
+        """The worker pool, started on first use."""
+        with self._lock:
+            if self._pool is None:
+                from sandbox.worker import WorkerLimits, WorkerPool
+
+                s = self.settings
+                self._pool = WorkerPool(
+                    size=s.workers,
+                    limits=WorkerLimits(memory_mb=s.worker_memory_mb, threads=s.worker_threads,
+                                        timeout_s=s.query_timeout_s, min_response_ms=s.min_response_ms),
+                    log_dir=self.home / "logs",
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.close()
+                self._pool = None
+        self.store.dispose()
+
+    def __enter__(self) -> "Instance":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,126 @@
+"""Licences: an operator's right to query one dataset, for a purpose, with a budget."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from privacy.model import PrivacyLoss
+from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
+from sandbox import audit
+from sandbox.audit import Actor
+from sandbox.datasets import get_dataset
+from sandbox.instance import Instance
+from sandbox.models import Budget, Dataset, Licence, User
+from sandbox.users import get_user
+
+APPROVAL_MODES = ("automatic", "templates", "each")
+ACCOUNTING = ("approx", "zcdp")
+
+
+def _as_utc(d: datetime) -> datetime:
+    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+
+
+def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, epsilon: float, delta: float,
+                  purpose: str, expires: date, tables: list[str] | None = None,
+                  approval: str = "automatic", accounting: str = "approx",
+                  max_epsilon_per_query: float | None = None) -> int:
+    if not (purpose or "").strip():
+        raise InvalidInput("a licence needs a purpose", code="missing_purpose")
+    if approval not in APPROVAL_MODES:
+        raise InvalidInput(f"approval must be one of {', '.join(APPROVAL_MODES)}", code="invalid_approval_mode")
+    if accounting not in ACCOUNTING:
+        raise InvalidInput(f"accounting must be one of {', '.join(ACCOUNTING)}", code="invalid_accounting")
+    loss = PrivacyLoss(epsilon, delta)
+    if loss.epsilon <= 0:
+        raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
+    expires_at = datetime.combine(expires, time(23, 59, 59), tzinfo=timezone.utc)
+    if expires_at <= datetime.now(timezone.utc):
+        raise InvalidInput("the expiry date is in the past", code="invalid_expiry")
+    with inst.store.transaction() as s:
+        ds = get_dataset(s, dataset)
+        owner = s.get(User, ds.owner_id)
+        if actor.role != "admin" and actor.name != owner.name:
+            raise Forbidden("only the dataset's owner or an admin can grant licences on it")
+        if ds.classification != "conditional":
+            raise Conflict(f"dataset '{dataset}' is {ds.classification}: only conditional datasets are licensed "
+                           "for queries", code="not_licensable")
+        op = get_user(s, operator)
+        if op.role != "operator":
+            raise InvalidInput(f"'{operator}' does not have the operator role", code="not_an_operator")
+        dsb = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one()
+        if loss.epsilon > dsb.epsilon or loss.delta > dsb.delta:
+            raise InvalidInput("a licence's budget cannot exceed the dataset's total budget", code="invalid_budget")
+        per_q = min(max_epsilon_per_query or dsb.max_epsilon_per_query, dsb.max_epsilon_per_query, loss.epsilon)
+        lic = Licence(dataset_id=ds.id, operator_id=op.id, purpose=purpose.strip(), tables=tables,
+                      approval_mode=approval, accounting=accounting, expires_at=expires_at,
+                      granted_by=get_user(s, actor.name).id if actor.role != "system" else owner.id)
+        s.add(lic)
+        s.flush()
+        s.add(Budget(scope="licence", dataset_id=ds.id, licence_id=lic.id, epsilon=loss.epsilon, delta=loss.delta,
+                     max_epsilon_per_query=per_q, max_delta_per_query=min(dsb.max_delta_per_query, loss.delta)))
+        audit.append(s, inst.signer, actor, "licence.grant", "licence", lic.id, {
+            "dataset": ds.name, "operator": op.name, "epsilon": loss.epsilon, "delta": loss.delta,
+            "purpose": lic.purpose, "expires": expires_at.isoformat(), "tables": tables,
+            "approval": approval, "accounting": accounting,
+        })
+        return lic.id
+
+
+def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = "") -> None:
+    with inst.store.transaction() as s:
+        lic = s.get(Licence, licence_id)
+        if lic is None:
+            raise NotFound(f"no licence {licence_id}", code="unknown_licence")
+        ds = s.get(Dataset, lic.dataset_id)
+        owner = s.get(User, ds.owner_id)
+        if actor.role != "admin" and actor.name != owner.name:
+            raise Forbidden("only the dataset's owner or an admin can revoke its licences")
+        if lic.status == "revoked":
+            raise Conflict(f"licence {licence_id} is already revoked", code="already_revoked")
+        lic.status = "revoked"
+        lic.revoked_at = datetime.now(timezone.utc)
+        lic.revoke_reason = reason
+        audit.append(s, inst.signer, actor, "licence.revoke", "licence", lic.id, {"reason": reason})
+
+
+def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
+    """The operator's usable licence on the dataset, or a specific refusal."""
+    rows = s.execute(select(Licence).where(Licence.dataset_id == ds.id, Licence.operator_id == operator.id)
+                     .order_by(Licence.id.desc())).scalars().all()
+    if not rows:
+        raise Forbidden(f"you hold no licence for dataset '{ds.name}'", code="no_licence")
+    now = datetime.now(timezone.utc)
+    for lic in rows:
+        if lic.status == "active" and _as_utc(lic.expires_at) > now:
+            return lic
+    if all(l.status == "revoked" for l in rows):
+        raise Forbidden(f"your licence for dataset '{ds.name}' was revoked", code="licence_revoked")
+    raise Forbidden(f"your licence for dataset '{ds.name}' has expired", code="licence_expired")
+
+
+def licence_dict(s: Session, lic: Licence) -> dict[str, Any]:
+    from sandbox.ledger import status_of
+
+    b = s.execute(select(Budget).where(Budget.scope == "licence", Budget.licence_id == lic.id)).scalar_one_or_none()
+    return {
+        "id": lic.id, "dataset": s.get(Dataset, lic.dataset_id).name, "operator": s.get(User, lic.operator_id).name,
+        "purpose": lic.purpose, "tables": lic.tables, "status": lic.status,
+        "approval_mode": lic.approval_mode, "accounting": lic.accounting,
+        "expires_at": _as_utc(lic.expires_at).isoformat(), "created_at": _as_utc(lic.created_at).isoformat(),
+        "budget": status_of(b).to_dict() if b else None,
+    }
+
+
+def list_licences(inst: Instance, *, dataset: str | None = None, operator: str | None = None) -> list[dict[str, Any]]:
+    with inst.store.read() as s:
+        stmt = select(Licence).order_by(Licence.id)
+        if dataset:
+            stmt = stmt.where(Licence.dataset_id == get_dataset(s, dataset).id)
+        if operator:
+            stmt = stmt.where(Licence.operator_id == get_user(s, operator).id)
+        return [licence_dict(s, lic) for lic in s.execute(stmt).scalars()]

@@ -1,0 +1,252 @@
+"""Tables of the metadata store (SQLAlchemy 2 declarative models).
+
+The schema is created and changed only by the Alembic migrations in
+``sandbox/migrations``; a test checks the models and the migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON, BigInteger, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary, String, Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    role: Mapped[str] = mapped_column(String(16))            # owner | operator | reviewer | admin
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    organisation: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(200))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))
+    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Dataset(Base):
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    publisher: Mapped[str] = mapped_column(String(300), default="")
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    classification: Mapped[str] = mapped_column(String(16))  # open | conditional | restricted
+    privacy_unit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetVersion(Base):
+    __tablename__ = "dataset_versions"
+    __table_args__ = (UniqueConstraint("dataset_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    policy_hash: Mapped[str] = mapped_column(String(64))
+    path: Mapped[str] = mapped_column(String(500))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)       # the parsed policy with column types
+    row_counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)      # owner-only report
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DatasetTable(Base):
+    __tablename__ = "dataset_tables"
+    __table_args__ = (UniqueConstraint("version_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    public: Mapped[bool] = mapped_column(Boolean, default=False)
+    rows_per_unit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    max_rows_per_unit: Mapped[int] = mapped_column(Integer, default=1)
+    max_groups_per_unit: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    row_count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class DatasetColumn(Base):
+    __tablename__ = "dataset_columns"
+    __table_args__ = (UniqueConstraint("table_id", "name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("dataset_tables.id"))
+    name: Mapped[str] = mapped_column(String(64))
+    column_class: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max: Mapped[float | None] = mapped_column(Float, nullable=True)
+    domain: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class Licence(Base):
+    __tablename__ = "licences"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    purpose: Mapped[str] = mapped_column(Text)
+    tables: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)   # None: every table
+    status: Mapped[str] = mapped_column(String(16), default="active")      # active | revoked
+    approval_mode: Mapped[str] = mapped_column(String(16), default="automatic")
+    accounting: Mapped[str] = mapped_column(String(8), default="approx")   # approx | zcdp
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    granted_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoke_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class Budget(Base):
+    """Counters of one budget level. Reservations and charges change them with
+    conditional UPDATEs, so concurrent writers can never push them past the total."""
+
+    __tablename__ = "budgets"
+    __table_args__ = (UniqueConstraint("scope", "dataset_id", "licence_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16))          # dataset | licence
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    licence_id: Mapped[int | None] = mapped_column(ForeignKey("licences.id"), nullable=True)
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    max_epsilon_per_query: Mapped[float] = mapped_column(Float)
+    max_delta_per_query: Mapped[float] = mapped_column(Float)
+    spent_epsilon: Mapped[float] = mapped_column(Float, default=0.0)
+    spent_delta: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_epsilon: Mapped[float] = mapped_column(Float, default=0.0)
+    reserved_delta: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class LedgerEntry(Base):
+    __tablename__ = "ledger_entries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    budget_id: Mapped[int] = mapped_column(ForeignKey("budgets.id"))
+    run_id: Mapped[str] = mapped_column(String(36))
+    kind: Mapped[str] = mapped_column(String(16))           # reserve | charge | cancel
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QueryRun(Base):
+    __tablename__ = "query_runs"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"))
+    operator_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    sql: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    plan: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))         # reserved | charged | failed
+    epsilon: Mapped[float] = mapped_column(Float)
+    delta: Mapped[float] = mapped_column(Float)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"))
+    author_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text, default="")
+    purpose: Mapped[str] = mapped_column(Text, default="")
+    state: Mapped[str] = mapped_column(String(16), default="draft")
+    withdraw_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProductVersion(Base):
+    __tablename__ = "product_versions"
+    __table_args__ = (UniqueConstraint("product_id", "number"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    run_ids: Mapped[list[Any]] = mapped_column(JSON)
+    chart_hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)
+    path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProductReview(Base):
+    __tablename__ = "product_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    reviewer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decision: Mapped[str] = mapped_column(String(16))       # approve | return | reject
+    reason: Mapped[str] = mapped_column(Text, default="")
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DataRequest(Base):
+    __tablename__ = "data_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str] = mapped_column(String(300))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), nullable=True)
+    status: Mapped[str] = mapped_column(String(16), default="open")   # open | accepted | declined | closed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditHead(Base):
+    """One row: the sequence number and hash of the newest audit record. Writers
+    lock it, so records are appended one at a time across processes."""
+
+    __tablename__ = "audit_head"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditRecord(Base):
+    __tablename__ = "audit_records"
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    time: Mapped[str] = mapped_column(String(40))           # ISO 8601 UTC, as hashed
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(64))
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    payload_digest: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str] = mapped_column(String(128))

@@ -1,0 +1,202 @@
+"""The query service: checked SQL → reserved budget → worker → noise → charge.
+
+The order is the architecture's: parse and plan (refusals cost nothing), reserve
+the whole query's privacy loss atomically, execute the bounded SQL in a worker,
+release with OpenDP, then store the noisy result, turn the reservation into a
+charge and write the audit record in one transaction — only then return it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+import privacy
+from privacy.model import CostEstimate, NoisyRelease, PrivacyLoss
+from queries import plan_query
+from queries.errors import ExecutionFailed, Forbidden, InvalidInput, NotFound, QueryRejected, SandboxError
+from queries.model import BoundedPlan
+from sandbox import audit, ledger
+from sandbox.datasets import get_dataset, get_version, version_policy
+from sandbox.instance import Instance
+from sandbox.licences import active_licence
+from sandbox.models import Budget, Dataset, DatasetVersion, Licence, QueryRun, User
+from sandbox.users import actor_of, get_user
+
+log = logging.getLogger("sandbox.queries")
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    plan: BoundedPlan
+    cost: CostEstimate
+    licence_id: int
+    version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"ok": True, "dataset_version": self.version, "licence_id": self.licence_id,
+                "cost": self.cost.to_dict(), "plan": self.plan.summary(), "notes": list(self.plan.notes)}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    run_id: str
+    release: NoisyRelease
+    dataset_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        r = self.release.to_dict()
+        return {"ok": True, "run_id": self.run_id, "dataset_version": self.dataset_version,
+                "columns": r["columns"], "rows": r["rows"], "intervals": r["intervals"], "alpha": r["alpha"],
+                "cost": {"epsilon": r["epsilon"], "delta": r["delta"]},
+                "suppressed_groups": r["suppressed_groups"], "mechanisms": r["mechanisms"]}
+
+
+def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], lic: Licence,
+                    epsilon: float | None) -> PrivacyLoss:
+    per_q_eps = min(b.max_epsilon_per_query for b in budgets)
+    per_q_delta = min(b.max_delta_per_query for b in budgets)
+    if epsilon is None:
+        epsilon = min(inst.settings.default_epsilon, per_q_eps)
+    loss = PrivacyLoss(epsilon, 0.0)
+    if loss.epsilon <= 0:
+        raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
+    needs_delta = plan.partition_selection or lic.accounting == "zcdp"
+    return PrivacyLoss(loss.epsilon, per_q_delta if needs_delta else 0.0)
+
+
+def _context(s, user: User, dataset: str, version: int | None):
+    ds = get_dataset(s, dataset)
+    if ds.classification == "restricted":
+        raise Forbidden(f"dataset '{dataset}' is restricted: it is listed but never queryable", code="dataset_restricted")
+    if ds.classification == "open":
+        raise Forbidden(f"dataset '{dataset}' is open data: download it from the catalog instead",
+                        code="dataset_open")
+    if user.role != "operator":
+        raise Forbidden("only operators run queries", code="wrong_role")
+    lic = active_licence(s, ds, user)
+    v = get_version(s, ds, version)
+    budgets = ledger.budget_rows(s, ds.id, lic.id)
+    return ds, lic, v, budgets
+
+
+def check_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsilon: float | None = None,
+                version: int | None = None) -> CheckedQuery:
+    """Plan and cost a query without touching data or budget."""
+    with inst.store.read() as s:
+        user = get_user(s, user_name)
+        ds, lic, v, budgets = _context(s, user, dataset, version)
+        try:
+            plan = plan_query(sql, version_policy(v), tables=frozenset(lic.tables) if lic.tables else None,
+                              salt="preview")
+        except QueryRejected as exc:
+            log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
+            raise
+        loss = _requested_loss(inst, plan, budgets, lic, epsilon)
+        cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
+        return CheckedQuery(plan, cost, lic.id, v.number)
+
+
+def run_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsilon: float | None = None,
+              version: int | None = None) -> QueryResult:
+    from sandbox.storage import unwrap_key
+
+    salt = secrets.token_hex(16)
+    run_id = str(uuid.uuid4())
+    # 1-3. plan, cost and reserve, in one write transaction.
+    with inst.store.transaction() as s:
+        user = get_user(s, user_name)
+        ds, lic, v, budgets = _context(s, user, dataset, version)
+        try:
+            plan = plan_query(sql, version_policy(v), tables=frozenset(lic.tables) if lic.tables else None, salt=salt)
+        except QueryRejected as exc:
+            log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
+            raise
+        loss = _requested_loss(inst, plan, budgets, lic, epsilon)
+        cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
+        ledger.reserve(s, ds.id, lic.id, run_id, cost.loss)
+        summary = plan.summary()
+        s.add(QueryRun(id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id,
+                       sql=sql, fingerprint=plan.fingerprint, plan=summary, status="reserved",
+                       epsilon=cost.loss.epsilon, delta=cost.loss.delta))
+        audit.append(s, inst.signer, actor_of(user), "query.reserve", "query_run", run_id, {
+            "dataset": ds.name, "version": v.number, "licence": lic.id, "fingerprint": plan.fingerprint,
+            "epsilon": cost.loss.epsilon, "delta": cost.loss.delta,
+        })
+        ids = (ds.id, lic.id, v.number, v.path, v.wrapped_key, lic.accounting, actor_of(user), ds.name)
+    ds_id, lic_id, v_number, v_path, wrapped, accounting, actor, ds_name = ids
+    # 4. execute. From here on the query has touched data: it is charged whatever happens.
+    try:
+        data_key = unwrap_key(wrapped, inst.master_key)
+    except SandboxError:
+        _finish(inst, run_id, ds_id, lic_id, cost.loss, None, actor, "key_error", charged=False)
+        raise
+    try:
+        exact = inst.pool.execute(Path(v_path), data_key, plan.bounded_sql, plan.params)
+        release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha)
+    except ExecutionFailed as exc:
+        _finish(inst, run_id, ds_id, lic_id, cost.loss, None, actor, exc.code, charged=True)
+        raise
+    except Exception as exc:  # a bug after execution: still charged, never leak the detail
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("release failed (error id %s)", error_id)
+        _finish(inst, run_id, ds_id, lic_id, cost.loss, None, actor, "release_failed", charged=True)
+        raise ExecutionFailed("the query failed after it ran; it was charged", error_id=error_id,
+                              code="release_failed") from exc
+    # 5-6. store, charge and audit together; only then return.
+    _finish(inst, run_id, ds_id, lic_id, cost.loss, release, actor, None, charged=True)
+    return QueryResult(run_id, release, v_number)
+
+
+def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: PrivacyLoss,
+            release: NoisyRelease | None, actor, error_code: str | None, *, charged: bool) -> None:
+    with inst.store.transaction() as s:
+        run = s.get(QueryRun, run_id)
+        spent = release.loss if release is not None else reserved
+        if charged:
+            ledger.charge(s, ds_id, lic_id, run_id, reserved, spent)
+        else:
+            ledger.cancel(s, ds_id, lic_id, run_id, reserved)
+        run.status = "charged" if release is not None else "failed"
+        run.error_code = error_code
+        run.result = release.to_dict() if release is not None else None
+        run.finished_at = datetime.now(timezone.utc)
+        if not charged:
+            run.epsilon = run.delta = 0.0
+        audit.append(s, inst.signer, actor, "query.run" if release is not None else "query.fail", "query_run", run_id, {
+            "status": run.status, "error_code": error_code,
+            "epsilon": spent.epsilon if charged else 0.0, "delta": spent.delta if charged else 0.0,
+        })
+
+
+def get_run(inst: Instance, user_name: str, run_id: str) -> dict[str, Any]:
+    with inst.store.read() as s:
+        user = get_user(s, user_name)
+        run = s.get(QueryRun, run_id)
+        if run is None or (user.role == "operator" and run.operator_id != user.id):
+            raise NotFound(f"no query run {run_id}", code="unknown_run")
+        return {
+            "run_id": run.id, "dataset": s.get(Dataset, run.dataset_id).name,
+            "version": s.get(DatasetVersion, run.version_id).number, "sql": run.sql,
+            "fingerprint": run.fingerprint, "status": run.status, "epsilon": run.epsilon, "delta": run.delta,
+            "result": run.result, "error_code": run.error_code, "created_at": run.created_at.isoformat(),
+        }
+
+
+def list_runs(inst: Instance, user_name: str, dataset: str | None = None) -> list[dict[str, Any]]:
+    with inst.store.read() as s:
+        user = get_user(s, user_name)
+        stmt = select(QueryRun).order_by(QueryRun.created_at.desc())
+        if user.role == "operator":
+            stmt = stmt.where(QueryRun.operator_id == user.id)
+        if dataset:
+            stmt = stmt.where(QueryRun.dataset_id == get_dataset(s, dataset).id)
+        return [{"run_id": r.id, "sql": r.sql, "status": r.status, "epsilon": r.epsilon,
+                 "created_at": r.created_at.isoformat()} for r in s.execute(stmt).scalars()]
