@@ -1,0 +1,78 @@
+"""Fixtures shared by the whole suite: instance homes on SQLite and on a real,
+throwaway PostgreSQL cluster."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from pgcluster import PgCluster  # noqa: E402
+
+_db_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A PostgreSQL server for the whole session (or DPS_TEST_POSTGRES_URL's server)."""
+    external = os.environ.get("DPS_TEST_POSTGRES_URL")
+    if external:
+        yield external
+        return
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def new_pg_database(pg_cluster) -> str:
+    name = f"dps_{os.getpid()}_{next(_db_counter)}"
+    if isinstance(pg_cluster, str):
+        import psycopg
+
+        base = pg_cluster.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return pg_cluster.rsplit("/", 1)[0] + "/" + name
+    return pg_cluster.create_database(name)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request, tmp_path) -> str:
+    """A fresh, empty metadata store URL: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.sqlite'}"
+    return new_pg_database(request.getfixturevalue("pg_cluster"))
+
+
+@pytest.fixture
+def make_instance(tmp_path):
+    """Build initialised instances: ``make_instance(url=None, **settings)``."""
+    from sandbox.instance import Instance, init_home
+    from sandbox.settings import load_settings
+
+    made = []
+
+    def factory(url: str | None = None, name: str = "home", **overrides):
+        settings = load_settings(env={}, home=str(tmp_path / name), database_url=url or "", **overrides)
+        init_home(settings)
+        inst = Instance.open(settings)
+        made.append(inst)
+        return inst
+
+    yield factory
+    for inst in made:
+        inst.close()
+
+
+@pytest.fixture
+def instance(make_instance, store_url):
+    """An initialised instance on each store backend."""
+    return make_instance(store_url)
