@@ -101,40 +101,6 @@ def init(home: Path | None) -> None:
     click.echo(f"{'initialised' if created else 'already initialised'}: {settings.home_path}")
 
 
-@main.command()
-@home_option
-@click.option("--no-serve", is_flag=True, help="Set up and run the demo queries, then exit.")
-@click.option("--port", type=int, default=None, help="Port of the web app.")
-@click.option("--people", type=int, default=100_000, show_default=True, help="Size of the synthetic population.")
-@handles_errors
-def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> None:
-    """Create a demo instance with synthetic data, users and a licence; run the
-    thin path; serve the web app."""
-    from sandbox.demo import run_demo
-
-    settings = _settings(home or Path("./dp-sandbox-home"), port=port)
-    inst = run_demo(settings, people=people, echo=click.echo)
-    if no_serve:
-        inst.close()
-        return
-    from web.serve import serve_app
-
-    serve_app(inst, host=settings.host, port=settings.port)
-
-
-@main.command()
-@home_option
-@click.option("--host", default=None, help="Address to listen on.")
-@click.option("--port", type=int, default=None, help="Port to listen on.")
-@handles_errors
-def serve(home: Path | None, host: str | None, port: int | None) -> None:
-    """Serve the web app and the JSON API."""
-    from web.serve import serve_app
-
-    inst = _open(home, host=host, port=port)
-    serve_app(inst, host=inst.settings.host, port=inst.settings.port)
-
-
 # --- users -----------------------------------------------------------------
 
 @main.group()
@@ -424,6 +390,18 @@ def keys_show(home: Path | None, as_json: bool) -> None:
         data = {"key_id": inst.signer.key_id(), "public_key_pem": inst.signer.public_pem(), "algorithm": "Ed25519"}
     _emit(data, as_json, lambda d: click.echo(f"key id {d['key_id']} (Ed25519)\n{d['public_key_pem']}"))
 
+
+def _load_plugins() -> None:
+    """Commands of the packages above ``sandbox/`` (``web``, ``products``) register
+    themselves through the ``dp_sandbox.cli`` entry-point group, so the runtime
+    never imports them."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="dp_sandbox.cli"):
+        ep.load()(main)
+
+
+_load_plugins()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

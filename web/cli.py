@@ -1,0 +1,47 @@
+"""CLI commands that need the web app: ``demo`` and ``serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from sandbox.cli import _open, _settings, handles_errors, home_option
+
+
+@click.command()
+@home_option
+@click.option("--no-serve", is_flag=True, help="Set up and run the demo queries, then exit.")
+@click.option("--port", type=int, default=None, help="Port of the web app.")
+@click.option("--people", type=int, default=100_000, show_default=True, help="Size of the synthetic population.")
+@handles_errors
+def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> None:
+    """Create a demo instance with synthetic data, users and a licence; run the
+    thin path; serve the web app."""
+    from sandbox.demo import run_demo
+    from web.serve import serve_app
+
+    settings = _settings(home or Path("./dp-sandbox-home"), port=port)
+    inst = run_demo(settings, people=people, echo=click.echo)
+    if no_serve:
+        inst.close()
+        return
+    serve_app(inst, host=settings.host, port=settings.port)
+
+
+@click.command()
+@home_option
+@click.option("--host", default=None, help="Address to listen on.")
+@click.option("--port", type=int, default=None, help="Port to listen on.")
+@handles_errors
+def serve(home: Path | None, host: str | None, port: int | None) -> None:
+    """Serve the web app and the JSON API."""
+    from web.serve import serve_app
+
+    inst = _open(home, host=host, port=port)
+    serve_app(inst, host=inst.settings.host, port=inst.settings.port)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(demo)
+    main.add_command(serve)
