@@ -86,6 +86,26 @@ def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = 
         lic.revoked_at = datetime.now(timezone.utc)
         lic.revoke_reason = reason
         audit.append(s, inst.signer, actor, "licence.revoke", "licence", lic.id, {"reason": reason})
+        cancel_pending_products(s, inst, actor, lic.id, "licence revoked")
+
+
+PENDING_PRODUCT_STATES = ("draft", "submitted", "returned", "approved")
+
+
+def cancel_pending_products(s: Session, inst: Instance, actor: Actor, licence_id: int, reason: str) -> int:
+    """Cancel the licence's products that are not released or final yet (in the
+    caller's transaction). Returns how many were cancelled."""
+    from sandbox.models import Product
+
+    rows = s.execute(select(Product).where(Product.licence_id == licence_id,
+                                           Product.state.in_(PENDING_PRODUCT_STATES))).scalars().all()
+    for product in rows:
+        old = product.state
+        product.state = "cancelled"
+        product.updated_at = datetime.now(timezone.utc)
+        audit.append(s, inst.signer, actor, "product.cancel", "product", product.id,
+                     {"from": old, "to": "cancelled", "reason": reason})
+    return len(rows)
 
 
 def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
