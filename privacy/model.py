@@ -100,6 +100,7 @@ class NoisyRelease:
     suppressed_groups: int = 0          # groups dropped by partition selection (count only)
     clamped: dict[str, float] = field(default_factory=dict)  # aggregate -> noisy count of clamped values
     post_suppressed: int = 0            # rows removed by HAVING/LIMIT post-processing
+    notes: tuple[str, ...] = ()         # data-free remarks (e.g. NULL measures taken as 0)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,4 +113,5 @@ class NoisyRelease:
             "suppressed_groups": self.suppressed_groups,
             "clamped": dict(self.clamped),
             "mechanisms": [m.to_dict() for m in self.mechanisms],
+            "notes": list(self.notes),
         }

@@ -1,0 +1,160 @@
+"""From the exact bounded aggregates (Arrow) to the integer measures OpenDP noises.
+
+Groups: with no keys, one group; with every key public, every combination of
+the declared domains (empty groups get exact zeros before noise, and rows with a
+key outside its public domain are dropped); otherwise the groups present in the
+table, which then pass partition selection.
+
+NULL, NaN and ±inf measures never reach a mechanism: they are taken as 0 and a
+note says how many cells were affected (the SQL already maps them to NULL).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from privacy.composition import ExactAggregates
+from privacy.sensitivity import centre, fixed_point_step, quantile_fraction
+from queries.errors import PrivacyError
+from queries.model import Aggregate, BoundedPlan
+
+
+@dataclass(frozen=True)
+class GroupTable:
+    keys: tuple[tuple[Any, ...], ...]     # one tuple of key values per group
+    exact: ExactAggregates
+    invalid_cells: int                    # NULL/NaN/inf measures taken as 0
+
+
+def _number(value: Any) -> float | int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(f):
+        return None
+    if hasattr(value, "as_integer_ratio") and not isinstance(value, float):
+        n, d = value.as_integer_ratio()   # Decimal (HUGEINT sums arrive as decimal128)
+        if d == 1:
+            return n
+    return f
+
+
+class _Cells:
+    def __init__(self) -> None:
+        self.invalid = 0
+
+    def get(self, row: dict[str, Any] | None, column: str) -> float | int:
+        if row is None:
+            return 0
+        value = _number(row.get(column))
+        if value is None:
+            self.invalid += 1
+            return 0
+        return value
+
+    def get_list(self, row: dict[str, Any] | None, column: str, size: int) -> list[int]:
+        values = None if row is None else row.get(column)
+        if values is None:
+            return [0] * size
+        out = []
+        for v in list(values)[:size]:
+            n = _number(v)
+            if n is None:
+                self.invalid += 1
+                n = 0
+            out.append(max(int(round(n)), 0))
+        return out + [0] * (size - len(out))
+
+
+def _fixed(value: float | int, step: float, integer: bool) -> int:
+    if integer:
+        return int(value) if isinstance(value, int) else int(round(value))
+    return int(round(value / step))
+
+
+def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None, cells: _Cells) -> dict[str, Any]:
+    """The integer measures of one aggregate in one group, keyed by role."""
+    cols = agg.columns
+    kind = agg.kind
+    if kind in ("count", "count_units"):
+        return {"count": max(int(round(cells.get(row, cols["count"]))), 0)}
+    if kind == "sum":
+        c = max(abs(float(agg.lower)), abs(float(agg.upper)))
+        return {"sum": _fixed(cells.get(row, cols["sum"]), fixed_point_step(c), agg.integer)}
+    if kind == "quantile":
+        n = len(agg.candidates)
+        lt, gt = cells.get_list(row, cols["lt"], n), cells.get_list(row, cols["gt"], n)
+        num, den = quantile_fraction(agg.quantile if agg.quantile is not None else 0.5)
+        return {"score": [abs((den - num) * a - num * b) for a, b in zip(lt, gt)]}
+    mid, _, step = centre(agg)
+    count = max(int(round(cells.get(row, cols["count"]))), 0)
+    total = cells.get(row, cols["sum"])
+    out = {"count": count}
+    if agg.integer:
+        mid_i = int(mid)
+        out["sum"] = int(round(total)) - mid_i * count
+    else:
+        out["sum"] = int(round((total - mid * count) / step))
+    if kind in ("var_pop", "var_samp", "stddev_pop", "stddev_samp"):
+        squares = cells.get(row, cols["sumsq"])
+        if agg.integer:
+            mid_i = int(mid)
+            out["sumsq"] = max(int(round(squares)) - 2 * mid_i * int(round(total)) + mid_i * mid_i * count, 0)
+        else:
+            _, c, _ = centre(agg)
+            centred = max(squares - 2 * mid * total + mid * mid * count, 0.0)
+            out["sumsq"] = int(round(centred / fixed_point_step(c * c)))
+    elif kind != "avg":
+        raise PrivacyError(f"aggregate kind {kind!r} is not supported", code="unsupported_aggregate")
+    return out
+
+
+def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTable:
+    key_columns = [k.column for k in plan.group_keys]
+    missing = [c for c in key_columns if c not in exact.column_names]
+    if missing:
+        raise PrivacyError("the exact table lacks group-key columns", code="bad_exact_table")
+    rows = exact.to_pylist()
+    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for row in rows:
+        by_key[tuple(row[c] for c in key_columns)] = row
+
+    if not plan.group_keys:
+        keys: list[tuple[Any, ...]] = [()]
+        if len(rows) > 1:
+            raise PrivacyError("an ungrouped query must return one row", code="bad_exact_table")
+        lookup = {(): rows[0] if rows else None}
+    elif not selecting and all(k.domain is not None for k in plan.group_keys):
+        keys = [tuple(combo) for combo in itertools.product(*(k.domain for k in plan.group_keys))]
+        lookup = by_key
+    else:
+        keys = list(by_key)
+        lookup = by_key
+
+    cells = _Cells()
+    exact_aggs = ExactAggregates()
+    for agg in plan.aggregates:
+        per_group = [aggregate_measures(agg, lookup.get(key), cells) for key in keys]
+        for role in aggregate_measures(agg, None, _Cells()):
+            if role == "score":
+                exact_aggs.scores[agg.name] = [g["score"] for g in per_group]
+            else:
+                exact_aggs.vectors[(agg.name, role)] = [g[role] for g in per_group]
+    if selecting:
+        if not plan.units_column or plan.units_column not in exact.column_names:
+            raise PrivacyError("partition selection needs the units column", code="bad_exact_table")
+        exact_aggs.units = {str(i): max(int(round(cells.get(lookup.get(key), plan.units_column))), 0)
+                            for i, key in enumerate(keys)}
+    return GroupTable(tuple(keys), exact_aggs, cells.invalid)
