@@ -1,0 +1,132 @@
+"""Text of the bounded SQL: the layers every plan is made of.
+
+1. *rows*: one row per joined input row, with the privacy unit (``__unit``),
+   the group keys (``g0``...) and the clamped values (``v0``...);
+2. *bounded*: at most ``max_groups`` groups per unit and ``max_rows`` rows per
+   (unit, group), chosen by a keyed hash of the row with the secret ``$salt``
+   (not by ``random()``: the same data and salt always give the same rows);
+3. the aggregation: one row per group with the exact bounded measures.
+
+Clamping rule: a summed value is first cast to DOUBLE; NaN and ±inf become NULL
+(dropped by every aggregate); finite values are clamped to ``[lower, upper]``
+with ``LEAST``/``GREATEST``; integer aggregates cast the clamped value to BIGINT.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlglot import exp
+
+from queries.bounds import Interval
+
+
+def render(node: exp.Expression) -> str:
+    return node.sql(dialect="duckdb", comments=False)
+
+
+def number(value: float) -> str:
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) < 2**53):
+        return str(int(value))
+    return repr(float(value))
+
+
+def literal(value: Any) -> str:
+    """A domain value as a DuckDB literal."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "NULL"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return render(exp.convert(value))
+
+
+def clamp(value_sql: str, bounds: Interval) -> str:
+    """The clamped value, NULL for NULL/NaN/±inf."""
+    as_double = f"TRY_CAST({value_sql} AS DOUBLE)"
+    clamped = f"LEAST(GREATEST({as_double}, {number(bounds.lo)}), {number(bounds.hi)})"
+    if bounds.integer:
+        clamped = f"CAST(ROUND({clamped}) AS BIGINT)"
+    return f"CASE WHEN isfinite({as_double}) THEN {clamped} END"
+
+
+def rows_layer(unit_sql: str | None, columns: list[tuple[str, str]], from_sql: str,
+               where_sql: str | None) -> str:
+    """SELECT <unit> AS __unit, <expr> AS <name>, ... FROM ... WHERE ..."""
+    items = ([f"{unit_sql} AS __unit"] if unit_sql else []) + [f"{sql} AS {name}" for name, sql in columns]
+    conditions = []
+    if unit_sql:
+        conditions.append(f"{unit_sql} IS NOT NULL")
+    if where_sql:
+        conditions.append(f"({where_sql})")
+    text = f"SELECT {', '.join(items) or '1 AS __one'} FROM {from_sql}"
+    if conditions:
+        text += " WHERE " + " AND ".join(conditions)
+    return text
+
+
+def bounded_layer(source: str, keys: list[str], values: list[str], *, max_groups: int | None,
+                  max_rows: int, key_filter: str | None) -> str:
+    """Rows of ``source`` (a CTE name) with per-unit contribution bounds applied."""
+    filtered = f"SELECT * FROM {source}" + (f" WHERE {key_filter}" if key_filter else "")
+    row_order = ", ".join(["__unit", *keys, *values, "$salt"])
+    tie = "".join(f", {c}" for c in (*keys, *values))
+    windows = [f"ROW_NUMBER() OVER (PARTITION BY {', '.join(['__unit', *keys])} "
+               f"ORDER BY hash({row_order}){tie}) AS __row_rank"]
+    conditions = [f"__row_rank <= {int(max_rows)}"]
+    if keys and max_groups is not None:
+        group_tie = "".join(f", {k}" for k in keys)
+        windows.append(f"DENSE_RANK() OVER (PARTITION BY __unit ORDER BY hash({', '.join(['__unit', *keys, '$salt'])})"
+                       f"{group_tie}) AS __group_rank")
+        conditions.append(f"__group_rank <= {int(max_groups)}")
+    return (f"SELECT * FROM (SELECT *, {', '.join(windows)} FROM ({filtered}) AS __f) AS __w "
+            f"WHERE {' AND '.join(conditions)}")
+
+
+def domain_filter(keys: list[tuple[str, tuple[Any, ...] | None]]) -> str | None:
+    parts = [f"{name} IN ({', '.join(literal(v) for v in domain)})" for name, domain in keys if domain is not None]
+    return " AND ".join(parts) if parts else None
+
+
+def aggregate_query(rows_sql: str, bounded: str | None, keys: list[str], measures: list[tuple[str, str]],
+                    *, key_filter: str | None, having: str | None = None) -> str:
+    """WITH __rows AS (...) SELECT keys, measures FROM <bounded or rows> GROUP BY keys."""
+    if bounded is not None:
+        body = f"WITH __rows AS ({rows_sql}), __bounded AS ({bounded}) "
+        source = "__bounded"
+    else:
+        body = f"WITH __rows AS ({rows_sql}) "
+        source = "__rows" if key_filter is None else f"(SELECT * FROM __rows WHERE {key_filter}) AS __rows"
+    items = [*keys, *(f"{sql} AS {name}" for name, sql in measures)]
+    text = body + f"SELECT {', '.join(items)} FROM {source}"
+    if keys:
+        text += f" GROUP BY {', '.join(keys)}"
+    if having:
+        text += f" HAVING {having}"
+    return text
+
+
+def quantile_measures(value: str, candidates: tuple[float, ...]) -> tuple[str, str]:
+    lt = ", ".join(f"COUNT(*) FILTER (WHERE {value} < {number(c)})" for c in candidates)
+    gt = ", ".join(f"COUNT(*) FILTER (WHERE {value} > {number(c)})" for c in candidates)
+    return f"[{lt}]::BIGINT[]", f"[{gt}]::BIGINT[]"
+
+
+def candidates_for(bounds: Interval, count: int = 100) -> tuple[float, ...]:
+    """Quantile candidates over [lower, upper]: every integer when the range is
+    small, else ``count`` evenly spaced points (rounded for integer values)."""
+    lo, hi = bounds.lo, bounds.hi
+    if bounds.integer and hi - lo <= 127:
+        return tuple(float(v) for v in range(int(lo), int(hi) + 1))
+    if hi <= lo:
+        return (float(lo),)
+    points = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+    if bounds.integer:
+        points = sorted({float(round(p)) for p in points})
+    return tuple(points)
