@@ -202,6 +202,21 @@ def dataset_show(home: Path | None, name: str, quality: bool, as_json: bool) -> 
     _emit(data, True)
 
 
+@dataset.command("delegate")
+@home_option
+@click.argument("name")
+@click.option("--reviewer", required=True, help="The reviewer who may decide templates and requests.")
+@click.option("--as", "as_user", required=True, help="The dataset's owner.")
+@handles_errors
+def dataset_delegate(home: Path | None, name: str, reviewer: str, as_user: str) -> None:
+    """Let a reviewer decide the dataset's query templates and requests."""
+    from sandbox.approvals import delegate
+
+    with _open(home) as inst:
+        delegate(inst, as_user, name, reviewer)
+    click.echo(f"{reviewer} may now decide templates and requests on {name}")
+
+
 # --- licences --------------------------------------------------------------
 
 @main.group()
@@ -254,6 +269,24 @@ def licence_revoke(home: Path | None, licence_id: int, reason: str, as_user: str
         actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
         revoke_licence(inst, actor, licence_id, reason)
     click.echo(f"revoked licence {licence_id}")
+
+
+@licence.command("set-approval")
+@home_option
+@click.argument("licence_id", type=int)
+@click.argument("mode", type=click.Choice(["automatic", "templates", "each"]))
+@click.option("--reason", default="")
+@click.option("--as", "as_user", default=None)
+@handles_errors
+def licence_set_approval(home: Path | None, licence_id: int, mode: str, reason: str, as_user: str | None) -> None:
+    """Change how much approval a licence's queries need before they run."""
+    from sandbox.approvals import set_approval_mode
+    from sandbox.users import actor_of, find_user
+
+    with _open(home) as inst:
+        actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
+        set_approval_mode(inst, actor, licence_id, mode, reason)
+    click.echo(f"licence {licence_id}: approval mode {mode}")
 
 
 @licence.command("list")
@@ -329,16 +362,32 @@ def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | 
 @click.option("--dataset", required=True)
 @click.option("--epsilon", type=float, default=None)
 @click.option("--version", type=int, default=None, help="Dataset version (default: newest).")
+@click.option("--template", "template_id", type=int, default=None, help="Run an approved template.")
+@click.option("--param", "params", multiple=True, help="A template parameter, NAME=VALUE (repeatable).")
+@click.option("--request", "request_id", type=int, default=None, help="Run an approved query request (once).")
 @json_option
-@click.argument("sql")
+@click.argument("sql", required=False)
 @handles_errors
 def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | None, version: int | None,
-              as_json: bool, sql: str) -> None:
-    """Run a query: its privacy loss is charged to the licence and dataset budgets."""
+              template_id: int | None, params: tuple[str, ...], request_id: int | None, as_json: bool,
+              sql: str | None) -> None:
+    """Run a query: its privacy loss is charged to the licence and dataset budgets.
+
+    Under a licence in `templates` mode, run an approved template with --template
+    and --param; in `each` mode, run an approved request with --request."""
     from sandbox.service import run_query
 
+    values = {}
+    for item in params:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter("use NAME=VALUE", param_hint="--param")
+        values[name.strip()] = value
+    if sql is None and template_id is None and request_id is None:
+        raise click.UsageError("give SQL, --template or --request")
     with _open(home) as inst:
-        result = run_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version)
+        result = run_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version,
+                           template_id=template_id, params=values or None, request_id=request_id)
     data = result.to_dict()
 
     def human(d: dict) -> None:
@@ -349,6 +398,144 @@ def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | No
             click.echo(f"  {d['suppressed_groups']} group(s) suppressed by partition selection")
 
     _emit(data, as_json, human)
+
+
+@query.command("request")
+@home_option
+@click.option("--as", "as_user", required=True, help="The operator.")
+@click.option("--dataset", required=True)
+@click.option("--purpose", required=True)
+@click.option("--epsilon", type=float, required=True)
+@json_option
+@click.argument("sql")
+@handles_errors
+def query_request(home: Path | None, as_user: str, dataset: str, purpose: str, epsilon: float, as_json: bool,
+                  sql: str) -> None:
+    """Submit a query for approval (licences in `each` mode). Nothing is charged until it runs."""
+    from sandbox.approvals import request_query
+
+    with _open(home) as inst:
+        rid = request_query(inst, as_user, dataset, sql, purpose=purpose, epsilon=epsilon)
+    _emit({"ok": True, "request_id": rid}, as_json, lambda d: click.echo(f"submitted request {d['request_id']}"))
+
+
+def _decide_request(home: Path | None, as_user: str, request_id: int, decision: str, reason: str) -> None:
+    from sandbox.approvals import decide_request
+
+    with _open(home) as inst:
+        status = decide_request(inst, as_user, request_id, decision, reason)
+    click.echo(f"request {request_id}: {status}")
+
+
+@query.command("approve")
+@home_option
+@click.option("--as", "as_user", required=True, help="The owner or a delegated reviewer.")
+@click.option("--reason", default="")
+@click.argument("request_id", type=int)
+@handles_errors
+def query_approve(home: Path | None, as_user: str, reason: str, request_id: int) -> None:
+    """Approve a query request; the operator may then run it once."""
+    _decide_request(home, as_user, request_id, "approve", reason)
+
+
+@query.command("reject")
+@home_option
+@click.option("--as", "as_user", required=True, help="The owner or a delegated reviewer.")
+@click.option("--reason", required=True)
+@click.argument("request_id", type=int)
+@handles_errors
+def query_reject(home: Path | None, as_user: str, reason: str, request_id: int) -> None:
+    """Reject a query request."""
+    _decide_request(home, as_user, request_id, "reject", reason)
+
+
+@query.command("requests")
+@home_option
+@click.option("--dataset", default=None)
+@click.option("--status", default=None)
+@json_option
+@handles_errors
+def query_requests(home: Path | None, dataset: str | None, status: str | None, as_json: bool) -> None:
+    """List query requests (the owner's approval queue)."""
+    from sandbox.approvals import list_requests
+
+    with _open(home) as inst:
+        rows = list_requests(inst, dataset=dataset, status=status)
+    _emit(rows, as_json, lambda r: [click.echo(f"{x['id']:<4} {x['status']:<9} ε={x['epsilon']:g}  {x['purpose']}")
+                                    for x in r])
+
+
+# --- templates -------------------------------------------------------------
+
+@main.group()
+def template() -> None:
+    """Query templates (licences in `templates` mode)."""
+
+
+@template.command("propose")
+@home_option
+@click.option("--as", "as_user", required=True, help="The operator.")
+@click.option("--dataset", required=True)
+@click.option("--title", required=True)
+@click.option("--purpose", required=True)
+@click.option("--epsilon", type=float, required=True, help="ε charged per run.")
+@click.option("--max-runs", type=int, default=None)
+@click.option("--max-epsilon", type=float, default=None, help="Cap on the template's total ε.")
+@click.option("--param", "params", multiple=True,
+              help="Declare a parameter: NAME:TYPE:a|b|c or NAME:TYPE:lo..hi (TYPE: string, integer, float, date).")
+@click.option("--confidential", is_flag=True, help="Keep the SQL out of the public register.")
+@json_option
+@click.argument("sql")
+@handles_errors
+def template_propose(home: Path | None, as_user: str, dataset: str, title: str, purpose: str, epsilon: float,
+                     max_runs: int | None, max_epsilon: float | None, params: tuple[str, ...], confidential: bool,
+                     as_json: bool, sql: str) -> None:
+    """Propose a query template with named :parameters for the owner's approval."""
+    from sandbox.approvals import parse_parameter_spec, propose_template
+
+    specs = [parse_parameter_spec(p) for p in params]
+    with _open(home) as inst:
+        tid = propose_template(inst, as_user, dataset, title=title, purpose=purpose, sql=sql, parameters=specs,
+                               epsilon_per_run=epsilon, max_runs=max_runs, max_epsilon=max_epsilon,
+                               confidential=confidential)
+    _emit({"ok": True, "template_id": tid}, as_json, lambda d: click.echo(f"proposed template {d['template_id']}"))
+
+
+def _template_decision(decision: str, reason_required: bool):
+    @click.option("--as", "as_user", required=True, help="The owner or a delegated reviewer.")
+    @click.option("--reason", required=reason_required, default="")
+    @click.argument("template_id", type=int)
+    @home_option
+    @handles_errors
+    def command(home: Path | None, as_user: str, reason: str, template_id: int) -> None:
+        from sandbox.approvals import decide_template
+
+        with _open(home) as inst:
+            status = decide_template(inst, as_user, template_id, decision, reason)
+        click.echo(f"template {template_id}: {status}")
+
+    return command
+
+
+template.command("approve", help="Approve a proposed template.")(_template_decision("approve", False))
+template.command("return", help="Return a template with comments.")(_template_decision("return", True))
+template.command("reject", help="Reject a template.")(_template_decision("reject", True))
+
+
+@template.command("list")
+@home_option
+@click.option("--dataset", default=None)
+@click.option("--status", default=None)
+@json_option
+@handles_errors
+def template_list(home: Path | None, dataset: str | None, status: str | None, as_json: bool) -> None:
+    """List templates with their status and use."""
+    from sandbox.approvals import list_templates
+
+    with _open(home) as inst:
+        rows = list_templates(inst, dataset=dataset, status=status)
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['id']:<4} {x['status']:<9} runs {x['runs_used']}/{x['max_runs'] or '∞'}  {x['title']}") for x in r])
 
 
 # --- audit and keys ----------------------------------------------------------

@@ -104,8 +104,13 @@ def check_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsil
         return CheckedQuery(plan, cost, lic.id, v.number)
 
 
-def run_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsilon: float | None = None,
-              version: int | None = None) -> QueryResult:
+def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = None, *,
+              epsilon: float | None = None, version: int | None = None, template_id: int | None = None,
+              params: dict[str, Any] | None = None, request_id: int | None = None) -> QueryResult:
+    """Run a query under the licence's approval mode: plain SQL (``automatic``),
+    an approved template with parameter values, or an approved request."""
+    from sandbox import approvals
+    from sandbox.datasets import policy_hash
     from sandbox.storage import unwrap_key
 
     salt = secrets.token_hex(16)
@@ -114,14 +119,19 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsilon
     with inst.store.transaction() as s:
         user = get_user(s, user_name)
         ds, lic, v, budgets = _context(s, user, dataset, version)
+        policy = version_policy(v)
+        gate = approvals.gate_run(s, lic, sql, epsilon, template_id=template_id, params=params,
+                                  request_id=request_id, policy_hash_now=policy_hash(policy))
+        sql = gate.sql
         try:
-            plan = plan_query(sql, version_policy(v), tables=frozenset(lic.tables) if lic.tables else None, salt=salt)
+            plan = plan_query(sql, policy, tables=frozenset(lic.tables) if lic.tables else None, salt=salt)
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
-        loss = _requested_loss(inst, plan, budgets, lic, epsilon)
+        loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
         ledger.reserve(s, ds.id, lic.id, run_id, cost.loss)
+        approvals.consume(s, gate, run_id, cost.loss)
         summary = plan.summary()
         s.add(QueryRun(id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id,
                        sql=sql, fingerprint=plan.fingerprint, plan=summary, status="reserved",
@@ -129,6 +139,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsilon
         audit.append(s, inst.signer, actor_of(user), "query.reserve", "query_run", run_id, {
             "dataset": ds.name, "version": v.number, "licence": lic.id, "fingerprint": plan.fingerprint,
             "epsilon": cost.loss.epsilon, "delta": cost.loss.delta,
+            "template": gate.template_id, "request": gate.request_id,
         })
         ids = (ds.id, lic.id, v.number, v.path, v.wrapped_key, lic.accounting, actor_of(user), ds.name)
     ds_id, lic_id, v_number, v_path, wrapped, accounting, actor, ds_name = ids

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
+from sandbox import approval_models  # noqa: F401  (registers its tables)
 from sandbox.models import Base
 
 target_metadata = Base.metadata
