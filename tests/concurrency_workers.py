@@ -41,3 +41,27 @@ def reserve_and_charge(url: str, key_pem: bytes, dataset_id: int, licence_id: in
     finally:
         store.dispose()
     return ok, refused
+
+
+def run_queries(home: str, url: str, attempts: int, epsilon: float, start) -> tuple[int, int]:
+    """Full pipeline from a separate process: plan, reserve, worker, noise, charge."""
+    from queries.errors import BudgetExceeded
+    from sandbox.instance import Instance
+    from sandbox.service import run_query
+    from sandbox.settings import load_settings
+
+    inst = Instance.open(load_settings(env={}, home=home, database_url=url, workers=1))
+    ok = refused = 0
+    start.wait()
+    try:
+        for i in range(attempts):
+            try:
+                run_query(inst, "operator1", "health",
+                          "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex" if i % 2 else
+                          "SELECT AVG(income) AS avg_income FROM people", epsilon=epsilon)
+                ok += 1
+            except BudgetExceeded:
+                refused += 1
+    finally:
+        inst.close()
+    return ok, refused
