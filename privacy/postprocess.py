@@ -4,6 +4,8 @@ An in-memory DuckDB (no external access, no extension loading) only ever sees
 noisy values, so this is post-processing and costs no budget. The database is
 opened once per process and each call works in its own cursor.
 
+HAVING and ORDER BY may name outputs, group keys or aggregates (a0, ...).
+
 Intervals of outputs: a key has none; an output that is exactly one aggregate
 carries that aggregate's interval; an expression over up to four aggregates
 gets the range of the expression over the corners of their intervals (exact
@@ -58,7 +60,12 @@ def final_table(plan: BoundedPlan, noisy: dict[str, list], intervals: dict[str, 
     table = pa.table({"__row": list(range(n)), **noisy})
     outputs = plan.outputs
     select = ", ".join(f"{o.expr} AS {_quote(o.name)}" for o in outputs)
-    sql = f"SELECT * FROM (SELECT __row, {select} FROM noisy) AS t"
+    # HAVING / ORDER BY may name outputs, keys or aggregates (a0, ...): keep the noisy
+    # columns whose names no output takes visible to them
+    names = {o.name for o in outputs}
+    hidden = "".join(f", {_quote(c)}" for c in noisy if c not in names)
+    shown = ", ".join(_quote(o.name) for o in outputs)
+    sql = f"SELECT __row, {shown} FROM (SELECT __row, {select}{hidden} FROM noisy) AS t"
     if plan.having:
         sql += f" WHERE {plan.having}"
     sql += f" ORDER BY {plan.order_by}, __row" if plan.order_by else " ORDER BY __row"

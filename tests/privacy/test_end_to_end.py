@@ -1,0 +1,119 @@
+"""Real SQL planned by ``queries.plan_query`` over the demo health data in DuckDB
+(schema ``ds``), with one worst-case person added: the exact aggregates move by no
+more than the sensitivity ``privacy`` charges for, and releases on both datasets
+stay within the budget."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("queries.plan")
+
+import duckdb  # noqa: E402
+
+from privacy import PrivacyLoss, release  # noqa: E402
+from privacy.accounting import needs_selection  # noqa: E402
+from privacy.measures import group_table  # noqa: E402
+from privacy.sensitivity import measure_sensitivities, units_sensitivity  # noqa: E402
+from queries import plan_query  # noqa: E402
+from queries.policy import parse_policy  # noqa: E402
+from sandbox.demo_data import write_health  # noqa: E402
+
+from .conftest import epsilon_lower_bound  # noqa: E402
+
+SHAPES = {
+    "count": "SELECT COUNT(*) FROM people",
+    "sum": "SELECT SUM(income) FROM people",
+    "avg": "SELECT sex, AVG(age) FROM people GROUP BY sex",
+    "var": "SELECT VAR_SAMP(age) FROM people",
+    "quantile": "SELECT MEDIAN(income) FROM people",
+    "count_units": "SELECT COUNT(DISTINCT person_id) FROM visits",
+    "public_group": "SELECT city, COUNT(*) FROM people GROUP BY city",
+    "private_group": "SELECT clinic, COUNT(*) FROM visits GROUP BY clinic",
+    "join_fan_out": "SELECT c.district, SUM(v.cost) FROM visits v JOIN clinics c ON v.clinic = c.clinic "
+                    "GROUP BY c.district",
+    "cte": "WITH pv AS (SELECT person_id, SUM(cost) AS tc FROM visits GROUP BY person_id) SELECT AVG(tc) FROM pv",
+    "multi": "SELECT sex, COUNT(*), SUM(income), AVG(age) FROM people GROUP BY sex",
+    "having": "SELECT city, COUNT(*) AS n FROM people GROUP BY city HAVING n > 100 ORDER BY n DESC LIMIT 3",
+}
+BUDGET = PrivacyLoss(1.0, 1e-6)
+
+
+@pytest.fixture(scope="module")
+def health(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("health")
+    policy = parse_policy(write_health(folder, people=2000).read_text())
+    pair = []
+    for extra in (False, True):
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA ds")
+        con.execute(f"CREATE TABLE ds.people AS SELECT * FROM read_parquet('{folder / 'people.parquet'}')")
+        con.execute(f"CREATE TABLE ds.visits AS SELECT * FROM read_csv('{folder / 'visits.csv'}')")
+        con.execute(f"CREATE TABLE ds.clinics AS SELECT * FROM read_csv('{folder / 'clinics.csv'}')")
+        if extra:   # the worst-case person: extreme values, many visits at many clinics
+            con.execute("INSERT INTO ds.people VALUES (999999, 120, 'F', 400000, 'Oslo', 'J06')")
+            con.execute("INSERT INTO ds.visits SELECT 9000000 + i, 999999, 'C' || lpad((1 + i % 40)::VARCHAR, 2, '0'),"
+                        " 9000.0, DATE '2025-06-01' FROM range(25) t(i)")
+        pair.append(con)
+    yield policy, pair
+    for con in pair:
+        con.close()
+
+
+def run(con, plan):
+    params = {k: v for k, v in plan.params.items() if f"${k}" in plan.bounded_sql}
+    return con.sql(plan.bounded_sql, params=params).to_arrow_table()
+
+
+def aligned(plan, exact, selecting):
+    groups = group_table(plan, exact, selecting)
+    return groups, {key: i for i, key in enumerate(groups.keys)}
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_worst_case_unit_stays_within_charged_sensitivity(health, shape):
+    policy, (con0, con1) = health
+    plan = plan_query(SHAPES[shape], policy)
+    selecting = needs_selection(plan)
+    (g0, idx0), (g1, idx1) = (aligned(plan, run(con, plan), selecting) for con in (con0, con1))
+    keys = set(idx0) | set(idx1)
+    for agg in plan.aggregates:
+        for sens in measure_sensitivities(plan, agg):
+            if sens.role == "score":
+                a0, a1 = g0.exact.scores[agg.name], g1.exact.scores[agg.name]
+                diffs = [max((abs(x - y) for x, y in zip(a0[idx0[k]] if k in idx0 else [0] * len(agg.candidates),
+                                                          a1[idx1[k]] if k in idx1 else [0] * len(agg.candidates))),
+                             default=0) for k in keys]
+            else:
+                a0, a1 = g0.exact.vectors[(agg.name, sens.role)], g1.exact.vectors[(agg.name, sens.role)]
+                diffs = [abs((a1[idx1[k]] if k in idx1 else 0) - (a0[idx0[k]] if k in idx0 else 0)) for k in keys]
+            changed = [d for d in diffs if d]
+            assert len(changed) <= sens.max_groups, (agg.name, sens.role)
+            # scores are recomputed from clamped lt/gt lists; other measures carry the float slack
+            assert max(changed, default=0) <= sens.per_group, (agg.name, sens.role)
+    if selecting:
+        us = units_sensitivity(plan)
+        diffs = [abs(g1.exact.units.get(str(idx1.get(k, -1)), 0) - g0.exact.units.get(str(idx0.get(k, -1)), 0))
+                 for k in keys]
+        assert sum(1 for d in diffs if d) <= us.max_groups and max(diffs) <= 1
+    for con in (con0, con1):
+        r = release(plan, run(con, plan), BUDGET)
+        assert BUDGET.covers(r.loss)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("shape", ["count", "sum", "public_group", "join_fan_out"])
+def test_end_to_end_audit(health, shape):
+    policy, (con0, con1) = health
+    plan = plan_query(SHAPES[shape], policy)
+    exact0, exact1 = run(con0, plan), run(con1, plan)
+    budget = PrivacyLoss(1.0)
+    first0, first1 = [], []
+    for _ in range(400):
+        first0.append(release(plan, exact0, budget).rows[0][-1])
+        first1.append(release(plan, exact1, budget).rows[0][-1])
+    first0, first1 = np.array(first0, dtype=float), np.array(first1, dtype=float)
+    threshold = (np.median(first0) + np.median(first1)) / 2
+    upper = first1 >= threshold if np.median(first1) >= np.median(first0) else first1 <= threshold
+    lower = first0 >= threshold if np.median(first1) >= np.median(first0) else first0 <= threshold
+    bound = epsilon_lower_bound(int(upper.sum()), int(lower.sum()), len(first0))
+    assert bound <= release(plan, exact0, budget).loss.epsilon
