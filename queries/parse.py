@@ -164,13 +164,14 @@ def parse_select(sql: str) -> exp.Select:
                             whole_span(sql))
     check_size(sql, root)
     try:
-        again = sqlglot.parse_one(root.sql(dialect="duckdb"), dialect="duckdb", error_level=ErrorLevel.RAISE)
+        emitted = root.sql(dialect="duckdb", comments=False)
+        again = sqlglot.parse_one(emitted, dialect="duckdb", error_level=ErrorLevel.RAISE)
     except RecursionError:
         raise QueryRejected("too_complex", "the query is nested too deeply", whole_span(sql)) from None
     except Exception:
         raise QueryRejected("ambiguous_syntax", "the query does not survive a round trip through the parser",
                             whole_span(sql)) from None
-    if again != root:
+    if again.sql(dialect="duckdb", comments=False) != emitted:
         raise QueryRejected("ambiguous_syntax", "the query does not survive a round trip through the parser",
                             whole_span(sql))
     return root

@@ -213,14 +213,15 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         if name in used_names or _reserved(name):
             name = f"key{len(group_keys)}"
         used_names.add(name)
-        domain = derive_domain(bound, scope.values)
+        domain = derive_domain(bound, scope.values) or _range_domain(bound, scope)
         group_keys.append(GroupKey(name=name, column=col, domain=domain, sql=render(_display(bound))))
         replacements.append((bound, exp.column(name, quoted=True)))
         canonical_keys.append((bound, exp.column(col)))
         key_cols.append((col, render(bound)))
 
     aggs = _Aggregates(scope, sql)
-    has_aggregates = any(i.node.find(exp.AggFunc) for i in items) or select.args.get("having") is not None
+    has_aggregates = any(i.node.find(exp.AggFunc) for i in items) or select.args.get("having") is not None \
+        or any(o.find(exp.AggFunc) for o in (select.args["order"].expressions if select.args.get("order") else []))
     outputs: list[OutputColumn] = []
     canonical_outputs: list[str] = []
     output_nodes: dict[str, exp.Expression] = {}
@@ -229,17 +230,15 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         canon = replace_terms(item.node, canonical_keys, aggs.add, scope, has_aggregates=has_aggregates)
         name = item.label if item.name is None else item.name
         if name in output_nodes:
-            raise reject("duplicate_column", f"output column '{name}' appears twice; alias one of them",
-                         sql, item.source)
+            suffix = 2
+            while f"{name}_{suffix}" in output_nodes:
+                suffix += 1
+            name = f"{name}_{suffix}"
         output_nodes[name] = node
         used = tuple(sorted({c.name for c in node.find_all(exp.Column) if c.name in aggs.keys.values()}))
         is_key = isinstance(node, exp.Column) and any(node == r for _, r in replacements)
         outputs.append(OutputColumn(name=name, expr=render(node), aggregates=used, is_key=is_key))
         canonical_outputs.append(render(canon))
-    if not aggs.list and select.args.get("having") is None:
-        raise reject("no_aggregate", "the query has no aggregate: row-level output is not allowed", sql,
-                     select.expressions[0] if select.expressions else select)
-
     having = order_by = None
     canonical_post: list[str] = []
     if select.args.get("having") is not None:
@@ -267,6 +266,9 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
             canon_parts.append(canon + suffix)
         order_by = ", ".join(parts)
         canonical_post.append(", ".join(canon_parts))
+    if not aggs.list:
+        raise reject("no_aggregate", "the query has no aggregate: row-level output is not allowed", sql,
+                     select.expressions[0] if select.expressions else select)
     limit = None
     if select.args.get("limit") is not None:
         node = select.args["limit"].expression
@@ -321,14 +323,15 @@ def _reserved(name: str) -> bool:
 
 def _bind_post(node: exp.Expression, scope: Scope, outputs: dict[str, exp.Expression], items) -> exp.Expression:
     """Bind a HAVING/ORDER BY expression: select aliases first, then columns."""
-    alias_nodes = {i.name: i.node for i in items if i.name is not None}
+    aliases = {i.name: i.node for i in items if i.name is not None and isinstance(i.source, exp.Alias)}
+    return bind(node, scope, identifiers=None, aliases=aliases)
 
-    def visit(n: exp.Expression) -> exp.Expression | None:
-        if isinstance(n, exp.Column) and not n.table and not isinstance(n.this, exp.Star):
-            name = fold(n.name)
-            if name in alias_nodes and not any(name in r.columns for r in scope.relations):
-                return alias_nodes[name]
+
+def _range_domain(bound: exp.Expression, scope: Scope) -> tuple[int, ...] | None:
+    """Integers a key can take by its own semantics (EXTRACT(month ...) → 1..12)."""
+    if isinstance(bound, exp.Column):
         return None
-
-    from queries.scope import rebuild
-    return bind(rebuild(node, visit), scope, identifiers=None)
+    iv = interval_of(bound, scope.interval)
+    if iv.integer and iv.finite and 0 <= iv.hi - iv.lo < 1000:
+        return tuple(range(int(iv.lo), int(iv.hi) + 1))
+    return None

@@ -163,7 +163,7 @@ def bound_column(rel: Relation, info: ColumnInfo, like: exp.Expression | None = 
 
 
 def bind(node: exp.Expression, scope: Scope, *, identifiers: str | None,
-         allow_aggregates: bool = True) -> exp.Expression:
+         allow_aggregates: bool = True, aliases: dict[str, exp.Expression] | None = None) -> exp.Expression:
     """Bind every column under ``node``. ``identifiers`` is the refusal code used
     when an identifier-class column appears (None allows them)."""
     sql = scope.sql
@@ -172,6 +172,10 @@ def bind(node: exp.Expression, scope: Scope, *, identifiers: str | None,
         if isinstance(n, exp.Column):
             if isinstance(n.this, exp.Star):
                 raise reject("unsupported_syntax", "'*' is only allowed in a SELECT list or COUNT(*)", sql, n)
+            if aliases and not n.table:
+                name = fold(n.name)
+                if name in aliases and not any(name in r.columns for r in scope.relations):
+                    return aliases[name].copy()
             rel, info = scope.resolve(n)
             if identifiers is not None and info.cls == "identifier":
                 raise reject(identifiers, _IDENTIFIER_MESSAGES[identifiers].format(name=info.origin), sql, n)

@@ -12,7 +12,7 @@ from typing import Callable
 
 from sqlglot import exp
 
-from queries.parse import reject
+from queries.parse import reject, span_of
 from queries.scope import Scope, bind, bound_column, fold
 
 
@@ -52,7 +52,8 @@ def expand_items(select: exp.Select, scope: Scope) -> list[Item]:
         elif isinstance(node, exp.Column):
             label, name = node.name, fold(node.name)
         else:
-            label, name = raw.sql(dialect="duckdb"), None
+            span = span_of(sql, raw)
+            label, name = (sql[span.start:span.end].strip() or raw.sql(dialect="duckdb")), None
         items.append(Item(name, label, bind(node, scope, identifiers=None), raw))
     return items
 
