@@ -111,6 +111,8 @@ def check_allowed(sql: str, root: exp.Expression) -> None:
             if type(node) in PRIVATE_AGGREGATES or isinstance(node, PER_UNIT_AGGREGATES):
                 continue
             raise reject("aggregate_not_allowed", f"aggregate {function_name(node)}() is not supported", sql, node)
+        if isinstance(node, (exp.IgnoreNulls, exp.RespectNulls)):
+            raise reject("aggregate_not_allowed", "IGNORE/RESPECT NULLS aggregates are not supported", sql, node)
         if isinstance(node, exp.Columns):
             raise reject("unsupported_syntax", "COLUMNS(...) is not allowed: name the columns", sql, node)
         if isinstance(node, exp.PositionalColumn):
