@@ -180,8 +180,13 @@ class Product(Base):
     title: Mapped[str] = mapped_column(String(300))
     description: Mapped[str] = mapped_column(Text, default="")
     purpose: Mapped[str] = mapped_column(Text, default="")
+    # draft | submitted | returned | approved | released | rejected | withdrawn | cancelled
     state: Mapped[str] = mapped_column(String(16), default="draft")
     withdraw_reason: Mapped[str] = mapped_column(Text, default="")
+    review_round: Mapped[int] = mapped_column(Integer, default=0, server_default="0")   # bumped by submit and edits
+    attestation: Mapped[str] = mapped_column(Text, default="", server_default="")
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -194,6 +199,10 @@ class ProductVersion(Base):
     number: Mapped[int] = mapped_column(Integer)
     run_ids: Mapped[list[Any]] = mapped_column(JSON)
     chart_hints: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dataset_version_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_versions.id"), nullable=True)
+    epsilon: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    delta: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    checks: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)   # automatic checks at submission
     manifest: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     signature: Mapped[str | None] = mapped_column(Text, nullable=True)
     path: Mapped[str | None] = mapped_column(String(500), nullable=True)
@@ -209,6 +218,7 @@ class ProductReview(Base):
     decision: Mapped[str] = mapped_column(String(16))       # approve | return | reject
     reason: Mapped[str] = mapped_column(Text, default="")
     round: Mapped[int] = mapped_column(Integer, default=1)
+    version_number: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -223,6 +233,9 @@ class DataRequest(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
     product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"), nullable=True)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    filed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
