@@ -63,13 +63,14 @@ def span_of(sql: str, node: exp.Expression | None) -> Span:
                 head = _FUNC_HEAD.search(sql, 0, start)
                 if head and head.end() == start:
                     start = head.start()
+            text = sql[start:end]
+            missing = text.count("(") - text.count(")")
+            while missing > 0:
                 close = _CLOSE.match(sql[end:])
-                if close:
-                    end += close.end()
-            elif isinstance(current, exp.Paren):
-                close = _CLOSE.match(sql[end:])
-                if close:
-                    end += close.end()
+                if not close:
+                    break
+                end += close.end()
+                missing -= 1
             return Span.from_offsets(sql, start, end)
         current = current.parent
     return whole_span(sql)
