@@ -136,6 +136,8 @@ def interval_of(node: exp.Expression, column: Callable[[exp.Column], Interval],
         if i.hi <= 0:
             return Interval(-i.hi, -i.lo, i.integer)
         return Interval(0, max(-i.lo, i.hi), i.integer)
+    if isinstance(node, exp.Length):
+        return Interval(0, INF, True)
     if isinstance(node, exp.Sign):
         return Interval(-1, 1, True)
     if isinstance(node, (exp.Floor, exp.Ceil, exp.Trunc)):
