@@ -70,7 +70,7 @@ class Store:
         cfg = alembic_config(self.url)
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "heads")
+            command.upgrade(cfg, "head")
 
     def has_schema(self) -> bool:
         return inspect(self.engine).has_table("audit_head")
