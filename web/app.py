@@ -1,43 +1,118 @@
-"""Flask app factory."""
+"""Flask app factory: pages per role, the JSON API, errors and security headers."""
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template
+import logging
+import uuid
+from http import HTTPStatus
+from typing import Any, Mapping
 
-from queries.errors import SandboxError
+from flask import Flask, g, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from queries.errors import SandboxError, Unauthorized
 from sandbox.instance import Instance
+from web import auth, i18n
+from web.openapi import PROBLEM_TYPE
+
+log = logging.getLogger("web")
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+       "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 
 
-def create_app(inst: Instance) -> Flask:
+def problem(status: int, code: str, detail: str, **fields: Any):
+    body = {"type": PROBLEM_TYPE + code, "title": HTTPStatus(status).phrase, "status": status,
+            "detail": detail, "code": code}
+    body.update({k: v for k, v in fields.items() if k not in body})
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.mimetype = "application/problem+json"
+    if status == 429 and "retry_after" in fields:
+        resp.headers["Retry-After"] = str(fields["retry_after"])
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Bearer realm="dp-sandbox"'
+    return resp
+
+
+def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config["SECRET_KEY"] = inst.session_secret
+    app.config.update(
+        SECRET_KEY=inst.session_secret,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="dps_session",
+        MAX_CONTENT_LENGTH=512 * 1024 * 1024,
+        LOGIN_MAX_FAILURES=5,
+        LOGIN_WINDOW_S=300.0,
+    )
+    app.config.update(config or {})
     app.extensions["dps"] = inst
+    app.extensions["dps_limiter"] = auth.LoginLimiter(app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"])
+
+    from web.api import bp as api_bp
+    from web.pages_admin import bp as admin_bp
+    from web.pages_operator import bp as operator_bp
+    from web.pages_owner import bp as owner_bp
+    from web.pages_public import bp as public_bp
+
+    for bp in (public_bp, owner_bp, operator_bp, admin_bp, api_bp):
+        app.register_blueprint(bp)
+    from web import products_views
+
+    products_views.register(app)
+    app.view_functions["static"].allowed_roles = frozenset({"public"})
+
+    app.before_request(auth.load_principal)
+    app.before_request(auth.check_csrf)
+
+    @app.before_request
+    def remember_language():
+        lang = request.args.get("lang")
+        if lang in i18n.LANGUAGES and not auth.is_api_request():
+            from flask import session
+
+            session["lang"] = lang
 
     @app.after_request
     def security_headers(resp):
-        resp.headers.setdefault("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
-        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-        resp.headers.setdefault("Referrer-Policy", "same-origin")
+        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "same-origin"
+        resp.headers.setdefault("Cache-Control", "no-store")
         return resp
+
+    @app.context_processor
+    def template_globals():
+        lang = i18n.current_language()
+        return {"_": lambda text: i18n.translate(text, lang), "lang": lang, "languages": i18n.LANGUAGE_NAMES,
+                "csrf_token": auth.csrf_token, "me": getattr(g, "principal", auth.ANONYMOUS)}
 
     @app.errorhandler(SandboxError)
     def sandbox_error(exc: SandboxError):
-        return jsonify({"type": "about:blank", "title": exc.code, "status": exc.status, **exc.to_dict()}), exc.status
+        if auth.is_api_request():
+            fields = {k: v for k, v in exc.to_dict().items() if k not in ("code", "message")}
+            return problem(exc.status, exc.code, exc.message, **fields)
+        if isinstance(exc, Unauthorized) and request.method == "GET":
+            return redirect(url_for("public.login_form", next=request.full_path.rstrip("?")))
+        return render_template("error.html", status=exc.status, code=exc.code, message=exc.message), exc.status
 
-    @app.get("/")
-    def catalog():
-        from sandbox.datasets import list_datasets
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        status = exc.code or 500
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(status, "http_error")
+        if auth.is_api_request():
+            return problem(status, code, exc.description or HTTPStatus(status).phrase)
+        return render_template("error.html", status=status, code=code, message=exc.description), status
 
-        return render_template("catalog.html", datasets=list_datasets(inst))
-
-    @app.get("/api/v1/datasets")
-    def api_datasets():
-        from sandbox.datasets import list_datasets
-
-        return jsonify({"data": list_datasets(inst)})
-
-    @app.get("/.well-known/dp-sandbox/signing-key.pem")
-    def signing_key():
-        return inst.signer.public_pem(), 200, {"Content-Type": "application/x-pem-file"}
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("unexpected error (error id %s)", error_id)
+        message = f"an unexpected error happened; quote error id {error_id} to the operators of this instance"
+        if auth.is_api_request():
+            return problem(500, "internal_error", message, error_id=error_id)
+        return render_template("error.html", status=500, code="internal_error", message=message), 500
 
     return app

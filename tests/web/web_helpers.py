@@ -1,0 +1,92 @@
+"""Helpers of the web tests: users, sign-in, tokens, a live waitress server."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+PASSWORD = "correct horse battery"
+USERS = (("owner1", "owner"), ("operator1", "operator"), ("reviewer1", "reviewer"),
+         ("reviewer2", "reviewer"), ("admin1", "admin"))
+ROLE_USER = {"owner": "owner1", "operator": "operator1", "reviewer": "reviewer1", "admin": "admin1"}
+
+
+def add_users(inst) -> None:
+    from sandbox.audit import SYSTEM
+    from sandbox.users import add_user
+
+    for name, role in USERS:
+        add_user(inst, SYSTEM, name, role, PASSWORD, display_name=name.title(), organisation="Test")
+
+
+def has_storage() -> bool:
+    try:
+        import sandbox.storage  # noqa: F401
+        import sandbox.worker  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+needs_storage = pytest.mark.skipif(not has_storage(), reason="sandbox.storage/sandbox.worker not installed yet")
+
+
+def token_for(client, user: str, scopes=("all",), password: str = PASSWORD) -> str:
+    r = client.post("/api/v1/tokens", json={"user": user, "password": password, "scopes": list(scopes)})
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()["data"]["token"]
+
+
+def page_login(client, user: str, password: str = PASSWORD) -> None:
+    client.get("/login")
+    r = client.post("/login", data={"user": user, "password": password, "csrf_token": csrf_of(client),
+                                    "next": "/"})
+    assert r.status_code == 302, r.data[:300]
+
+
+def csrf_of(client) -> str:
+    with client.session_transaction() as s:
+        return s.get("csrf", "")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class LiveServer:
+    url: str
+    server: object
+    thread: threading.Thread
+
+    def stop(self) -> None:
+        self.server.close()
+        self.thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_live_server(app, threads: int = 4) -> LiveServer:
+    """Serve ``app`` with waitress on 127.0.0.1 (a free port) in a thread."""
+    import httpx
+    from waitress.server import create_server
+
+    port = free_port()
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads, ident="dp-sandbox-test")
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/v1/keys", timeout=1)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    return LiveServer(f"http://127.0.0.1:{port}", server, thread)

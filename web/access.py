@@ -1,0 +1,182 @@
+"""Service calls shared by the pages and the API, with the caller's view of them
+applied (an owner sees the quality report of their own datasets, an operator
+only their own licences). No business rule lives here: every decision is made
+by the ``sandbox``/``products`` services these functions call."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from pathlib import Path
+from typing import Any, Iterable
+
+from flask import current_app
+from werkzeug.datastructures import FileStorage
+from werkzeug.utils import secure_filename
+
+from queries.errors import Forbidden, InvalidInput
+from sandbox.instance import Instance
+from web.auth import Principal, actor
+
+
+def inst() -> Instance:
+    return current_app.extensions["dps"]
+
+
+def search_datasets(q: str | None = None, classification: str | None = None,
+                    publisher: str | None = None) -> list[dict[str, Any]]:
+    from sandbox.datasets import list_datasets
+
+    words = [w.lower() for w in (q or "").split() if w]
+    out = []
+    for d in list_datasets(inst()):
+        text = " ".join(str(d.get(k) or "") for k in ("name", "title", "description", "publisher")).lower()
+        if words and not all(w in text for w in words):
+            continue
+        if classification and d["classification"] != classification:
+            continue
+        if publisher and d["publisher"] != publisher:
+            continue
+        out.append(d)
+    return out
+
+
+def publishers() -> list[str]:
+    from sandbox.datasets import list_datasets
+
+    return sorted({d["publisher"] for d in list_datasets(inst()) if d["publisher"]})
+
+
+def may_manage(p: Principal, owner: str | None) -> bool:
+    return p.role == "admin" or (p.role == "owner" and p.name == owner)
+
+
+def dataset_detail(p: Principal, name: str) -> dict[str, Any]:
+    from sandbox.datasets import show_dataset
+
+    d = show_dataset(inst(), name)
+    if may_manage(p, d["owner"]):
+        d = show_dataset(inst(), name, include_quality=True)
+    return d
+
+
+def dataset_budget(p: Principal, name: str) -> dict[str, Any]:
+    from sandbox.datasets import show_dataset
+    from sandbox.licences import list_licences
+
+    d = show_dataset(inst(), name)
+    if not may_manage(p, d["owner"]):
+        raise Forbidden("only the dataset's owner or an admin sees its budget", code="not_owner")
+    levels = [{"level": "dataset", "licence": None, "operator": None, **d["budget"]}] if d["budget"] else []
+    for lic in list_licences(inst(), dataset=name):
+        if lic["budget"]:
+            levels.append({"level": "licence", "licence": lic["id"], "operator": lic["operator"],
+                           "status": lic["status"], **lic["budget"]})
+    return {"dataset": name, "levels": levels}
+
+
+def visible_licences(p: Principal, dataset: str | None = None, operator: str | None = None) -> list[dict[str, Any]]:
+    from sandbox.datasets import list_datasets
+    from sandbox.licences import list_licences
+
+    if p.role == "operator":
+        return list_licences(inst(), dataset=dataset, operator=p.name)
+    rows = list_licences(inst(), dataset=dataset, operator=operator)
+    if p.role == "owner":
+        mine = {d["name"] for d in list_datasets(inst()) if d["owner"] == p.name}
+        rows = [r for r in rows if r["dataset"] in mine]
+    return rows
+
+
+def owned_datasets(p: Principal) -> list[dict[str, Any]]:
+    from sandbox.datasets import list_datasets
+
+    return [d for d in list_datasets(inst()) if p.role == "admin" or d["owner"] == p.name]
+
+
+def register_upload(policy: FileStorage | None, files: Iterable[FileStorage]):
+    """Save an uploaded policy and its data files side by side, register them,
+    and remove the upload (whatever happens)."""
+    from sandbox.datasets import add_dataset
+
+    if policy is None or not policy.filename:
+        raise InvalidInput("choose a policy file (TOML)", code="missing_policy")
+    folder = inst().home / "uploads" / secrets.token_hex(8)
+    folder.mkdir(parents=True, mode=0o700)
+    try:
+        policy_path = folder / "policy.toml"
+        policy.save(policy_path)
+        for f in files:
+            if not f or not f.filename:
+                continue
+            name = secure_filename(f.filename)
+            if not name or name == "policy.toml":
+                raise InvalidInput(f"unusable file name '{f.filename}'", code="bad_file_name")
+            f.save(folder / name)
+        return add_dataset(inst(), actor(), policy_path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def users_list() -> list[dict[str, Any]]:
+    # sandbox.users has no listing service yet; this reads the table, as the CLI does.
+    from sqlalchemy import select
+
+    from sandbox.models import User
+
+    with inst().store.read() as s:
+        return [{"name": u.name, "role": u.role, "active": u.active, "display_name": u.display_name,
+                 "organisation": u.organisation, "created_at": u.created_at.isoformat()}
+                for u in s.execute(select(User).order_by(User.name)).scalars()]
+
+
+def me(p: Principal) -> dict[str, Any]:
+    from sandbox.users import find_user
+
+    u = find_user(inst(), p.name)
+    return {"name": u.name, "role": u.role, "display_name": u.display_name, "organisation": u.organisation}
+
+
+def settings_overview() -> list[dict[str, Any]]:
+    from sandbox.settings import SETTINGS
+
+    values = inst().settings.values
+    hidden = {"secret_key", "database_url"}
+    return [{"name": s.name, "env": s.env, "help": s.help,
+             "value": ("(set)" if values.get(s.name) else "") if s.name in hidden else values.get(s.name)}
+            for s in SETTINGS]
+
+
+def audit_report() -> dict[str, Any]:
+    from sandbox.audit import verify_chain
+
+    with inst().store.read() as s:
+        return verify_chain(s, inst().signer.public).to_dict()
+
+
+def signing_key() -> dict[str, Any]:
+    signer = inst().signer
+    return {"algorithm": "Ed25519", "key_id": signer.key_id(), "public_key_pem": signer.public_pem()}
+
+
+def open_table(name: str, table: str | None):
+    """An open dataset's table as Arrow (needs ``sandbox.storage.read_open_table``)."""
+    try:
+        from sandbox.storage import read_open_table
+    except ImportError:
+        raise Forbidden("open-data downloads are not available on this instance yet",
+                        code="download_unavailable") from None
+    return read_open_table(inst(), name, table)
+
+
+def products_service():
+    """The ``products`` package, or None while it is not installed."""
+    try:
+        import products.service as svc  # noqa: F401
+    except ImportError:
+        return None
+    return svc
+
+
+def remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)

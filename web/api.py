@@ -1,0 +1,217 @@
+"""The JSON API under ``/api/v1``: everything the pages do, for scripts.
+
+Success: ``{"data": ..., "meta": {...}}``; errors: RFC 7807 problem details
+with a stable ``code`` (see docs/api.md). Authentication: a bearer token from
+``POST /api/v1/tokens``.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from web import access
+from web.auth import actor, login, principal
+from web.downloads import file_response, result_file, table_bytes
+from web.openapi import ApiRoutes, openapi_document, paged
+from web.schemas import (
+    BudgetStatusOut, ChainReportOut, CheckedQueryOut, Created, DatasetBudget, DatasetDetail, DatasetListQuery,
+    DatasetSummary, Done, KeyOut, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke, Me, PageQuery,
+    QueryRequest, QueryResultOut, RegisteredVersionOut, RunDetail, RunListQuery, RunSummary, SettingOut,
+    TableDownloadQuery, DownloadQuery, TokenOut, TokenRequest, UserCreate, UserOut,
+)
+
+PREFIX = "/api/v1"
+API_VERSION = "1.0"
+ALL = ("owner", "operator", "reviewer", "admin")
+
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
+api = ApiRoutes(bp)
+
+
+# --- documents and keys ----------------------------------------------------------
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(openapi_document(api, PREFIX, API_VERSION))
+
+
+openapi_json.allowed_roles = frozenset({"public"})
+
+
+@api.route("/keys", roles=("public",), summary="The instance's public signing key", response=KeyOut, tag="admin")
+def keys():
+    return access.signing_key()
+
+
+# --- auth ------------------------------------------------------------------------
+
+@api.route("/tokens", "POST", roles=("public",), body=TokenRequest, response=TokenOut, status=201,
+           summary="Exchange a user name and password for a bearer token (rate-limited)", tag="auth")
+def create_token(body: TokenRequest):
+    from sandbox.users import issue_token
+
+    user = login(body.user, body.password)
+    token = issue_token(access.inst(), user, scopes=list(dict.fromkeys(body.scopes)), days=body.days)
+    return {"token": token, "prefix": token[:10], "scopes": body.scopes, "days": body.days}
+
+
+@api.route("/tokens/<prefix>", "DELETE", roles=ALL, response=Done, summary="Revoke a token by its prefix", tag="auth")
+def revoke_token(prefix: str):
+    from sandbox.users import find_user, revoke_token as revoke
+
+    revoke(access.inst(), find_user(access.inst(), principal().name), prefix)
+    return {"ok": True}
+
+
+@api.route("/me", roles=ALL, response=Me, summary="The caller", tag="auth")
+def me():
+    return access.me(principal())
+
+
+# --- catalog ---------------------------------------------------------------------
+
+@api.route("/datasets", roles=("public",), query=DatasetListQuery, response=DatasetSummary, many=True,
+           summary="Datasets in the catalog (search, filter, pages)", tag="catalog")
+def list_datasets(query: DatasetListQuery):
+    return paged(access.search_datasets(query.q, query.classification, query.publisher), query)
+
+
+@api.route("/datasets/<name>", roles=("public",), response=DatasetDetail,
+           summary="A dataset's metadata (the quality report for its owner)", tag="catalog")
+def show_dataset(name: str):
+    return access.dataset_detail(principal(), name)
+
+
+@api.route("/datasets/<name>/download", roles=("public",), query=TableDownloadQuery,
+           media=("text/csv", "application/json", "application/vnd.apache.parquet"),
+           summary="Download an open dataset's table", tag="catalog")
+def download_dataset(name: str, query: TableDownloadQuery):
+    table = access.open_table(name, query.table)
+    stem = f"{name}-{query.table}" if query.table else name
+    return file_response(table_bytes(table, query.format), query.format, f"{stem}.{query.format}")
+
+
+# --- owner -----------------------------------------------------------------------
+
+@api.route("/datasets", "POST", roles=("owner", "admin"), response=RegisteredVersionOut, status=201,
+           multipart={"policy": "the policy file (TOML)", "files": "the data files it names"},
+           summary="Register a dataset version from a policy file and its data files", tag="owner")
+def register_dataset():
+    return access.register_upload(request.files.get("policy"), request.files.getlist("files")).to_dict()
+
+
+@api.route("/datasets/<name>/budget", roles=("owner", "admin"), response=DatasetBudget,
+           summary="Budget gauge: spent, reserved and remaining per level", tag="owner")
+def dataset_budget(name: str):
+    return access.dataset_budget(principal(), name)
+
+
+@api.route("/licences", roles=("owner", "operator", "admin"), query=LicenceListQuery, response=LicenceOut,
+           many=True, summary="Licences the caller may see", tag="owner")
+def list_licences(query: LicenceListQuery):
+    return paged(access.visible_licences(principal(), query.dataset, query.operator), query)
+
+
+@api.route("/licences", "POST", roles=("owner", "admin"), body=LicenceGrant, response=Created, status=201,
+           summary="Grant a licence on a conditional dataset", tag="owner")
+def grant_licence(body: LicenceGrant):
+    from sandbox.licences import grant_licence as grant
+
+    lid = grant(access.inst(), actor(), dataset=body.dataset, operator=body.operator, epsilon=body.epsilon,
+                delta=body.delta, purpose=body.purpose, expires=body.expires, tables=body.tables,
+                approval=body.approval, accounting=body.accounting,
+                max_epsilon_per_query=body.max_epsilon_per_query)
+    return {"id": lid}
+
+
+@api.route("/licences/<int:licence_id>/revoke", "POST", roles=("owner", "admin"), body=LicenceRevoke,
+           response=Done, summary="Revoke a licence (cancels its pending products)", tag="owner")
+def revoke_licence(licence_id: int, body: LicenceRevoke):
+    from sandbox.licences import revoke_licence as revoke
+
+    revoke(access.inst(), actor(), licence_id, body.reason)
+    return {"ok": True}
+
+
+# --- operator --------------------------------------------------------------------
+
+@api.route("/queries/preview", "POST", roles=("operator",), body=QueryRequest, response=CheckedQueryOut,
+           summary="Check a query and estimate its cost and accuracy (spends nothing)", tag="operator")
+def preview_query(body: QueryRequest):
+    from sandbox.service import check_query
+
+    return check_query(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
+                       version=body.version).to_dict()
+
+
+@api.route("/queries", "POST", roles=("operator",), body=QueryRequest, response=QueryResultOut, status=201,
+           summary="Run a query: its privacy loss is charged", tag="operator")
+def run_query(body: QueryRequest):
+    from sandbox.service import run_query as run
+
+    return run(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
+               version=body.version).to_dict()
+
+
+@api.route("/queries", roles=("operator", "reviewer", "admin"), query=RunListQuery, response=RunSummary,
+           many=True, summary="Query runs (an operator sees their own)", tag="operator")
+def list_runs(query: RunListQuery):
+    from sandbox.service import list_runs as runs
+
+    return paged(runs(access.inst(), principal().name, query.dataset), query)
+
+
+@api.route("/queries/<run_id>", roles=("operator", "reviewer", "admin"), response=RunDetail,
+           summary="One query run with its released result", tag="operator")
+def show_run(run_id: str):
+    from sandbox.service import get_run
+
+    return get_run(access.inst(), principal().name, run_id)
+
+
+@api.route("/queries/<run_id>/result", roles=("operator", "reviewer", "admin"), query=DownloadQuery,
+           media=("text/csv", "application/json", "application/vnd.apache.parquet"),
+           summary="Download a run's released result", tag="operator")
+def download_run(run_id: str, query: DownloadQuery):
+    from queries.errors import Conflict
+    from sandbox.service import get_run
+
+    run = get_run(access.inst(), principal().name, run_id)
+    if not run["result"]:
+        raise Conflict("this run has no released result", code="no_result")
+    return result_file(run["result"], query.format, f"run-{run_id[:8]}")
+
+
+@api.route("/budget/<dataset>", roles=("operator",), response=BudgetStatusOut, many=True,
+           summary="The operator's remaining budget on a dataset", tag="operator")
+def my_budget(dataset: str):
+    lics = [lic for lic in access.visible_licences(principal(), dataset) if lic["status"] == "active"]
+    return [lic["budget"] for lic in lics if lic["budget"]]
+
+
+# --- admin -----------------------------------------------------------------------
+
+@api.route("/users", roles=("admin",), query=PageQuery, response=UserOut, many=True, summary="Users and roles",
+           tag="admin")
+def list_users(query: PageQuery):
+    return paged(access.users_list(), query)
+
+
+@api.route("/users", "POST", roles=("admin",), body=UserCreate, response=UserOut, status=201,
+           summary="Add a user", tag="admin")
+def add_user(body: UserCreate):
+    from sandbox.users import add_user as add
+
+    u = add(access.inst(), actor(), body.name, body.role, body.password, display_name=body.display_name,
+            organisation=body.organisation)
+    return {"name": u.name, "role": u.role, "active": True}
+
+
+@api.route("/settings", roles=("admin",), response=SettingOut, many=True, summary="Settings overview", tag="admin")
+def settings():
+    return access.settings_overview()
+
+
+@api.route("/audit", roles=("admin",), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
+def audit_status():
+    return access.audit_report()

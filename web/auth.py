@@ -1,0 +1,200 @@
+"""Who is asking: sessions with CSRF protection for pages, bearer tokens for the
+API, role checks on every route, and an in-process login rate limit.
+
+Every view is wrapped by ``allow(*roles)``, which records the roles on the view
+(``view.allowed_roles``) so that tests can walk every route with every role.
+``"public"`` means anyone, signed in or not.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+import secrets
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import current_app, g, request, session
+
+from queries.errors import Forbidden, SandboxError, Unauthorized
+
+ROLES = ("owner", "operator", "reviewer", "admin")
+READ_SCOPE = "read"          # a token with only this scope may use GET routes
+ALL_SCOPE = "all"
+TOKEN_SCOPES = (READ_SCOPE, ALL_SCOPE)
+
+
+class TooManyAttempts(SandboxError):
+    code = "too_many_attempts"
+    status = 429
+
+
+class CsrfFailed(SandboxError):
+    code = "csrf_failed"
+    status = 400
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of one request."""
+
+    name: str | None
+    role: str                      # one of ROLES, or "public" when anonymous
+    scopes: tuple[str, ...] = (ALL_SCOPE,)
+    via: str = "anonymous"         # anonymous | session | token
+
+    @property
+    def signed_in(self) -> bool:
+        return self.name is not None
+
+
+ANONYMOUS = Principal(None, "public")
+
+
+class LoginLimiter:
+    """At most ``max_failures`` failed logins per (client address, user name)
+    within ``window_s`` seconds; a success clears the count. In-process: each
+    server process keeps its own counts."""
+
+    def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        q = self._failures[key]
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        return q
+
+    def check(self, key: tuple[str, str]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            q = self._recent(key, now)
+            if len(q) >= self.max_failures:
+                retry = int(q[0] + self.window_s - now) + 1
+                raise TooManyAttempts("too many failed logins; try again later", retry_after=retry)
+
+    def failed(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._recent(key, time.monotonic()).append(time.monotonic())
+
+    def succeeded(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._failures.pop(key, None)
+
+
+def login_key(user_name: str) -> tuple[str, str]:
+    return (request.remote_addr or "-", (user_name or "").strip().lower())
+
+
+def login(user_name: str, password: str):
+    """Authenticate through the rate limiter; returns the user."""
+    from sandbox.users import authenticate
+
+    limiter: LoginLimiter = current_app.extensions["dps_limiter"]
+    key = login_key(user_name)
+    limiter.check(key)
+    try:
+        user = authenticate(current_app.extensions["dps"], user_name or "", password or "")
+    except Unauthorized:
+        limiter.failed(key)
+        raise
+    limiter.succeeded(key)
+    return user
+
+
+def is_api_request() -> bool:
+    return request.path.startswith("/api/")
+
+
+def load_principal() -> None:
+    """``before_request``: set ``g.principal`` from the bearer token (API) or the
+    session (pages)."""
+    from sandbox.users import user_for_token
+
+    inst = current_app.extensions["dps"]
+    g.principal = ANONYMOUS
+    if is_api_request():
+        header = request.headers.get("Authorization", "")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("use 'Authorization: Bearer <token>'", code="bad_token")
+            user, scopes = user_for_token(inst, token.strip())
+            g.principal = Principal(user.name, user.role, tuple(scopes), "token")
+        return
+    name = session.get("user")
+    if name:
+        from sandbox.users import find_user
+
+        try:
+            user = find_user(inst, name)
+        except SandboxError:
+            session.clear()
+            return
+        if not user.active or user.role != session.get("role"):
+            session.clear()
+            return
+        g.principal = Principal(user.name, user.role, (ALL_SCOPE,), "session")
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def check_csrf() -> None:
+    """``before_request`` for pages: every state-changing request carries the
+    session's token (form field ``csrf_token`` or header ``X-CSRF-Token``)."""
+    if is_api_request() or request.method in ("GET", "HEAD", "OPTIONS"):
+        return
+    sent = request.form.get("csrf_token") or request.headers.get("X-CSRF-Token") or ""
+    expected = session.get("csrf") or ""
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise CsrfFailed("the form's security token is missing or out of date; reload the page and try again")
+
+
+def allow(*roles: str) -> Callable:
+    """Restrict a view to ``roles`` (``"public"``: anyone)."""
+    for r in roles:
+        if r not in ROLES + ("public",):
+            raise ValueError(f"unknown role {r}")
+
+    def decorate(view: Callable) -> Callable:
+        @functools.wraps(view)
+        def wrapper(*args, **kwargs):
+            p: Principal = g.principal
+            if "public" not in roles:
+                if not p.signed_in:
+                    raise Unauthorized("sign in first" if not is_api_request() else "this needs a bearer token",
+                                       code="not_signed_in")
+                if p.role not in roles:
+                    raise Forbidden(f"this needs the role {' or '.join(roles)}", code="wrong_role")
+            if (p.via == "token" and request.method not in ("GET", "HEAD")
+                    and ALL_SCOPE not in p.scopes):
+                raise Forbidden("this token is read-only", code="insufficient_scope")
+            return view(*args, **kwargs)
+
+        wrapper.allowed_roles = frozenset(roles)
+        return wrapper
+
+    return decorate
+
+
+def principal() -> Principal:
+    return g.principal
+
+
+def actor():
+    from sandbox.audit import Actor
+
+    p = g.principal
+    return Actor(p.name or "public", p.role)

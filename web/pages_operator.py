@@ -1,0 +1,89 @@
+"""Operator pages: the SQL editor with preview and run, runs and their results."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, url_for
+
+from queries.errors import InvalidInput, QueryRejected, SandboxError
+from web import access
+from web.auth import allow, principal
+from web.charts import bar_chart, highlight_span
+from web.downloads import result_file
+
+bp = Blueprint("operator", __name__, url_prefix="/operator")
+
+
+def _licences():
+    return [lic for lic in access.visible_licences(principal()) if lic["status"] == "active"]
+
+
+def _editor(status: int = 200, **ctx):
+    licences = _licences()
+    ctx.setdefault("dataset", licences[0]["dataset"] if licences else "")
+    ctx.setdefault("sql", "")
+    ctx.setdefault("epsilon", "")
+    budget = next((lic["budget"] for lic in licences if lic["dataset"] == ctx["dataset"]), None)
+    return render_template("operator_editor.html", licences=licences, budget=budget, **ctx), status
+
+
+@bp.get("/")
+@allow("operator")
+def editor():
+    return _editor(dataset=request.args.get("dataset") or (_licences() or [{"dataset": ""}])[0]["dataset"],
+                   sql=request.args.get("sql", ""))
+
+
+@bp.post("/")
+@allow("operator")
+def submit():
+    from sandbox.service import check_query, run_query
+
+    f = request.form
+    dataset, sql, eps_text = f.get("dataset", ""), f.get("sql", ""), f.get("epsilon", "").strip()
+    ctx = {"dataset": dataset, "sql": sql, "epsilon": eps_text}
+    try:
+        try:
+            epsilon = float(eps_text) if eps_text else None
+        except ValueError:
+            raise InvalidInput("epsilon must be a number", code="invalid_form") from None
+        if f.get("action") == "run":
+            result = run_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon)
+            return redirect(url_for("operator.run_page", run_id=result.run_id))
+        checked = check_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon).to_dict()
+        return _editor(preview=checked, **ctx)
+    except QueryRejected as exc:
+        span = exc.span.to_dict() if exc.span else None
+        return _editor(exc.status, rejected=exc, span=span, highlighted=highlight_span(sql, span), **ctx)
+    except SandboxError as exc:
+        return _editor(exc.status, failed=exc, **ctx)
+
+
+@bp.get("/runs")
+@allow("operator")
+def runs():
+    from sandbox.service import list_runs
+
+    return render_template("operator_runs.html", runs=list_runs(access.inst(), principal().name))
+
+
+@bp.get("/runs/<run_id>")
+@allow("operator")
+def run_page(run_id: str):
+    from sandbox.service import get_run
+
+    run = get_run(access.inst(), principal().name, run_id)
+    chart = bar_chart(run["result"], run["sql"]) if run["result"] else ""
+    budget = next((lic["budget"] for lic in _licences() if lic["dataset"] == run["dataset"]), None)
+    return render_template("operator_run.html", run=run, chart=chart, budget=budget,
+                           products=access.products_service() is not None)
+
+
+@bp.get("/runs/<run_id>/result.<any(csv,json,parquet):fmt>")
+@allow("operator")
+def run_download(run_id: str, fmt: str):
+    from sandbox.service import get_run
+
+    run = get_run(access.inst(), principal().name, run_id)
+    if not run["result"]:
+        raise InvalidInput("this run has no released result", code="no_result")
+    return result_file(run["result"], fmt, f"run-{run_id[:8]}")

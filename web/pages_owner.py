@@ -1,0 +1,97 @@
+"""Owner pages: register a dataset, budget gauges, licences (grant, revoke)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from queries.errors import InvalidInput, SandboxError
+from web import access
+from web.auth import actor, allow, principal
+
+bp = Blueprint("owner", __name__, url_prefix="/owner")
+
+
+@bp.get("/datasets")
+@allow("owner", "admin")
+def datasets():
+    rows = []
+    for d in access.owned_datasets(principal()):
+        rows.append({**d, "budget": access.dataset_budget(principal(), d["name"])["levels"]})
+    return render_template("owner_datasets.html", datasets=rows)
+
+
+@bp.get("/register")
+@allow("owner", "admin")
+def register_form():
+    return render_template("owner_register.html", error=None, done=None)
+
+
+@bp.post("/register")
+@allow("owner", "admin")
+def register_submit():
+    try:
+        done = access.register_upload(request.files.get("policy"), request.files.getlist("files"))
+    except SandboxError as exc:
+        return render_template("owner_register.html", error=exc, done=None), exc.status
+    return render_template("owner_register.html", error=None, done=done), 201
+
+
+@bp.get("/datasets/<name>")
+@allow("owner", "admin")
+def dataset_admin(name: str):
+    return _dataset_page(name)
+
+
+def _dataset_page(name: str, error: SandboxError | None = None, status: int = 200):
+    budget = access.dataset_budget(principal(), name)
+    d = access.dataset_detail(principal(), name)
+    licences = access.visible_licences(principal(), dataset=name)
+    operators = [u["name"] for u in _operators()]
+    return render_template("owner_dataset.html", d=d, levels=budget["levels"], licences=licences,
+                           operators=operators, error=error, today=date.today().isoformat()), status
+
+
+def _operators():
+    """Operators offered in the grant form (their names are public in the register)."""
+    return [u for u in access.users_list() if u["role"] == "operator" and u["active"]]
+
+
+@bp.post("/datasets/<name>/licences")
+@allow("owner", "admin")
+def grant(name: str):
+    from sandbox.licences import grant_licence
+
+    f = request.form
+    try:
+        try:
+            expires = date.fromisoformat(f.get("expires", ""))
+            epsilon = float(f.get("epsilon", ""))
+            delta = float(f.get("delta") or 0)
+        except ValueError:
+            raise InvalidInput("epsilon and delta must be numbers and the expiry a date (YYYY-MM-DD)",
+                               code="invalid_form") from None
+        tables = [t.strip() for t in f.get("tables", "").split(",") if t.strip()] or None
+        grant_licence(access.inst(), actor(), dataset=name, operator=f.get("operator", ""), epsilon=epsilon,
+                      delta=delta, purpose=f.get("purpose", ""), expires=expires, tables=tables)
+    except SandboxError as exc:
+        return _dataset_page(name, exc, exc.status)
+    flash("Licence granted.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name))
+
+
+@bp.post("/licences/<int:licence_id>/revoke")
+@allow("owner", "admin")
+def revoke(licence_id: int):
+    from sandbox.licences import revoke_licence
+
+    name = request.form.get("dataset", "")
+    try:
+        revoke_licence(access.inst(), actor(), licence_id, request.form.get("reason", ""))
+    except SandboxError as exc:
+        if name:
+            return _dataset_page(name, exc, exc.status)
+        raise
+    flash("Licence revoked.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))

@@ -1,0 +1,275 @@
+"""Pydantic models of the JSON API: request bodies and query strings (validated
+on every request) and responses (validated before they are sent). The OpenAPI
+document is generated from them (``web/openapi.py``)."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["owner", "operator", "reviewer", "admin"]
+Classification = Literal["open", "conditional", "restricted"]
+Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Response(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- requests -------------------------------------------------------------------
+
+class PageQuery(Request):
+    page: int = Field(1, ge=1, le=1_000_000, description="1-based page number")
+    per_page: int = Field(50, ge=1, le=200, description="items per page")
+
+
+class DatasetListQuery(PageQuery):
+    q: str | None = Field(None, max_length=200, description="words in the name, title or description")
+    classification: Classification | None = None
+    publisher: str | None = Field(None, max_length=300)
+
+
+class LicenceListQuery(PageQuery):
+    dataset: str | None = Field(None, max_length=64)
+    operator: str | None = Field(None, max_length=64)
+
+
+class RunListQuery(PageQuery):
+    dataset: str | None = Field(None, max_length=64)
+
+
+class ProductListQuery(PageQuery):
+    q: str | None = Field(None, max_length=200)
+
+
+class DownloadQuery(Request):
+    format: Literal["csv", "json", "parquet"] = "csv"
+
+
+class TableDownloadQuery(DownloadQuery):
+    table: str | None = Field(None, max_length=64, description="one table of the dataset (default: the first)")
+
+
+class TokenRequest(Request):
+    user: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    scopes: list[Literal["read", "all"]] = Field(default_factory=lambda: ["all"], min_length=1, max_length=2)
+    days: int = Field(30, ge=1, le=366)
+
+
+class LicenceGrant(Request):
+    dataset: str = Field(min_length=1, max_length=64)
+    operator: str = Field(min_length=1, max_length=64)
+    epsilon: float = Field(gt=0, le=1000)
+    delta: float = Field(0.0, ge=0, lt=1)
+    purpose: str = Field(min_length=1, max_length=2000)
+    expires: date
+    tables: list[str] | None = None
+    approval: Literal["automatic", "templates", "each"] = "automatic"
+    accounting: Literal["approx", "zcdp"] = "approx"
+    max_epsilon_per_query: float | None = Field(None, gt=0, le=1000)
+
+
+class LicenceRevoke(Request):
+    reason: str = Field("", max_length=2000)
+
+
+class QueryRequest(Request):
+    dataset: str = Field(min_length=1, max_length=64)
+    sql: str = Field(min_length=1, max_length=20_000)
+    epsilon: float | None = Field(None, gt=0, le=1000)
+    version: int | None = Field(None, ge=1, le=1_000_000)
+
+
+class UserCreate(Request):
+    name: str = Field(min_length=2, max_length=64)
+    role: Role
+    password: str = Field(min_length=8, max_length=1024)
+    display_name: str = Field("", max_length=200)
+    organisation: str = Field("", max_length=200)
+
+
+class DraftCreate(Request):
+    title: str = Field(min_length=1, max_length=300)
+    run_ids: list[str] = Field(min_length=1, max_length=50)
+    description: str = Field("", max_length=5000)
+    purpose: str = Field("", max_length=2000)
+
+
+class ReviewDecision(Request):
+    decision: Literal["approve", "return", "reject"]
+    reason: str = Field("", max_length=5000)
+
+
+class DataRequestCreate(Request):
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(min_length=1, max_length=5000)
+    contact: str = Field(min_length=1, max_length=300)
+    dataset: str | None = Field(None, max_length=64)
+
+
+class DataRequestTriage(Request):
+    status: Literal["accepted", "declined", "closed"]
+    reason: str = Field("", max_length=5000)
+
+
+# --- responses ------------------------------------------------------------------
+
+class Meta(Response):
+    page: int | None = None
+    per_page: int | None = None
+    total: int | None = None
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem details, with dp-sandbox's stable ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+
+
+class TokenOut(Response):
+    token: str
+    prefix: str
+    scopes: list[str]
+    days: int
+
+
+class Me(Response):
+    name: str
+    role: str
+    display_name: str = ""
+    organisation: str = ""
+
+
+class DatasetSummary(Response):
+    name: str
+    title: str
+    classification: str
+    publisher: str
+    owner: str | None
+    versions: int
+
+
+class DatasetDetail(Response):
+    name: str
+    title: str
+    classification: str
+    tables: list[dict[str, Any]]
+    versions: list[dict[str, Any]]
+    budget: dict[str, Any] | None = None
+
+
+class RegisteredVersionOut(Response):
+    dataset: str
+    number: int
+    content_hash: str
+    row_counts: dict[str, int]
+    created: bool
+
+
+class Loss(Response):
+    epsilon: float
+    delta: float
+
+
+class BudgetStatusOut(Response):
+    scope: str
+    total: Loss
+    spent: Loss
+    reserved: Loss
+    remaining: Loss
+    per_query: Loss
+
+
+class LicenceOut(Response):
+    id: int
+    dataset: str
+    operator: str
+    purpose: str
+    status: str
+    expires_at: str
+    budget: BudgetStatusOut | None = None
+
+
+class DatasetBudget(Response):
+    dataset: str
+    levels: list[dict[str, Any]]
+
+
+class Created(Response):
+    id: int
+
+
+class Done(Response):
+    ok: bool = True
+
+
+class CheckedQueryOut(Response):
+    ok: bool
+    dataset_version: int
+    licence_id: int
+    cost: dict[str, Any]
+    plan: dict[str, Any]
+
+
+class QueryResultOut(Response):
+    ok: bool
+    run_id: str
+    columns: list[str]
+    rows: list[list[Any]]
+    intervals: list[list[Any]]
+    cost: Loss
+
+
+class RunSummary(Response):
+    run_id: str
+    status: str
+    epsilon: float
+    created_at: str
+
+
+class RunDetail(Response):
+    run_id: str
+    dataset: str
+    sql: str
+    status: str
+    result: dict[str, Any] | None = None
+
+
+class UserOut(Response):
+    name: str
+    role: str
+    active: bool
+
+
+class ChainReportOut(Response):
+    ok: bool
+    records: int
+    first_bad_seq: int | None = None
+    reason: str = ""
+
+
+class SettingOut(Response):
+    name: str
+    value: Any = None
+    help: str
+
+
+class KeyOut(Response):
+    algorithm: str
+    public_key_pem: str
+
+
+class Item(Response):
+    """A products/ object (draft, product, review, register entry, data request)."""
