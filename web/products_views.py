@@ -14,6 +14,13 @@ from web.auth import allow
 
 bp = Blueprint("products", __name__)
 
+PUBLIC = {"public", "owner", "operator", "reviewer", "admin"}
+EXPECTED_ROLES: dict[str, set[str]] = {
+    "products.product_list": PUBLIC, "products.product_page": PUBLIC, "products.create_draft": {"operator"},
+    "products.drafts": {"operator"}, "products.review_queue": {"reviewer"}, "products.register_page": PUBLIC,
+    "products.requests_page": PUBLIC,
+}
+
 
 class ProductsUnavailable(SandboxError):
     code = "products_unavailable"

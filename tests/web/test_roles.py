@@ -1,0 +1,105 @@
+"""Every route, called by every role: the roles let through are exactly the
+expected ones (a refused role gets 401/403 before the view runs)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from web_helpers import ROLE_USER, bearer, csrf_of, page_login
+
+PUBLIC = {"public", "owner", "operator", "reviewer", "admin"}
+SIGNED_IN = {"owner", "operator", "reviewer", "admin"}
+OWNER = {"owner", "admin"}
+
+EXPECTED: dict[str, set[str]] = {
+    "static": PUBLIC,
+    # public pages
+    "public.catalog": PUBLIC, "public.dataset": PUBLIC, "public.download": PUBLIC, "public.login_form": PUBLIC,
+    "public.login_submit": PUBLIC, "public.logout": PUBLIC, "public.signing_key": PUBLIC,
+    # owner pages
+    "owner.datasets": OWNER, "owner.register_form": OWNER, "owner.register_submit": OWNER,
+    "owner.dataset_admin": OWNER, "owner.grant": OWNER, "owner.revoke": OWNER,
+    # operator pages
+    "operator.editor": {"operator"}, "operator.submit": {"operator"}, "operator.runs": {"operator"},
+    "operator.run_page": {"operator"}, "operator.run_download": {"operator"},
+    # admin pages
+    "admin.overview": {"admin"}, "admin.add_user": {"admin"},
+    # API
+    "api.openapi_json": PUBLIC, "api.keys": PUBLIC, "api.create_token": PUBLIC, "api.revoke_token": SIGNED_IN,
+    "api.me": SIGNED_IN, "api.list_datasets": PUBLIC, "api.show_dataset": PUBLIC, "api.download_dataset": PUBLIC,
+    "api.register_dataset": OWNER, "api.dataset_budget": OWNER, "api.list_licences": {"owner", "operator", "admin"},
+    "api.grant_licence": OWNER, "api.revoke_licence": OWNER, "api.preview_query": {"operator"},
+    "api.run_query": {"operator"}, "api.list_runs": {"operator", "reviewer", "admin"},
+    "api.show_run": {"operator", "reviewer", "admin"}, "api.download_run": {"operator", "reviewer", "admin"},
+    "api.my_budget": {"operator"}, "api.list_users": {"admin"}, "api.add_user": {"admin"},
+    "api.settings": {"admin"}, "api.audit_status": {"admin"},
+}
+
+
+def expected_roles(endpoint: str) -> set[str]:
+    from web.products_views import EXPECTED_ROLES
+
+    return EXPECTED.get(endpoint) or EXPECTED_ROLES[endpoint]
+
+
+def concrete(rule) -> str:
+    values = {"name": "health", "dataset": "health", "run_id": "0" * 8, "prefix": "dps_xxxxxx", "fmt": "csv",
+              "filename": "app.css"}
+
+    def sub(m: re.Match) -> str:
+        conv, name = m.group(1), m.group(2)
+        return "1" if conv == "int" else values.get(name, "x")
+
+    return re.sub(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>", sub, rule.rule)
+
+
+def refused(resp, role: str, api: bool) -> bool:
+    if resp.status_code == 302 and "/login?next=" in resp.headers.get("Location", ""):
+        return True
+    if resp.status_code in (401, 403):
+        body = resp.get_data(as_text=True)
+        return "wrong_role" in body or "not_signed_in" in body
+    return False
+
+
+@pytest.fixture
+def clients(app, tokens):
+    out = {"public": (app.test_client(), {})}
+    for role, user in ROLE_USER.items():
+        c = app.test_client()
+        page_login(c, user)
+        out[role] = (c, bearer(tokens[role]))
+    return out
+
+
+def test_every_view_declares_its_roles(app):
+    for endpoint, view in app.view_functions.items():
+        assert hasattr(view, "allowed_roles"), endpoint
+        assert set(view.allowed_roles) - {"public"} <= SIGNED_IN
+
+
+def test_role_route_matrix(app, clients):
+    seen = set()
+    # signing out ends the session the other calls use: do it last
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.endpoint == "public.logout"):
+        api = rule.rule.startswith("/api/")
+        view = app.view_functions[rule.endpoint]
+        want = expected_roles(rule.endpoint)
+        declared = {"public"} | SIGNED_IN if "public" in view.allowed_roles else set(view.allowed_roles)
+        assert declared == want, rule.endpoint
+        path = concrete(rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for role, (c, headers) in clients.items():
+                if method == "GET":
+                    resp = c.get(path, headers=headers if api else {})
+                elif api:
+                    resp = c.open(path, method=method, headers=headers, json={})
+                else:
+                    resp = c.open(path, method=method, data={"csrf_token": csrf_of(c)})
+                got_refused = refused(resp, role, api)
+                resp.close()
+                assert got_refused == (role not in want), (rule.endpoint, method, role, resp.status_code)
+                seen.add(rule.endpoint)
+    assert seen == set(app.view_functions)
