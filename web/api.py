@@ -215,3 +215,6 @@ def settings():
 @api.route("/audit", roles=("admin",), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
 def audit_status():
     return access.audit_report()
+
+
+from web import api_products  # noqa: E402,F401  (registers the product routes on ``api``)

@@ -1,24 +1,32 @@
-"""Pages and API routes of data products, the transparency register and data
-requests. They call ``products.service``; while that package is not installed
-the pages say so and the API answers ``503 products_unavailable``."""
+"""Pages of data products, the review screen, the transparency register and
+data requests. They call ``products.service``; while that package is not
+installed the pages say so and the API answers ``503 products_unavailable``."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, render_template
+from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
-from queries.errors import SandboxError
+from queries.errors import InvalidInput, SandboxError
 from web import access
-from web.auth import allow
+from web.auth import allow, principal
+from web.charts import bar_chart
+from web.downloads import file_response, result_file
 
 bp = Blueprint("products", __name__)
 
 PUBLIC = {"public", "owner", "operator", "reviewer", "admin"}
 EXPECTED_ROLES: dict[str, set[str]] = {
-    "products.product_list": PUBLIC, "products.product_page": PUBLIC, "products.create_draft": {"operator"},
+    "products.product_list": PUBLIC, "products.product_page": PUBLIC, "products.product_download": PUBLIC,
+    "products.create_draft": {"operator"}, "products.submit": {"operator"}, "products.release": {"operator", "admin"},
+    "products.withdraw": {"operator", "admin"}, "products.review": {"reviewer"},
     "products.drafts": {"operator"}, "products.review_queue": {"reviewer"}, "products.register_page": PUBLIC,
-    "products.requests_page": PUBLIC,
+    "products.requests_page": PUBLIC, "products.file_request": PUBLIC, "products.decide_request": {"owner", "admin"},
+    "products.catalog_jsonld": PUBLIC,
 }
 
 
@@ -34,50 +42,215 @@ def svc():
     return s
 
 
+def me() -> str | None:
+    return principal().name
+
+
+# --- helpers shared with the API ---------------------------------------------------
+
 def catalog_products(q: str = "") -> list[dict[str, Any]]:
-    return []
+    words = [w.lower() for w in q.split()]
+    out = []
+    for p in svc().list_products(access.inst(), None, state="released"):
+        d = p.to_dict()
+        if all(w in (d["title"] + " " + d["dataset"]).lower() for w in words):
+            out.append({**d, "version": max(d["released_versions"] or [d["latest_version"]])})
+    return out
+
+
+def product_zip(product_id: int, version: int | None) -> tuple[bytes, str]:
+    out = Path(tempfile.mkdtemp(prefix="dps-export-"))
+    try:
+        path = svc().export_product(access.inst(), me(), product_id, out, version=version, as_zip=True)
+        return path.read_bytes(), path.name
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def product_file(product_id: int, fmt: str, version: int | None, table: int):
+    if fmt == "zip":
+        data, name = product_zip(product_id, version)
+        resp = file_response(data, "zip", name)
+        resp.mimetype = "application/zip"
+        return resp
+    detail = svc().get_product(access.inst(), me(), product_id).to_dict()
+    tables = detail["tables"]
+    if not 1 <= table <= len(tables):
+        raise InvalidInput(f"the product has {len(tables)} table(s)", code="unknown_table")
+    t = tables[table - 1]
+    return result_file({**t, "cost": {"epsilon": t.get("epsilon"), "delta": t.get("delta")}}, fmt,
+                       f"product-{product_id}-table-{table}")
+
+
+def verification(product_id: int) -> dict[str, Any] | None:
+    """Signature status and manifest of the newest released version, if any."""
+    from products.manifest import read_manifest
+
+    s = svc()
+    try:
+        folder = s.package_path(access.inst(), me(), product_id)
+    except SandboxError:
+        return None
+    report = s.verify_path(folder, access.inst().signer.public_pem()).to_dict()
+    report.pop("path", None)
+    return {"report": report, "manifest": read_manifest(folder)}
+
+
+# --- pages -------------------------------------------------------------------------
+
+def _unavailable(title: str):
+    return render_template("unavailable.html", title=title), 503
 
 
 @bp.get("/products")
 @allow("public")
 def product_list():
-    return render_template("unavailable.html", title="Data products")
+    if access.products_service() is None:
+        return _unavailable("Data products")
+    rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="released")]
+    return render_template("products.html", products=rows, heading="Released data products")
 
 
 @bp.get("/products/<int:product_id>")
 @allow("public")
-def product_page(product_id: int):
-    return render_template("unavailable.html", title="Data products")
+def product_page(product_id: int, error: SandboxError | None = None, status: int = 200):
+    if access.products_service() is None:
+        return _unavailable("Data products")
+    p = svc().get_product(access.inst(), me(), product_id).to_dict()
+    charts = [bar_chart(t, t.get("sql", "")) for t in p["tables"]]
+    ver = verification(product_id) if any(v.get("released_at") for v in p["versions"]) else None
+    return render_template("product.html", p=p, charts=charts, ver=ver, error=error,
+                           default_attestation=svc().DEFAULT_ATTESTATION), status
+
+
+@bp.get("/products/<int:product_id>/download.<any(zip,csv,json,parquet):fmt>")
+@allow("public")
+def product_download(product_id: int, fmt: str):
+    version = request.args.get("version", type=int)
+    return product_file(product_id, fmt, version, request.args.get("table", 1, type=int))
+
+
+def _act(product_id: int, action):
+    try:
+        action()
+    except SandboxError as exc:
+        return product_page(product_id, error=exc, status=exc.status)
+    return redirect(url_for("products.product_page", product_id=product_id))
 
 
 @bp.post("/products/drafts")
 @allow("operator")
 def create_draft():
-    svc()
+    f = request.form
+    run_ids = [r for r in f.get("run_ids", "").replace(",", " ").split() if r]
+    p = svc().draft_product(access.inst(), me(), title=f.get("title", ""), run_ids=run_ids,
+                            description=f.get("description", ""), purpose=f.get("purpose", ""))
+    flash("Draft created.", "ok")
+    return redirect(url_for("products.product_page", product_id=p.id))
+
+
+@bp.post("/products/<int:product_id>/submit")
+@allow("operator")
+def submit(product_id: int):
+    return _act(product_id, lambda: svc().submit_product(access.inst(), me(), product_id,
+                                                         attestation=request.form.get("attestation", "")))
+
+
+@bp.post("/products/<int:product_id>/review")
+@allow("reviewer")
+def review(product_id: int):
+    f = request.form
+    return _act(product_id, lambda: svc().review_product(access.inst(), me(), product_id, f.get("decision", ""),
+                                                         f.get("reason", "")))
+
+
+@bp.post("/products/<int:product_id>/release")
+@allow("operator", "admin")
+def release(product_id: int):
+    return _act(product_id, lambda: svc().release_product(access.inst(), me(), product_id))
+
+
+@bp.post("/products/<int:product_id>/withdraw")
+@allow("operator", "admin")
+def withdraw(product_id: int):
+    return _act(product_id, lambda: svc().withdraw_product(access.inst(), me(), product_id,
+                                                           request.form.get("reason", "")))
 
 
 @bp.get("/operator/drafts")
 @allow("operator")
 def drafts():
-    return render_template("unavailable.html", title="Drafts")
+    if access.products_service() is None:
+        return _unavailable("Drafts")
+    rows = [p.to_dict() for p in svc().list_products(access.inst(), me())]
+    rows = [p for p in rows if p["author"] == me()]
+    return render_template("products.html", products=rows, heading="Drafts")
 
 
 @bp.get("/review")
 @allow("reviewer")
 def review_queue():
-    return render_template("unavailable.html", title="Review queue")
+    if access.products_service() is None:
+        return _unavailable("Review queue")
+    rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="submitted")]
+    return render_template("products.html", products=rows, heading="Review queue")
 
 
 @bp.get("/register")
 @allow("public")
 def register_page():
-    return render_template("unavailable.html", title="Transparency register")
+    if access.products_service() is None:
+        return _unavailable("Transparency register")
+    return render_template("register.html", register=svc().transparency_register(access.inst()).to_dict())
 
 
 @bp.get("/requests")
 @allow("public")
-def requests_page():
-    return render_template("unavailable.html", title="Data requests")
+def requests_page(error: SandboxError | None = None, status: int = 200):
+    if access.products_service() is None:
+        return _unavailable("Data requests")
+    rows = [r.to_dict() for r in svc().list_data_requests(access.inst(), me())]
+    from sandbox.datasets import list_datasets
+
+    return render_template("requests.html", requests=rows, error=error,
+                           datasets=[d["name"] for d in list_datasets(access.inst())],
+                           triage=principal().role in ("owner", "admin")), status
+
+
+@bp.post("/requests")
+@allow("public")
+def file_request():
+    f = request.form
+    try:
+        svc().file_request(access.inst(), me(), title=f.get("title", ""), description=f.get("description", ""),
+                           contact=f.get("contact", ""), dataset=f.get("dataset") or None)
+    except SandboxError as exc:
+        return requests_page(error=exc, status=exc.status)
+    flash("Request received.", "ok")
+    return redirect(url_for("products.requests_page"))
+
+
+@bp.post("/requests/<int:request_id>/decision")
+@allow("owner", "admin")
+def decide_request(request_id: int):
+    f = request.form
+    try:
+        svc().decide_data_request(access.inst(), me(), request_id, f.get("decision", ""), f.get("reason", ""),
+                                  product_id=f.get("product_id", type=int))
+    except SandboxError as exc:
+        return requests_page(error=exc, status=exc.status)
+    return redirect(url_for("products.requests_page"))
+
+
+@bp.get("/catalog.jsonld")
+@allow("public")
+def catalog_jsonld():
+    import json
+
+    from flask import Response
+
+    doc = svc().catalog_jsonld(access.inst(), base_url=request.host_url.rstrip("/"))
+    return Response(json.dumps(doc, ensure_ascii=False, default=str), mimetype="application/ld+json")
 
 
 def register(app: Flask) -> None:

@@ -45,7 +45,9 @@ class RunListQuery(PageQuery):
 
 
 class ProductListQuery(PageQuery):
-    q: str | None = Field(None, max_length=200)
+    state: Literal["draft", "submitted", "returned", "approved", "released", "rejected", "withdrawn",
+                   "cancelled"] | None = None
+    dataset: str | None = Field(None, max_length=64)
 
 
 class DownloadQuery(Request):
@@ -114,9 +116,28 @@ class DataRequestCreate(Request):
     dataset: str | None = Field(None, max_length=64)
 
 
-class DataRequestTriage(Request):
-    status: Literal["accepted", "declined", "closed"]
+class DataRequestDecision(Request):
+    decision: Literal["accept", "decline", "link"]
     reason: str = Field("", max_length=5000)
+    product_id: int | None = Field(None, ge=1, le=2**31 - 1)
+
+
+class DataRequestListQuery(PageQuery):
+    status: Literal["open", "accepted", "declined", "closed"] | None = None
+
+
+class SubmitRequest(Request):
+    attestation: str = Field(min_length=1, max_length=2000)
+
+
+class WithdrawRequest(Request):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ProductDownloadQuery(Request):
+    format: Literal["zip", "csv", "json", "parquet"] = "zip"
+    version: int | None = Field(None, ge=1, le=1_000_000)
+    table: int = Field(1, ge=1, le=1000, description="1-based table of the product (csv, json, parquet)")
 
 
 # --- responses ------------------------------------------------------------------
@@ -271,5 +292,40 @@ class KeyOut(Response):
     public_key_pem: str
 
 
-class Item(Response):
-    """A products/ object (draft, product, review, register entry, data request)."""
+class ProductSummaryOut(Response):
+    id: int
+    title: str
+    state: str
+    dataset: str
+    author: str
+
+
+class ProductOut(Response):
+    id: int
+    title: str
+    state: str
+    dataset: str
+    author: str
+    approvals: int
+    approvals_required: int
+    versions: list[dict[str, Any]]
+    reviews: list[dict[str, Any]]
+    checks: list[dict[str, Any]]
+    tables: list[dict[str, Any]]
+
+
+class ReleasedOut(Response):
+    product_id: int
+    version: int
+    manifest_sha256: str
+    key_id: str
+
+
+class DataRequestOut(Response):
+    id: int
+    title: str
+    status: str
+
+
+class Document(Response):
+    """A JSON document (DCAT-AP JSON-LD catalog, transparency register)."""

@@ -19,7 +19,9 @@ def ui_strings() -> set[str]:
     # strings passed to _() indirectly: roles, classes, statuses, page titles, flash messages
     found |= {"owner", "operator", "reviewer", "admin", "open", "conditional", "restricted", "active", "revoked",
               "dataset", "licence", "Data products", "Drafts", "Review queue", "Transparency register",
-              "Data requests", "Licence granted.", "Licence revoked.", "User added.",
+              "Data requests", "Licence granted.", "Draft created.", "Request received.",
+              "draft", "submitted", "returned", "approved", "released", "rejected", "withdrawn", "cancelled",
+              "accepted", "declined", "closed", "Nothing waits for review.", "Released data products", "Licence revoked.", "User added.",
               "Too many attempts. Try again in a few minutes.", "Wrong user name or password."}
     return found
 
