@@ -54,3 +54,36 @@ def demo_settings(tmp_path_factory):
     creds = json.loads((inst.home / "demo-credentials.json").read_text())
     inst.close()
     return settings, creds
+
+
+@pytest.fixture(scope="session")
+def health_source(tmp_path_factory):
+    """The health demo files (500 people) and their policy, written once."""
+    from sandbox.demo_data import write_health
+
+    return write_health(tmp_path_factory.mktemp("health-src"), people=500)
+
+
+@pytest.fixture
+def licensed_instance(web_instance, health_source):
+    """health registered by owner1, a licence (ε = 5) for operator1."""
+    from datetime import date, timedelta
+
+    from sandbox.audit import Actor
+    from sandbox.datasets import add_dataset
+    from sandbox.licences import grant_licence
+
+    if not has_storage():
+        pytest.skip("sandbox.storage/sandbox.worker not installed yet")
+    owner = Actor("owner1", "owner")
+    add_dataset(web_instance, owner, health_source)
+    grant_licence(web_instance, owner, dataset="health", operator="operator1", epsilon=5.0, delta=1e-6,
+                  purpose="Tests: clinic planning", expires=date.today() + timedelta(days=30))
+    return web_instance
+
+
+@pytest.fixture
+def licensed_app(licensed_instance):
+    from web.app import create_app
+
+    return create_app(licensed_instance, {"TESTING": True})
