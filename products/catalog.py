@@ -1,0 +1,169 @@
+"""The public catalog as DCAT-AP JSON-LD.
+
+* Every dataset (all classifications; restricted ones as metadata only) is a
+  ``dcat:DatasetSeries``; each registered version is a ``dcat:Dataset`` in it
+  (``dcat:inSeries``, ``dcat:version``, ``dcat:prev``, ``dct:identifier`` =
+  content hash); the series names its ``dcat:first`` and ``dcat:last``.
+* ``dct:accessRights`` uses the EU access-right vocabulary: open → PUBLIC,
+  conditional → RESTRICTED, restricted → NON_PUBLIC.
+* Every product with a released version is a ``dcat:DatasetSeries``; each
+  released version is a ``dcat:Dataset`` with ``prov:wasDerivedFrom`` the
+  dataset version it was computed from, ``dct:license``, and one
+  ``dcat:Distribution`` per file with its SHA-256 (``spdx:checksum``). Withdrawn
+  products stay listed with ``adms:status`` Withdrawn.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import select
+
+from products.lifecycle import iso
+from products.release import TERMS, manifest_sha256
+from sandbox.instance import Instance
+from sandbox.models import Dataset, DatasetVersion, Product, ProductVersion, User
+
+CONTEXT = {
+    "dcat": "http://www.w3.org/ns/dcat#",
+    "dct": "http://purl.org/dc/terms/",
+    "foaf": "http://xmlns.com/foaf/0.1/",
+    "prov": "http://www.w3.org/ns/prov#",
+    "adms": "http://www.w3.org/ns/adms#",
+    "spdx": "http://spdx.org/rdf/terms#",
+    "xsd": "http://www.w3.org/2001/XMLSchema#",
+}
+ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
+ACCESS_RIGHTS = {"open": ACCESS + "PUBLIC", "conditional": ACCESS + "RESTRICTED", "restricted": ACCESS + "NON_PUBLIC"}
+MEDIA = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv", "json": "application/json"}
+FILE_TYPE = "http://publications.europa.eu/resource/authority/file-type/"
+FORMATS = {"parquet": FILE_TYPE + "PARQUET", "csv": FILE_TYPE + "CSV", "json": FILE_TYPE + "JSON"}
+WITHDRAWN = "http://purl.org/adms/status/Withdrawn"
+COMPLETED = "http://purl.org/adms/status/Completed"
+
+
+def _ref(iri: str) -> dict[str, str]:
+    return {"@id": iri}
+
+
+def _when(value: str | None) -> dict[str, str] | None:
+    return {"@value": value, "@type": "xsd:dateTime"} if value else None
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "unnamed"
+
+
+def _clean(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in node.items() if v not in (None, "", [])}
+
+
+def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any]:
+    """The whole public catalog as one JSON-LD document (``@context`` + ``@graph``)."""
+    base = (base_url or f"http://{inst.settings.host}:{inst.settings.port}").rstrip("/")
+    graph: list[dict[str, Any]] = []
+    agents: dict[str, dict[str, Any]] = {}
+
+    def agent(name: str) -> dict[str, str]:
+        iri = f"{base}/agents/{_slug(name)}"
+        agents.setdefault(iri, {"@id": iri, "@type": "foaf:Agent", "foaf:name": name})
+        return _ref(iri)
+
+    catalog_entries: list[dict[str, str]] = []
+    with inst.store.read() as s:
+        owners = {u.id: u for u in s.execute(select(User)).scalars()}
+        version_iri: dict[int, str] = {}
+        for ds in s.execute(select(Dataset).order_by(Dataset.name)).scalars():
+            series = f"{base}/datasets/{ds.name}"
+            publisher = ds.publisher or owners[ds.owner_id].organisation or owners[ds.owner_id].name
+            versions = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
+                                 .order_by(DatasetVersion.number)).scalars().all()
+            members = []
+            for v in versions:
+                iri = f"{series}/v{v.number}"
+                version_iri[v.id] = iri
+                members.append(_ref(iri))
+                graph.append(_clean({
+                    "@id": iri, "@type": "dcat:Dataset", "dct:title": f"{ds.title} (version {v.number})",
+                    "dcat:inSeries": _ref(series), "dcat:version": str(v.number), "dct:identifier": v.content_hash,
+                    "dcat:prev": members[-2] if len(members) > 1 else None,
+                    "dct:issued": _when(iso(v.created_at)), "dct:accessRights": _ref(ACCESS_RIGHTS[ds.classification]),
+                    "dct:publisher": agent(publisher),
+                }))
+            node = {
+                "@id": series, "@type": "dcat:DatasetSeries", "dct:identifier": ds.name, "dct:title": ds.title,
+                "dct:description": ds.description, "dct:publisher": agent(publisher),
+                "dct:accessRights": _ref(ACCESS_RIGHTS[ds.classification]),
+                "dct:issued": _when(iso(ds.created_at)), "dcat:landingPage": _ref(series),
+                "dcat:first": members[0] if members else None, "dcat:last": members[-1] if members else None,
+            }
+            if ds.classification == "open":
+                node["dcat:distribution"] = [_ref(f"{series}/distribution")]
+                graph.append({"@id": f"{series}/distribution", "@type": "dcat:Distribution",
+                              "dcat:accessURL": _ref(series), "dct:license": _ref(TERMS)})
+            graph.append(_clean(node))
+            catalog_entries.append(_ref(series))
+
+        rows = s.execute(select(ProductVersion, Product).join(Product, Product.id == ProductVersion.product_id)
+                         .where(ProductVersion.released_at.is_not(None))
+                         .order_by(Product.id, ProductVersion.number)).all()
+        by_product: dict[int, list[tuple[ProductVersion, Product]]] = {}
+        for v, p in rows:
+            by_product.setdefault(p.id, []).append((v, p))
+        for pid, items in by_product.items():
+            p = items[0][1]
+            ds = s.get(Dataset, p.dataset_id)
+            author = owners[p.author_id]
+            series = f"{base}/products/{pid}"
+            status = WITHDRAWN if p.state == "withdrawn" else COMPLETED
+            members = []
+            for v, _ in items:
+                iri = f"{series}/v{v.number}"
+                members.append(_ref(iri))
+                dists = []
+                for path, meta in sorted(((v.manifest or {}).get("files") or {}).items()):
+                    ext = path.rsplit(".", 1)[-1]
+                    diri = f"{iri}/files/{path}"
+                    dists.append(_ref(diri))
+                    graph.append(_clean({
+                        "@id": diri, "@type": "dcat:Distribution", "dct:title": path,
+                        "dcat:downloadURL": _ref(diri), "dcat:mediaType": MEDIA.get(ext),
+                        "dct:format": _ref(FORMATS[ext]) if ext in FORMATS else None,
+                        "dcat:byteSize": {"@value": str(meta.get("bytes")), "@type": "xsd:nonNegativeInteger"},
+                        "spdx:checksum": {"@type": "spdx:Checksum",
+                                          "spdx:algorithm": _ref("http://spdx.org/rdf/terms#checksumAlgorithm_sha256"),
+                                          "spdx:checksumValue": meta.get("sha256")},
+                        "dct:license": _ref(TERMS),
+                    }))
+                manifest_iri = f"{iri}/files/manifest.json"
+                graph.append({"@id": manifest_iri, "@type": "dcat:Distribution", "dct:title": "manifest.json",
+                              "dcat:downloadURL": _ref(manifest_iri), "dcat:mediaType": "application/json",
+                              "dct:description": f"signed manifest (Ed25519, manifest.sig); SHA-256 "
+                                                 f"{manifest_sha256(v.manifest)}"})
+                dists.append(_ref(manifest_iri))
+                derived = version_iri.get(v.dataset_version_id) if v.dataset_version_id else None
+                graph.append(_clean({
+                    "@id": iri, "@type": "dcat:Dataset", "dct:title": f"{p.title} (version {v.number})",
+                    "dct:description": p.description, "dcat:inSeries": _ref(series), "dcat:version": str(v.number),
+                    "dcat:prev": members[-2] if len(members) > 1 else None,
+                    "dct:issued": _when(iso(v.released_at)), "dct:accessRights": _ref(ACCESS_RIGHTS["open"]),
+                    "dct:license": _ref(TERMS), "dct:publisher": agent(ds.publisher or "dp-sandbox"),
+                    "dct:creator": agent(author.organisation or author.name),
+                    "prov:wasDerivedFrom": _ref(derived or f"{base}/datasets/{ds.name}"),
+                    "dcat:distribution": dists, "adms:status": _ref(status),
+                }))
+            graph.append(_clean({
+                "@id": series, "@type": "dcat:DatasetSeries", "dct:identifier": f"product-{pid}",
+                "dct:title": p.title, "dct:description": p.description,
+                "dct:accessRights": _ref(ACCESS_RIGHTS["open"]), "dct:license": _ref(TERMS),
+                "dct:publisher": agent(ds.publisher or "dp-sandbox"),
+                "prov:wasDerivedFrom": _ref(f"{base}/datasets/{ds.name}"),
+                "adms:status": _ref(status), "adms:versionNotes": p.withdraw_reason or None,
+                "dcat:first": members[0], "dcat:last": members[-1], "dcat:landingPage": _ref(series),
+            }))
+            catalog_entries.append(_ref(series))
+    catalog = {"@id": f"{base}/catalog", "@type": "dcat:Catalog", "dct:title": "dp-sandbox catalog",
+               "dct:description": "Datasets and released differentially private data products.",
+               "dcat:dataset": catalog_entries, "foaf:homepage": _ref(base + "/")}
+    return {"@context": CONTEXT, "@graph": [catalog, *graph, *agents.values()]}
