@@ -1,0 +1,138 @@
+"""Release packages: files, manifest, signature, offline verification and tampering."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import zipfile
+
+import pyarrow.parquet as pq
+import pytest
+
+from products.manifest import verify_path
+from products.service import export_product, get_product, package_path
+from products_world import CITY_ROWS, CITY_SQL, release
+from queries.errors import NotFound
+from sandbox.keys import create_signing_key, SigningKey
+
+SUM_SQL = "SELECT sex, SUM(income) AS total FROM people GROUP BY sex"
+
+
+@pytest.fixture
+def released(sqlite_world):
+    w = sqlite_world
+    runs = [w.run(CITY_SQL, CITY_ROWS), w.run(SUM_SQL, [["F", 1.5e6], ["M", 1.4e6]], half_width=2e4)]
+    pid = release(w, runs, title="Visits and incomes")
+    return w, pid, runs, package_path(w.inst, None, pid)
+
+
+def test_package_layout_and_manifest(released):
+    w, pid, runs, path = released
+    assert path == w.inst.home / "products" / str(pid) / "v1"
+    m = json.loads((path / "manifest.json").read_text())
+    names = {f"tables/table_{i}.{ext}" for i in (1, 2) for ext in ("parquet", "csv", "json")}
+    assert set(m["files"]) == names
+    assert m["product"]["id"] == pid and m["product"]["version"] == 1
+    assert m["dataset"]["name"] == "health" and m["dataset"]["content_hash"] == "a" * 64
+    assert [t["run_id"] for t in m["tables"]] == runs
+    assert m["tables"][0]["sql"] == CITY_SQL and len(m["tables"][0]["fingerprint"]) == 64
+    assert m["tables"][0]["plan"]["tables"] == ["people"] and m["tables"][0]["mechanisms"]
+    assert m["privacy"]["epsilon"] == pytest.approx(1.0)
+    assert {r["reviewer"] for r in m["reviews"]} == {"reviewer1", "reviewer2"}
+    assert m["licence"]["purpose"] == "service planning" and m["licence"]["operator"] == "operator1"
+    assert {"opendp", "duckdb", "sqlglot", "python"} <= set(m["software"])
+    assert m["signer"]["key_id"] == w.inst.signer.key_id()
+
+
+def test_cells_carry_intervals_and_small_counts_are_suppressed(released):
+    w, pid, runs, path = released
+    m = json.loads((path / "manifest.json").read_text())
+    assert m["tables"][0]["suppressed_cells"] == 1            # Trondheim 5.2 < 10
+    table = pq.read_table(path / "tables/table_1.parquet").to_pylist()
+    assert table[0] == {"city": "Oslo", "n": 120.4, "n__ci_lower": pytest.approx(117.4),
+                        "n__ci_upper": pytest.approx(123.4)}
+    assert table[2]["city"] == "Trondheim" and table[2]["n"] is None and table[2]["n__ci_lower"] is None
+    with (path / "tables/table_1.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows[2]["n"] == "" and rows[0]["n"] == "120.4"
+    doc = json.loads((path / "tables/table_1.json").read_text())
+    assert doc["rows"][0][1] == {"value": 120.4, "interval": [pytest.approx(117.4), pytest.approx(123.4)]}
+    assert doc["rows"][2][1] == {"value": None, "interval": None}
+    # the public view shows the released (suppressed) values
+    public = get_product(w.inst, None, pid)
+    assert public.tables[0]["rows"][2][1] is None and not public.checks
+
+
+def test_verify_detects_tampering(released, tmp_path):
+    w, pid, runs, path = released
+    key = w.inst.signer.public_pem()
+    assert verify_path(path, key).ok
+
+    def copy(name):
+        return shutil.copytree(path, tmp_path / name)
+
+    changed = copy("file")
+    (changed / "tables/table_1.csv").write_text("city,n\nOslo,9999\n")
+    r = verify_path(changed, key)
+    assert not r.ok and any("table_1.csv" in p for p in r.problems)
+
+    manifest = copy("manifest")
+    m = json.loads((manifest / "manifest.json").read_text())
+    m["privacy"]["epsilon"] = 0.01
+    (manifest / "manifest.json").write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+    assert any("signature" in p for p in verify_path(manifest, key).problems)
+
+    sig = copy("sig")
+    (sig / "manifest.sig").write_text("A" * 88 + "\n")
+    assert not verify_path(sig, key).ok
+    (sig / "manifest.sig").unlink()
+    assert "manifest.sig is missing" in verify_path(sig, key).problems
+
+    extra = copy("extra")
+    (extra / "tables/extra.csv").write_text("x\n1\n")
+    assert any("not listed" in p for p in verify_path(extra, key).problems)
+
+    missing = copy("missing")
+    (missing / "tables/table_2.json").unlink()
+    assert any("table_2.json: missing" in p for p in verify_path(missing, key).problems)
+
+    # re-signed by another key: good with the embedded key, refused with the instance's
+    create_signing_key(tmp_path / "other.pem")
+    other = SigningKey.load(tmp_path / "other.pem")
+    forged = copy("forged")
+    from products.manifest import sign_package
+
+    body = {k: v for k, v in json.loads((forged / "manifest.json").read_text()).items() if k not in ("files", "signer")}
+    sign_package(forged, body, other)
+    assert verify_path(forged).ok
+    r = verify_path(forged, key)
+    assert not r.ok and any("names key" in p for p in r.problems)
+
+
+def test_zip_export_verifies_and_tampered_zip_fails(released, tmp_path):
+    w, pid, runs, path = released
+    z = export_product(w.inst, None, pid, tmp_path, as_zip=True)
+    r = verify_path(z, w.inst.signer.public_pem())
+    assert r.ok and r.files_checked == 6 and r.subject == f"product {pid} v1"
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(z) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename.endswith("table_2.csv"):
+                data = data.replace(b"F", b"X")
+            dst.writestr(item, data)
+    assert not verify_path(bad).ok
+    folder = export_product(w.inst, None, pid, tmp_path / "out")
+    assert verify_path(folder).ok
+    assert not verify_path(tmp_path / "nothing-here").ok
+
+
+def test_unreleased_products_have_no_package(sqlite_world):
+    from products.service import draft_product
+
+    pid = draft_product(sqlite_world.inst, "operator1", title="t",
+                        run_ids=[sqlite_world.run(CITY_SQL, CITY_ROWS)]).id
+    with pytest.raises(NotFound) as e:
+        package_path(sqlite_world.inst, "operator1", pid)
+    assert e.value.code == "not_released"
