@@ -64,7 +64,11 @@ class LiveServer:
     thread: threading.Thread
 
     def stop(self) -> None:
-        self.server.close()
+        """Finish running tasks, then close every socket so the loop ends."""
+        from waitress import wasyncore
+
+        self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
+        wasyncore.close_all(self.server._map)
         self.thread.join(timeout=10)
 
 

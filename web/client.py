@@ -1,0 +1,141 @@
+"""A small client of the dp-sandbox JSON API (httpx), for operators' and
+reviewers' scripts::
+
+    from web.client import SandboxClient
+
+    with SandboxClient.login("http://127.0.0.1:8470", "operator1", password) as op:
+        print(op.preview("health", "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex"))
+        run = op.run("health", "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex", epsilon=0.5)
+        product = op.draft("People by sex", [run["run_id"]])
+        op.submit(product["id"])
+
+Errors come back as ``ApiError`` with the problem's stable ``code``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        super().__init__(f"{status} {problem.get('code')}: {problem.get('detail')}")
+        self.status = status
+        self.code = problem.get("code", "error")
+        self.problem = problem
+
+
+class SandboxClient:
+    def __init__(self, base_url: str, token: str | None = None, *, transport: httpx.BaseTransport | None = None,
+                 timeout: float = 60.0) -> None:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=base_url.rstrip("/") + "/api/v1", headers=headers, timeout=timeout,
+                                 transport=transport)
+        self.token = token
+
+    @classmethod
+    def login(cls, base_url: str, user: str, password: str, *, scopes: list[str] | None = None, days: int = 1,
+              transport: httpx.BaseTransport | None = None) -> "SandboxClient":
+        anon = cls(base_url, transport=transport)
+        try:
+            data = anon._call("POST", "/tokens", json={"user": user, "password": password,
+                                                        "scopes": scopes or ["all"], "days": days})
+        finally:
+            anon.close()
+        return cls(base_url, data["token"], transport=transport)
+
+    # --- plumbing --------------------------------------------------------------------
+    def _send(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        resp = self.http.request(method, path, **kw)
+        if resp.status_code >= 400:
+            try:
+                problem = resp.json()
+            except ValueError:
+                problem = {"code": "http_error", "detail": resp.text[:200]}
+            raise ApiError(resp.status_code, problem)
+        return resp
+
+    def _call(self, method: str, path: str, **kw: Any) -> Any:
+        return self._send(method, path, **kw).json()["data"]
+
+    def _all(self, path: str, **params: Any) -> list[Any]:
+        items, page = [], 1
+        while True:
+            body = self._send("GET", path, params={**params, "page": page, "per_page": 200}).json()
+            items += body["data"]
+            if len(items) >= body["meta"].get("total", 0) or not body["data"]:
+                return items
+            page += 1
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> "SandboxClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- everyone --------------------------------------------------------------------
+    def me(self) -> dict[str, Any]:
+        return self._call("GET", "/me")
+
+    def datasets(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._all("/datasets", **{k: v for k, v in filters.items() if v is not None})
+
+    def dataset(self, name: str) -> dict[str, Any]:
+        return self._call("GET", f"/datasets/{name}")
+
+    def products(self, state: str | None = None) -> list[dict[str, Any]]:
+        return self._all("/products", **({"state": state} if state else {}))
+
+    def product(self, product_id: int) -> dict[str, Any]:
+        return self._call("GET", f"/products/{product_id}")
+
+    def download_product(self, product_id: int, target: Path, fmt: str = "zip") -> Path:
+        resp = self._send("GET", f"/products/{product_id}/download", params={"format": fmt})
+        target.write_bytes(resp.content)
+        return target
+
+    def revoke_token(self) -> None:
+        if self.token:
+            self._call("DELETE", f"/tokens/{self.token[:10]}")
+
+    # --- operator --------------------------------------------------------------------
+    def licences(self) -> list[dict[str, Any]]:
+        return self._all("/licences")
+
+    def budget(self, dataset: str) -> list[dict[str, Any]]:
+        return self._call("GET", f"/budget/{dataset}")
+
+    def preview(self, dataset: str, sql: str, epsilon: float | None = None) -> dict[str, Any]:
+        return self._call("POST", "/queries/preview", json={"dataset": dataset, "sql": sql, "epsilon": epsilon})
+
+    def run(self, dataset: str, sql: str, epsilon: float | None = None) -> dict[str, Any]:
+        return self._call("POST", "/queries", json={"dataset": dataset, "sql": sql, "epsilon": epsilon})
+
+    def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
+        return self._all("/queries", **({"dataset": dataset} if dataset else {}))
+
+    def draft(self, title: str, run_ids: list[str], description: str = "", purpose: str = "") -> dict[str, Any]:
+        return self._call("POST", "/products", json={"title": title, "run_ids": run_ids,
+                                                      "description": description, "purpose": purpose})
+
+    def submit(self, product_id: int, attestation: str = "I am responsible for this product and its purpose.") -> dict:
+        return self._call("POST", f"/products/{product_id}/submit", json={"attestation": attestation})
+
+    def release(self, product_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/products/{product_id}/release")
+
+    # --- reviewer --------------------------------------------------------------------
+    def review_queue(self) -> list[dict[str, Any]]:
+        return self._all("/review-queue")
+
+    def review(self, product_id: int, decision: str, reason: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/products/{product_id}/reviews", json={"decision": decision, "reason": reason})
+
+    def approve(self, product_id: int, reason: str = "") -> dict[str, Any]:
+        return self.review(product_id, "approve", reason)
