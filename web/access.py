@@ -159,14 +159,52 @@ def signing_key() -> dict[str, Any]:
     return {"algorithm": "Ed25519", "key_id": signer.key_id(), "public_key_pem": signer.public_pem()}
 
 
+def _latest_policy_and_path(name: str):
+    from sandbox.datasets import get_dataset, latest_version, version_policy
+
+    with inst().store.read() as s:
+        ds = get_dataset(s, name)
+        v = latest_version(s, ds)
+        return ds.classification, version_policy(v), Path(v.path)
+
+
+def _table_name(policy, table: str | None) -> str:
+    names = [t.name for t in policy.tables]
+    if table is None:
+        return names[0]
+    if table not in names:
+        raise InvalidInput(f"the dataset has no table '{table}'", code="table_not_found")
+    return table
+
+
 def open_table(name: str, table: str | None):
-    """An open dataset's table as Arrow (needs ``sandbox.storage.read_open_table``)."""
+    """One table of an open dataset, in clear, as Arrow. Conditional and
+    restricted datasets are never downloadable."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    from sandbox.storage import export_clear
+
+    classification, policy, path = _latest_policy_and_path(name)
+    if classification != "open":
+        raise Forbidden(f"dataset '{name}' is {classification}: only open datasets are downloadable",
+                        code="not_open_data")
+    work = Path(tempfile.mkdtemp(prefix="dps-open-"))
     try:
-        from sandbox.storage import read_open_table
-    except ImportError:
-        raise Forbidden("open-data downloads are not available on this instance yet",
-                        code="download_unavailable") from None
-    return read_open_table(inst(), name, table)
+        out = export_clear(path, inst().master_key, _table_name(policy, table), "parquet", work / "t.parquet")
+        return pq.read_table(out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def mock_table(name: str, table: str | None, rows: int = 1000):
+    """Synthetic data with the dataset's schema, built from its policy alone (no
+    data read): for writing queries before spending budget."""
+    from sandbox.mock import mock_tables
+
+    _, policy, _ = _latest_policy_and_path(name)
+    return mock_tables(policy, rows)[_table_name(policy, table)]
 
 
 def products_service():

@@ -91,6 +91,15 @@ def download_dataset(name: str, query: TableDownloadQuery):
     return file_response(table_bytes(table, query.format), query.format, f"{stem}.{query.format}")
 
 
+@api.route("/datasets/<name>/mock", roles=("public",), query=TableDownloadQuery,
+           media=("text/csv", "application/json", "application/vnd.apache.parquet"),
+           summary="Mock data with the dataset's schema, generated from its policy (no real data)", tag="catalog")
+def mock_dataset(name: str, query: TableDownloadQuery):
+    table = access.mock_table(name, query.table)
+    stem = f"{name}-{query.table}-mock" if query.table else f"{name}-mock"
+    return file_response(table_bytes(table, query.format), query.format, f"{stem}.{query.format}")
+
+
 # --- owner -----------------------------------------------------------------------
 
 @api.route("/datasets", "POST", roles=("owner", "admin"), response=RegisteredVersionOut, status=201,

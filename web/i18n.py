@@ -89,6 +89,9 @@ ZH: dict[str, str] = {
     "Licensed operators query this dataset in the sandbox with differential privacy.":
         "获得许可的运营者可在沙箱中以差分隐私方式查询此数据集。",
     "Quality report": "质量报告",
+    "Mock data": "模拟数据",
+    "Synthetic rows with this dataset's schema, generated from its policy: for writing queries, not for analysis.":
+        "按本数据集结构、依据其策略生成的合成数据：用于编写查询，不可用于分析。",
     "Version": "版本",
     "Rows": "行数",
     "Content hash": "内容哈希",

@@ -51,6 +51,15 @@ def download(name: str, fmt: str):
     return file_response(table_bytes(data, fmt), fmt, f"{stem}.{fmt}")
 
 
+@bp.get("/datasets/<name>/mock.<any(csv,json,parquet):fmt>")
+@allow("public")
+def mock(name: str, fmt: str):
+    table = request.args.get("table") or None
+    data = access.mock_table(name, table)
+    stem = f"{name}-{table}-mock" if table else f"{name}-mock"
+    return file_response(table_bytes(data, fmt), fmt, f"{stem}.{fmt}")
+
+
 @bp.get("/login")
 @allow("public")
 def login_form():

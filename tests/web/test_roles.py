@@ -16,7 +16,7 @@ OWNER = {"owner", "admin"}
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC,
     # public pages
-    "public.catalog": PUBLIC, "public.dataset": PUBLIC, "public.download": PUBLIC, "public.login_form": PUBLIC,
+    "public.catalog": PUBLIC, "public.dataset": PUBLIC, "public.download": PUBLIC, "public.mock": PUBLIC, "api.mock_dataset": PUBLIC, "public.login_form": PUBLIC,
     "public.login_submit": PUBLIC, "public.logout": PUBLIC, "public.signing_key": PUBLIC,
     # owner pages
     "owner.datasets": OWNER, "owner.register_form": OWNER, "owner.register_submit": OWNER,
