@@ -31,6 +31,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
+import re
 import resource
 import secrets
 import shutil
@@ -99,14 +100,34 @@ def open_hardened(db_path: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnect
     return db
 
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def parameter_names(sql: str) -> set[str]:
+    """The ``$name`` parameters a statement uses (case-folded), from DuckDB's own
+    tokenizer, so a ``$`` inside a string literal or a comment does not count."""
+    tokens = duckdb.tokenize(sql)
+    names = set()
+    for (offset, kind), (following, _) in zip(tokens, tokens[1:]):
+        if kind == duckdb.token_type.operator and sql[offset] == "$" and following == offset + 1:
+            match = _NAME.match(sql, following)
+            if match:
+                names.add(match.group().lower())
+    return names
+
+
 def run_select(db: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> pa.Table:
-    """Run one SELECT statement on a fresh cursor; anything else raises ``_Refused``."""
+    """Run one SELECT statement on a fresh cursor; anything else raises ``_Refused``.
+    Parameters the statement does not use are dropped (DuckDB refuses extras, and a
+    plan carries ``salt`` whether or not its SQL needs it)."""
     statements = db.extract_statements(sql)
     if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
         raise _Refused(f"{len(statements)} statement(s) of type(s) {[s.type.name for s in statements]}")
+    used = parameter_names(sql) if params else set()
+    bound = {k: v for k, v in (params or {}).items() if k.lower() in used}
     cur = db.cursor()
     try:
-        return cur.sql(sql, params=params or None).to_arrow_table()
+        return cur.sql(sql, params=bound or None).to_arrow_table()
     finally:
         cur.close()
 
