@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Iterable
 
 import sqlglot
@@ -73,27 +74,34 @@ class QueryShape:
 def query_shape(table: RunTable) -> QueryShape:
     tables = frozenset(table.plan.get("tables", []))
     aggregates = frozenset(a.get("sql", "").upper() for a in table.plan.get("aggregates", []))
-    try:
-        tree = sqlglot.parse_one(table.sql, dialect="duckdb")
-    except sqlglot.errors.ParseError:
+    parsed = _parsed_shape(table.sql)
+    if parsed is None:
         return QueryShape(tables, aggregates, tuple(table.key_names), frozenset(), ())
+    group_by, conditions, counts = parsed
+    return QueryShape(tables, aggregates, group_by if group_by is not None else tuple(table.key_names),
+                      conditions, counts)
+
+
+@lru_cache(maxsize=1024)
+def _parsed_shape(sql: str) -> tuple[tuple[str, ...] | None, frozenset[str], tuple[int, ...]] | None:
+    """GROUP BY items, WHERE conjuncts and COUNT positions of the operator's SQL."""
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.ParseError:
+        return None
     select = tree if isinstance(tree, exp.Select) else tree.find(exp.Select)
+    if select is None:
+        return None
     conditions: set[str] = set()
-    counts: list[int] = []
-    group_by: tuple[str, ...] = tuple(table.key_names)
-    if select is not None:
-        where = select.args.get("where")
-        if where is not None:
-            conditions = {c.sql(dialect="duckdb", normalize=True) for c in where.this.flatten()} \
-                if isinstance(where.this, exp.And) else {where.this.sql(dialect="duckdb", normalize=True)}
-        for i, e in enumerate(select.expressions):
-            inner = e.this if isinstance(e, exp.Alias) else e
-            if isinstance(inner, exp.Count):
-                counts.append(i)
-        group = select.args.get("group")
-        if group is not None:
-            group_by = tuple(g.sql(dialect="duckdb", normalize=True) for g in group.expressions)
-    return QueryShape(tables, aggregates, group_by, frozenset(conditions), tuple(counts))
+    where = select.args.get("where")
+    if where is not None:
+        parts = where.this.flatten() if isinstance(where.this, exp.And) else [where.this]
+        conditions = {c.sql(dialect="duckdb", normalize=True) for c in parts}
+    counts = tuple(i for i, e in enumerate(select.expressions)
+                   if isinstance(e.this if isinstance(e, exp.Alias) else e, exp.Count))
+    group = select.args.get("group")
+    group_by = tuple(g.sql(dialect="duckdb", normalize=True) for g in group.expressions) if group is not None else None
+    return group_by, frozenset(conditions), counts
 
 
 def _number(v: Any) -> float | None:
