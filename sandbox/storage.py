@@ -299,6 +299,29 @@ def _quality(con: duckdb.DuckDBPyConnection, table: TablePolicy, types: dict[str
     return report
 
 
+def _feed_column(column: pa.Array, kind: str, lens, data) -> None:
+    """Feed one column's canonical bytes: per value a length (-1 for NULL) into
+    ``lens`` and the value bytes into ``data``. Integers go in as int64 and floats
+    as float64 (with -0.0 and NaN made canonical); everything else as text."""
+    nulls = column.is_null().to_numpy(zero_copy_only=False)
+    if kind == "float" or (kind == "integer" and pa.types.is_integer(column.type)
+                           and column.type != pa.uint64()):
+        target, dtype, width = (pa.float64(), "<f8", 8) if kind == "float" else (pa.int64(), "<i8", 8)
+        values = pc.fill_null(pc.cast(column, target), 0).to_numpy(zero_copy_only=False).astype(dtype)
+        if kind == "float":
+            values = np.where(np.isnan(values), np.nan, values + 0.0)
+        lens.update(np.where(nulls, -1, width).astype("<i8").tobytes())
+        data.update(values.tobytes())
+        return
+    text = pc.fill_null(pc.cast(column, pa.string()), "")
+    lengths = pc.binary_length(text).to_numpy(zero_copy_only=False).astype("<i8")
+    lens.update(np.where(nulls, -1, lengths).astype("<i8").tobytes())
+    offsets, values = text.buffers()[1], text.buffers()[2]
+    if values is not None and len(text):
+        off = np.frombuffer(offsets, dtype="<i4")[text.offset: text.offset + len(text) + 1]
+        data.update(memoryview(values)[int(off[0]): int(off[-1])])
+
+
 def _hash_table(con: duckdb.DuckDBPyConnection, table: TablePolicy, types: dict[str, str], digest) -> None:
     """Feed a canonical form of the table into ``digest``: independent of row order
     in the file, of batch sizes and of the thread count."""
@@ -307,16 +330,7 @@ def _hash_table(con: duckdb.DuckDBPyConnection, table: TablePolicy, types: dict[
     reader = con.sql(f"SELECT * FROM {_quote(table.name)} ORDER BY ALL").to_arrow_reader(_HASH_BATCH)
     for batch in reader:
         for name, column in zip(names, batch.columns):
-            text = pc.cast(column, pa.string())
-            lengths = pc.fill_null(pc.binary_length(text), -1).to_numpy().astype("<i8")
-            lens, data = streams[name]
-            lens.update(lengths.tobytes())
-            filled = pc.fill_null(text, "")
-            offsets = filled.buffers()[1]
-            values = filled.buffers()[2]
-            if values is not None and len(filled):
-                off = np.frombuffer(offsets, dtype="<i4")[filled.offset: filled.offset + len(filled) + 1]
-                data.update(memoryview(values)[int(off[0]): int(off[-1])])
+            _feed_column(column, types[name], *streams[name])
     digest.update(f"table {table.name}\n".encode())
     for name in names:
         lens, data = streams[name]

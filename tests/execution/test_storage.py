@@ -236,3 +236,15 @@ def test_export_clear_round_trips(version, master_key, health_dir, tmp_path, fmt
 def test_export_clear_unknown_table(version, master_key, tmp_path):
     with pytest.raises(NotFound):
         export_clear(version.path, master_key, "nope", "csv", tmp_path / "x.csv")
+
+
+def test_same_data_in_another_format_gives_same_hash(version, health_policy, health_dir, master_key, tmp_path):
+    src = _copy_source(health_dir, tmp_path)
+    con = duckdb.connect()
+    con.execute(f"COPY (SELECT * FROM read_csv('{src / 'visits.csv'}') ORDER BY hash(visit_id)) "
+                f"TO '{src / 'visits.parquet'}' (FORMAT parquet, ROW_GROUP_SIZE 1000)")
+    con.close()
+    (src / "visits.csv").unlink()
+    policy = replace(health_policy, tables=tuple(replace(t, source="visits.parquet") if t.name == "visits" else t
+                                                 for t in health_policy.tables))
+    assert ingest_version(policy, src, tmp_path / "home", master_key).content_hash == version.content_hash
