@@ -9,6 +9,7 @@ from typing import Any, Mapping
 
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
 from queries.errors import SandboxError, Unauthorized
 from sandbox.instance import Instance
@@ -16,6 +17,8 @@ from web import auth, i18n
 from web.openapi import PROBLEM_TYPE
 
 log = logging.getLogger("web")
+
+MAX_ID = 2**31 - 1
 
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -35,6 +38,14 @@ def problem(status: int, code: str, detail: str, **fields: Any):
     return resp
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in URLs: 0 to 2**31 - 1 (what every store holds in an id column)."""
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
+
+
 def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(
@@ -47,6 +58,7 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
         LOGIN_WINDOW_S=300.0,
     )
     app.config.update(config or {})
+    app.url_map.converters["int"] = IdConverter
     app.extensions["dps"] = inst
     app.extensions["dps_limiter"] = auth.LoginLimiter(app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"])
 

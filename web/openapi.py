@@ -127,7 +127,7 @@ def openapi_path(rule: str) -> str:
 def _path_params(rule: str) -> list[dict[str, Any]]:
     out = []
     for conv, name in _CONVERTER.findall(rule):
-        schema: dict[str, Any] = {"type": "integer"} if conv == "int" else {"type": "string", "minLength": 1}
+        schema: dict[str, Any] = {"type": "integer", "minimum": 0, "maximum": 2**31 - 1} if conv == "int" else {"type": "string", "minLength": 1}
         if conv not in ("int", "path"):
             schema["pattern"] = "^[^/]+$"
         out.append({"name": name, "in": "path", "required": True, "schema": schema})
