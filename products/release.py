@@ -85,9 +85,19 @@ def _manifest_body(s, inst: Instance, p: Product, v: ProductVersion, tables_meta
 
 def release_product(inst: Instance, user: str, product_id: int) -> ReleasedPackage:
     """Write and sign the approved product's newest version; only then mark it released."""
+    cancel_products_of_ended_licences(inst)
+    written: list[Path] = []
+    try:
+        return _release(inst, user, product_id, written)
+    except BaseException:
+        for folder in written:          # the store rolled back (even at commit): drop the files too
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _release(inst: Instance, user: str, product_id: int, written: list[Path]) -> ReleasedPackage:
     from products.data_requests import close_requests_for
 
-    cancel_products_of_ended_licences(inst)
     with inst.store.transaction() as s:
         u = get_user(s, user)
         p = s.execute(lock_for_update(select(Product).where(Product.id == product_id), s)).scalar_one_or_none()
@@ -104,6 +114,7 @@ def release_product(inst: Instance, user: str, product_id: int) -> ReleasedPacka
         if final.exists():
             raise Conflict(f"version {v.number} of product {p.id} already has files", code="already_released")
         tmp = final.parent / f".v{v.number}.{uuid.uuid4().hex[:8]}.tmp"
+        written.append(tmp)
         released_at = now()
         try:
             tables_meta = []
@@ -123,6 +134,7 @@ def release_product(inst: Instance, user: str, product_id: int) -> ReleasedPacka
             body = _manifest_body(s, inst, p, v, tables_meta, u.name, iso(released_at))
             sha = sign_package(tmp, body, inst.signer)
             manifest = manifest_bytes_load(tmp)
+            written.append(final)
             tmp.rename(final)
             old = p.state
             p.state, p.updated_at = "released", released_at
@@ -135,7 +147,6 @@ def release_product(inst: Instance, user: str, product_id: int) -> ReleasedPacka
             s.flush()
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.rmtree(final, ignore_errors=True)
             raise
         files = tuple(sorted(manifest["files"])) + ("manifest.json", "manifest.sig")
         return ReleasedPackage(p.id, v.number, final, files, sha, inst.signer.key_id())

@@ -136,3 +136,25 @@ def test_unreleased_products_have_no_package(sqlite_world):
     with pytest.raises(NotFound) as e:
         package_path(sqlite_world.inst, "operator1", pid)
     assert e.value.code == "not_released"
+
+
+def test_a_failed_release_leaves_no_files_and_can_be_retried(sqlite_world, monkeypatch):
+    from products import data_requests
+    from products.service import draft_product, release_product, review_product, submit_product
+
+    w = sqlite_world
+    pid = draft_product(w.inst, "operator1", title="t", run_ids=[w.run(CITY_SQL, CITY_ROWS)]).id
+    submit_product(w.inst, "operator1", pid, attestation="ok")
+    review_product(w.inst, "reviewer1", pid, "approve")
+    review_product(w.inst, "reviewer2", pid, "approve")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(data_requests, "close_requests_for", broken)
+    with pytest.raises(RuntimeError):
+        release_product(w.inst, "operator1", pid)
+    assert get_product(w.inst, "operator1", pid).state == "approved"
+    assert list((w.inst.home / "products" / str(pid)).iterdir()) == []
+    monkeypatch.undo()
+    assert verify_path(release_product(w.inst, "operator1", pid).path).ok
