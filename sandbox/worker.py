@@ -384,13 +384,23 @@ class WorkerPool:
 
     def execute(self, version_path: Path, data_key: bytes, sql: str, params: dict | None = None, *,
                 timeout_s: float | None = None) -> pa.Table:
-        """Run one bounded SELECT on a version and return its result as Arrow."""
+        """Run one bounded SELECT on a version and return its result as Arrow.
+
+        ``timeout_s`` overrides the wall-clock limit for this query; DuckDB's own
+        ``max_execution_time`` stays at ``limits.timeout_s``, so a longer override
+        only helps queries that DuckDB cannot interrupt. Raises ``ExecutionFailed``."""
         started = time.monotonic()
         timeout = self.limits.timeout_s if timeout_s is None else float(timeout_s)
+        request = ("query", str(Path(version_path).resolve()), bytes(data_key), sql, dict(params or {}))
         worker = self._take()
+        try:
+            worker.conn.send(request)
+        except (OSError, ValueError):                    # died while idle: the query never ran
+            self._replace(worker)
+            worker = self._take()
+            worker.conn.send(request)
         code, payload = "", b""
         try:
-            worker.conn.send(("query", str(Path(version_path).resolve()), bytes(data_key), sql, dict(params or {})))
             first = worker.receive(self.limits.load_timeout_s)
             if first[0] == "ready":
                 first = worker.receive(timeout)

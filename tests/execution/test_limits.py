@@ -159,3 +159,24 @@ def test_workers_exit_when_the_server_dies(version, data_key, tmp_path):
         time.sleep(0.1)
     assert not any(alive(p) for p in pids)
     assert _worker_dirs(tmp_path) == set()
+
+
+def test_a_version_is_decrypted_once_and_evicted_cleanly(version, data_key, health_policy, health_dir,
+                                                         master_key, tmp_path):
+    from sandbox.storage import ingest_version, unwrap_key
+
+    other = ingest_version(health_policy, health_dir, tmp_path / "home", master_key)
+    other_key = unwrap_key(other.wrapped_key, master_key)
+    limits = WorkerLimits(memory_mb=256, timeout_s=5, address_space_mb=1536, cached_versions=1)
+    root = tmp_path / "workers"
+    root.mkdir()
+    with WorkerPool(1, limits, temp_root=root) as pool:
+        for _ in range(5):
+            pool.execute(version.path, data_key, "SELECT count(*) FROM ds.people", {})
+        opened = list(root.glob("dps-worker-*/*/ds.duckdb"))
+        assert len(opened) == 1
+        assert opened[0].parent.stat().st_mode & 0o777 == 0o700
+        pool.execute(other.path, other_key, "SELECT count(*) FROM ds.people", {})
+        now = list(root.glob("dps-worker-*/*/ds.duckdb"))
+        assert len(now) == 1 and now != opened            # the first one was closed and removed
+    assert list(root.iterdir()) == []

@@ -69,8 +69,9 @@ def test_encrypted_file_holds_no_plaintext(version, health_dir):
     cities = [r[0] for r in con.execute(f"SELECT DISTINCT city FROM '{health_dir / 'people.parquet'}'").fetchall()]
     clinics = [r[0] for r in con.execute(f"SELECT DISTINCT clinic FROM '{health_dir / 'visits.csv'}'").fetchall()]
     con.close()
-    needles = [c.encode() for c in cities] + [b"Trondheim", b"diagnosis", b"person_id", b"income", b"people",
-                                              b"DUCK", b"J06", b"Kristiansand"] + [c.encode() for c in clinics[:5]]
+    # needles of 5+ bytes: a 3-byte string turns up in a megabyte of ciphertext by chance
+    needles = [c.encode() for c in cities + clinics if len(c) >= 5] + [
+        b"Trondheim", b"diagnosis", b"person_id", b"income", b"people", b"visit_date", b"Kristiansand"]
     for needle in needles:
         assert needle not in blob, needle
 
@@ -79,7 +80,7 @@ def test_grep_would_find_plaintext_in_the_decrypted_file(version, data_key, tmp_
     plain = tmp_path / "ds.duckdb"
     decrypt_file(version.path, data_key, plain)
     clear = plain.read_bytes()
-    assert b"Kristiansand" in clear and b"DUCK" in clear
+    assert all(n in clear for n in (b"Kristiansand", b"Trondheim", b"diagnosis", b"person_id", b"visit_date"))
     assert plain.stat().st_mode & 0o777 == 0o600
 
 
