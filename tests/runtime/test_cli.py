@@ -82,7 +82,7 @@ def test_budget_exceeded_is_refused_before_running(home):
     assert out.returncode == 1
     err = json.loads(out.stdout)["error"]
     assert err["code"] == "budget_exceeded"
-    assert err["requested"]["epsilon"] == 0.9 and "difference" in err["remaining"]
+    assert err["requested"]["epsilon"] == pytest.approx(0.9) and "difference" in err["remaining"]
 
 
 def test_unlicensed_operator_and_restricted_dataset(home):
@@ -125,5 +125,5 @@ def test_audit_verify_and_tampering_is_named(home, tmp_path):
 def test_usage_errors_exit_non_zero(home):
     out = dps(home, "licence", "grant", "--dataset", "health", check=False)
     assert out.returncode == 2 and "Missing option" in out.stderr
-    out = dps(home, "user", "add", "x", "--role", "owner", "--password-stdin", stdin="short\n", check=False)
+    out = dps(home, "user", "add", "xavier", "--role", "owner", "--password-stdin", stdin="short\n", check=False)
     assert out.returncode == 1 and "weak_password" in out.stderr

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 def _dps(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")}
@@ -30,6 +32,6 @@ def test_demo_twice(tmp_path):
     assert sorted((d["name"], d["classification"], d["versions"]) for d in datasets) == [
         ("health", "conditional", 1), ("tax", "restricted", 1), ("transport", "open", 1)]
     licences = json.loads(_dps(home, "licence", "list", "--json").stdout)
-    assert len(licences) == 1 and licences[0]["budget"]["spent"]["epsilon"] == 1.0
+    assert len(licences) == 1 and licences[0]["budget"]["spent"]["epsilon"] == pytest.approx(1.0)
     report = json.loads(_dps(home, "audit", "verify", "--json").stdout)
     assert report["ok"]
