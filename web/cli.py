@@ -33,13 +33,15 @@ def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> No
 @home_option
 @click.option("--host", default=None, help="Address to listen on.")
 @click.option("--port", type=int, default=None, help="Port to listen on.")
+@click.option("--threads", type=int, default=8, show_default=True, help="Request threads of the server.")
 @handles_errors
-def serve(home: Path | None, host: str | None, port: int | None) -> None:
-    """Serve the web app and the JSON API."""
+def serve(home: Path | None, host: str | None, port: int | None, threads: int) -> None:
+    """Serve the web app and the JSON API with waitress. Several server processes
+    may share one home (SQLite in WAL mode, or PostgreSQL)."""
     from web.serve import serve_app
 
     inst = _open(home, host=host, port=port)
-    serve_app(inst, host=inst.settings.host, port=inst.settings.port)
+    serve_app(inst, host=inst.settings.host, port=inst.settings.port, threads=threads)
 
 
 def register(main: click.Group) -> None:

@@ -67,9 +67,12 @@ class LiveServer:
         """Finish running tasks, then close every socket so the loop ends."""
         from waitress import wasyncore
 
+        self.server.accepting = False
         self.server.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
         wasyncore.close_all(self.server._map)
         self.thread.join(timeout=10)
+        for channel in list(self.server._map.values()):   # accepted while closing
+            channel.close()
 
 
 def free_port() -> int:

@@ -1,0 +1,182 @@
+"""Load on the production server: concurrent API clients on loopback.
+
+Builds an instance (demo users, the health dataset, one licence per client),
+starts ``dp-sandbox serve`` (waitress) in its own process, and drives it with
+N concurrent clients for T seconds (or until --max-requests), each sending a
+mix of catalog reads, query previews and query runs. Reports requests/s and
+latency percentiles per kind; fails (exit 1) on any error or on a budget level
+whose spent + reserved exceeds its total. A run refused with
+``budget_exceeded`` is the ledger doing its job, not an error.
+
+    python bench/load.py                                  # 20 clients, 60 s
+    python bench/load.py --clients 5 --seconds 10 --people 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "load-test-password"
+PREVIEWS = ("SELECT city, COUNT(*) AS n FROM people GROUP BY city",
+            "SELECT sex, AVG(income) AS avg_income FROM people GROUP BY sex",
+            "SELECT COUNT(*) AS n FROM visits")
+RUNS = ("SELECT sex, COUNT(*) AS n FROM people GROUP BY sex",
+        "SELECT SUM(income) AS total FROM people")
+
+
+def build(home: Path, people: int, clients: int) -> None:
+    from sandbox.audit import Actor
+    from sandbox.datasets import add_dataset
+    from sandbox.demo_data import write_health
+    from sandbox.instance import Instance, init_home
+    from sandbox.licences import grant_licence
+    from sandbox.settings import load_settings
+    from sandbox.users import add_user
+
+    settings = load_settings(env={}, home=str(home))
+    init_home(settings)
+    with Instance.open(settings) as inst:
+        setup = Actor("load-setup", "admin")
+        add_user(inst, setup, "owner1", "owner", PASSWORD)
+        policy = write_health(home / "src", people=people)
+        add_dataset(inst, Actor("owner1", "owner"), policy)
+        for i in range(clients):
+            add_user(inst, setup, f"op{i}", "operator", PASSWORD)
+            grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator=f"op{i}", epsilon=0.4,
+                          delta=1e-7, purpose="load test", expires=date.today() + timedelta(days=2))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def client_loop(base: str, user: str, deadline: float, budget: list[int], lock: threading.Lock,
+                out: list[tuple[str, float, int, str]], seed: int) -> None:
+    rng = random.Random(seed)    # picks the request mix only; no privacy noise here
+    with httpx.Client(base_url=base, timeout=120) as http:
+        token = http.post("/api/v1/tokens", json={"user": user, "password": PASSWORD}).json()["data"]["token"]
+        http.headers["Authorization"] = f"Bearer {token}"
+        while time.monotonic() < deadline:
+            with lock:
+                if budget[0] <= 0:
+                    return
+                budget[0] -= 1
+            roll = rng.random()
+            if roll < 0.45:
+                kind, call = "catalog", lambda: http.get("/api/v1/datasets", params={"q": "clinic"})
+            elif roll < 0.85:
+                sql = rng.choice(PREVIEWS)
+                kind, call = "preview", lambda: http.post("/api/v1/queries/preview",
+                                                          json={"dataset": "health", "sql": sql})
+            else:
+                sql = rng.choice(RUNS)
+                kind, call = "run", lambda: http.post("/api/v1/queries",
+                                                      json={"dataset": "health", "sql": sql, "epsilon": 0.05})
+            t0 = time.perf_counter()
+            resp = call()
+            code = "" if resp.status_code < 400 else resp.json().get("code", "")
+            out.append((kind, time.perf_counter() - t0, resp.status_code, code))
+
+
+def overspent(home: Path) -> list[str]:
+    from sqlalchemy import select
+
+    from sandbox.instance import Instance
+    from sandbox.models import Budget
+    from sandbox.settings import load_settings
+
+    bad = []
+    with Instance.open(load_settings(env={}, home=str(home))) as inst, inst.store.read() as s:
+        for b in s.execute(select(Budget)).scalars():
+            if b.spent_epsilon + b.reserved_epsilon > b.epsilon * (1 + 1e-9) + 1e-12:
+                bad.append(f"budget {b.id} ({b.scope}): spent {b.spent_epsilon} + reserved {b.reserved_epsilon} "
+                           f"> {b.epsilon}")
+            if b.reserved_epsilon > 1e-9:
+                bad.append(f"budget {b.id}: reservation {b.reserved_epsilon} left behind")
+    return bad
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else (values[0] if values else 0.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--max-requests", type=int, default=20_000)
+    ap.add_argument("--people", type=int, default=20_000)
+    ap.add_argument("--threads", type=int, default=8, help="waitress request threads")
+    args = ap.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="dps-load-")) / "home"
+    print(f"building instance ({args.people:,} people, {args.clients} operators) in {home} ...", flush=True)
+    build(home, args.people, args.clients)
+    port = free_port()
+    env = {**os.environ, "DPS_HOME": str(home), "DPS_WORKERS": "2"}
+    server = subprocess.Popen([sys.executable, "-c", "from sandbox.cli import main; main()", "serve",
+                               "--port", str(port), "--threads", str(args.threads)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                httpx.get(f"{base}/api/v1/keys", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        results: list[tuple[str, float, int, str]] = []
+        lock, budget = threading.Lock(), [args.max_requests]
+        t0 = time.monotonic()
+        deadline = t0 + args.seconds
+        threads = [threading.Thread(target=client_loop, args=(base, f"op{i}", deadline, budget, lock, results, i))
+                   for i in range(args.clients)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.monotonic() - t0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    errors = [r for r in results if r[2] >= 400 and r[3] != "budget_exceeded"]
+    refused = sum(1 for r in results if r[3] == "budget_exceeded")
+    print(f"{len(results)} requests in {elapsed:.1f} s from {args.clients} clients: "
+          f"{len(results) / elapsed:.1f} requests/s")
+    for kind in ("catalog", "preview", "run"):
+        lat = [r[1] for r in results if r[0] == kind]
+        if lat:
+            print(f"  {kind:<8} n={len(lat):<6} p50={pct(lat, 50) * 1000:7.1f} ms  p95={pct(lat, 95) * 1000:7.1f} ms")
+    allt = [r[1] for r in results]
+    print(f"  all      p95={pct(allt, 95) * 1000:.1f} ms; runs refused by an exhausted budget: {refused}")
+    bad = overspent(home)
+    for line in bad:
+        print("OVERSPENT:", line)
+    for kind, _, status, code in errors[:10]:
+        print(f"ERROR: {kind} -> {status} {code}")
+    ok = not errors and not bad
+    print("ok: no error, no overspend" if ok else f"FAILED: {len(errors)} error(s), {len(bad)} budget problem(s)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,168 @@
+"""The story in a real headless Chromium: owner registers and licenses a
+dataset, the operator is refused, runs, drafts and submits a product, two
+reviewers approve, the public product page shows the chart with error bars and
+the downloaded zip verifies. Screenshots of each page, in English and Chinese,
+go to tests/web/screenshots/."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from web_helpers import PASSWORD, needs_storage, start_live_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).parent / "screenshots"
+
+pytestmark = [
+    pytest.mark.slow,
+    needs_storage,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason=f"{CHROMIUM} is not installed (Debian package chromium)"),
+]
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def live(app):
+    server = start_live_server(app, threads=4)
+    yield server.url
+    server.stop()
+
+
+class Story:
+    def __init__(self, browser, url: str) -> None:
+        self.browser, self.url = browser, url
+        SHOTS.mkdir(exist_ok=True)
+
+    def as_user(self, name: str | None):
+        ctx = self.browser.new_context(accept_downloads=True, locale="en-GB")
+        page = ctx.new_page()
+        page.set_default_timeout(20_000)
+        if name:
+            page.goto(f"{self.url}/login?lang=en")
+            page.get_by_label("User name").fill(name)
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(f"{self.url}/")
+        return page
+
+    def shoot(self, page, name: str, both: bool = True) -> None:
+        """Screenshot the current page; for GET pages also in the other language."""
+        if not both:
+            page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+            return
+        base = page.url.split("?")[0]
+        for lang in ("en", "zh"):
+            page.goto(f"{base}?lang={lang}")
+            page.screenshot(path=str(SHOTS / f"{name}-{lang}.png"), full_page=True)
+        page.goto(f"{base}?lang=en")
+
+
+def test_browser_story(browser, live, health_source, tmp_path):
+    from products.manifest import verify_path
+
+    story = Story(browser, live)
+    folder = health_source.parent
+
+    # the owner registers the dataset and grants a licence
+    owner = story.as_user("owner1")
+    owner.goto(f"{live}/owner/register")
+    story.shoot(owner, "01-owner-register")
+    owner.get_by_label("Policy file").set_input_files(str(health_source))
+    owner.get_by_label("Data files").set_input_files([str(folder / n) for n in
+                                                      ("people.parquet", "visits.csv", "clinics.csv")])
+    owner.get_by_role("button", name="Register").click()
+    owner.locator("#register-done").wait_for()
+    story.shoot(owner, "02-owner-registered", both=False)
+    owner.goto(f"{live}/owner/datasets/health")
+    owner.get_by_label("Operator").fill("operator1")
+    owner.get_by_label("Purpose").fill("Clinic planning")
+    owner.get_by_label("Epsilon (ε)").fill("3")
+    owner.get_by_label("Delta (δ)").fill("0.000001")
+    owner.get_by_label("Expires").fill("2999-12-31")
+    owner.get_by_role("button", name="Grant").click()
+    owner.get_by_text("Licence granted.").wait_for()
+    story.shoot(owner, "03-owner-licences")
+    owner.goto(f"{live}/datasets/health")
+    story.shoot(owner, "04-dataset-page")
+
+    # the operator is refused, with the reason highlighted, then runs an accepted query
+    op = story.as_user("operator1")
+    for lang, button in (("zh", "预览"), ("en", "Preview")):
+        op.goto(f"{live}/operator/?lang={lang}")
+        op.locator("#sql").fill("SELECT person_id, age FROM people")
+        op.get_by_role("button", name=button).click()
+        mark = op.locator("mark#offending-span")
+        mark.wait_for()
+        assert mark.inner_text() == "person_id"
+        assert op.locator("#rejection-code").inner_text() == "identifier_in_output"
+        story.shoot(op, f"05-operator-rejected-{lang}", both=False)
+    op.locator("#sql").fill("SELECT city, COUNT(*) AS people FROM people GROUP BY city")
+    op.get_by_label("Epsilon (ε)").fill("0.5")
+    op.get_by_role("button", name="Preview").click()
+    op.locator("#preview-result").wait_for()
+    story.shoot(op, "06-operator-preview", both=False)
+    op.get_by_role("button", name="Run").click()
+    op.locator("svg.chart").wait_for()
+    assert op.locator("svg.chart g.errorbar").count() == 10
+    story.shoot(op, "07-operator-result")
+    op.get_by_label("Title").fill("People per city")
+    op.get_by_role("button", name="Create draft").click()
+    op.locator("#submit-product").wait_for()
+    story.shoot(op, "08-operator-draft")
+    op.locator("#submit-product").click()
+    op.locator("#product-state").wait_for()
+    assert op.locator("#product-state").inner_text() == "submitted"
+    product_url = op.url.split("?")[0]
+
+    # two reviewers approve
+    for n, name in enumerate(("reviewer1", "reviewer2")):
+        rev = story.as_user(name)
+        rev.goto(f"{live}/review")
+        story.shoot(rev, f"09-review-queue-{n + 1}")
+        rev.goto(product_url)
+        rev.locator("#checks").wait_for()
+        story.shoot(rev, f"10-review-screen-{n + 1}")
+        rev.get_by_label("Reason").fill("Checked: counts are large enough")
+        rev.locator("#approve").click()
+        rev.wait_for_load_state()
+        rev.context.close()
+
+    # the author releases; the public sees the chart with error bars and a valid signature
+    op.goto(product_url)
+    assert op.locator("#product-state").inner_text() == "approved"
+    op.locator("#release-product").click()
+    op.locator("#signature-status").wait_for()
+    public = story.as_user(None)
+    public.goto(product_url)
+    assert public.locator("svg.chart g.errorbar").count() == 10
+    assert "valid" in public.locator("#signature-status").inner_text()
+    story.shoot(public, "11-public-product")
+    with public.expect_download() as dl:
+        public.locator("#download-zip").click()
+    target = tmp_path / "product.zip"
+    dl.value.save_as(target)
+    key = public.request.get(f"{live}/api/v1/keys").json()["data"]["public_key_pem"]
+    report = verify_path(target, key)
+    assert report.ok, report.problems
+    for path, name in (("/", "12-catalog"), ("/products", "13-products"), ("/register", "14-register"),
+                       ("/requests", "15-requests")):
+        public.goto(f"{live}{path}")
+        story.shoot(public, name)
+    admin = story.as_user("admin1")
+    admin.goto(f"{live}/admin/")
+    assert "Audit chain intact" in admin.locator("#audit-status").inner_text()
+    story.shoot(admin, "16-admin")
