@@ -349,14 +349,27 @@ def can_see(s: Session, p: Product, viewer: User | None) -> bool:
                                                      ProductVersion.released_at.is_not(None))).first() is not None
 
 
+def is_insider(s: Session, p: Product, viewer: User | None) -> bool:
+    """Author, reviewers, admins and the dataset's owner see every version and the real state."""
+    return viewer is not None and (viewer.role in ("admin", "reviewer") or viewer.id == p.author_id
+                                   or (viewer.role == "owner" and s.get(Dataset, p.dataset_id).owner_id == viewer.id))
+
+
+def shown_state(p: Product, insider: bool) -> str:
+    """The public sees a product with a released version as released (or
+    withdrawn), whatever the state of a newer version under review."""
+    if insider or p.state == "withdrawn":
+        return p.state
+    return "released"
+
+
 def _viewer(s: Session, user: str | None) -> User | None:
     return get_user(s, user) if user else None
 
 
 def detail(s: Session, inst: Instance, p: Product, viewer: User | None) -> ProductDetail:
     versions = versions_of(s, p)
-    insider = viewer is not None and (viewer.role in ("admin", "reviewer") or viewer.id == p.author_id
-                                      or (viewer.role == "owner" and s.get(Dataset, p.dataset_id).owner_id == viewer.id))
+    insider = is_insider(s, p, viewer)
     shown = versions[-1] if insider else next((v for v in reversed(versions) if v.released_at), versions[-1])
     reviews = s.execute(select(ProductReview, User).join(User, User.id == ProductReview.reviewer_id)
                         .where(ProductReview.product_id == p.id).order_by(ProductReview.id)).all()
@@ -372,7 +385,7 @@ def detail(s: Session, inst: Instance, p: Product, viewer: User | None) -> Produ
             tables.append({"run_id": t.run_id, "sql": t.sql, "columns": t.columns, "rows": rows, "intervals": ivs,
                            "epsilon": t.epsilon, "delta": t.delta})
     return ProductDetail(
-        id=p.id, title=p.title, description=p.description, purpose=p.purpose, state=p.state,
+        id=p.id, title=p.title, description=p.description, purpose=p.purpose, state=shown_state(p, insider),
         dataset=s.get(Dataset, p.dataset_id).name, licence_id=p.licence_id, author=s.get(User, p.author_id).name,
         created_at=iso(p.created_at), updated_at=iso(p.updated_at), review_round=p.review_round,
         approvals=_approvals(s, p) if p.state in ("submitted", "approved") else 0,
@@ -413,8 +426,6 @@ def list_products(inst: Instance, user: str | None, *, state: str | None = None,
     with inst.store.read() as s:
         viewer = _viewer(s, user)
         stmt = select(Product).order_by(Product.id)
-        if state:
-            stmt = stmt.where(Product.state == state)
         if dataset:
             ds = s.execute(select(Dataset).where(Dataset.name == dataset)).scalar_one_or_none()
             if ds is None:
@@ -425,7 +436,14 @@ def list_products(inst: Instance, user: str | None, *, state: str | None = None,
             if not can_see(s, p, viewer):
                 continue
             versions = versions_of(s, p)
-            out.append(ProductSummary(p.id, p.title, p.state, s.get(Dataset, p.dataset_id).name,
-                                      s.get(User, p.author_id).name, versions[-1].number,
-                                      tuple(v.number for v in versions if v.released_at), iso(p.updated_at)))
+            released = tuple(v.number for v in versions if v.released_at)
+            if state == "released":      # every product with a released version that is not withdrawn
+                if not released or p.state == "withdrawn":
+                    continue
+            elif state and p.state != state:
+                continue
+            insider = is_insider(s, p, viewer)
+            out.append(ProductSummary(p.id, p.title, shown_state(p, insider), s.get(Dataset, p.dataset_id).name,
+                                      s.get(User, p.author_id).name,
+                                      versions[-1].number if insider else released[-1], released, iso(p.updated_at)))
         return out

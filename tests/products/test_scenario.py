@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from products.manifest import verify_path
 from products.service import (
-    catalog_jsonld, draft_product, export_product, get_product, release_product, rerun_product, review_product,
+    catalog_jsonld, draft_product, export_product, get_product, list_products, release_product, rerun_product, review_product,
     submit_product, transparency_register,
 )
 from queries.errors import Forbidden
@@ -78,6 +78,9 @@ def test_draft_review_release_verify_catalog_register_rerun(make_instance, tmp_p
     assert add_dataset(inst, OWNER, tmp_path / "v2" / "policy.toml").number == 2
     d = rerun_product(inst, "operator1", pid)
     assert d.state == "draft" and [v.dataset_version for v in d.versions] == [1, 2]
+    public = get_product(inst, None, pid)          # the public still sees version 1, released
+    assert public.state == "released" and [v.number for v in public.versions] == [1]
+    assert [p.id for p in list_products(inst, None, state="released")] == [pid]
     with inst.store.read() as s:
         spent = s.execute(select(Budget.spent_epsilon).where(Budget.scope == "dataset")).scalar_one()
     assert spent == pytest.approx(2.4)
