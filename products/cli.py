@@ -4,29 +4,13 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 from pathlib import Path
 
 import click
 
-
-def _cli_module():
-    """The ``dp-sandbox`` CLI module. Under ``python -m sandbox.cli`` it is
-    ``__main__``; importing ``sandbox.cli`` again would build a second copy that
-    loads the plugins while this one is half-imported."""
-    main_module = sys.modules.get("__main__")
-    if getattr(getattr(main_module, "__spec__", None), "name", None) == "sandbox.cli":
-        # Let every plugin that imports sandbox.cli share the running module.
-        sys.modules.setdefault("sandbox.cli", main_module)
-        return main_module
-    return importlib.import_module("sandbox.cli")
-
-
-_cli = _cli_module()
-_emit, _open, handles_errors, home_option, json_option = (
-    _cli._emit, _cli._open, _cli.handles_errors, _cli.home_option, _cli.json_option)
+from sandbox.cli import _emit, _open, handles_errors, home_option, json_option
 
 
 def as_option(required: bool = True, help: str = "The acting user."):

@@ -584,6 +584,9 @@ def _load_plugins() -> None:
     never imports them."""
     from importlib.metadata import entry_points
 
+    # Run as ``python -m sandbox.cli``, this module is ``__main__``: plugins that
+    # import ``sandbox.cli`` must get this very module, not a second copy.
+    sys.modules.setdefault("sandbox.cli", sys.modules[__name__])
     for ep in entry_points(group="dp_sandbox.cli"):
         ep.load()(main)
 
