@@ -157,3 +157,26 @@ def test_open_data_downloads_and_mock_data(licensed_instance, licensed_app, tmp_
     assert table.num_rows == 1000 and "income" in table.column_names
     assert "Mock data" in c.get("/datasets/health").get_data(as_text=True)
     assert c.get("/api/v1/datasets/health/mock?table=nosuch").get_json()["code"] == "table_not_found"
+
+
+def test_register_and_requests_pages(licensed_app):
+    c = licensed_app.test_client()
+    html = c.get("/register?lang=zh").get_data(as_text=True)
+    assert "透明度登记" in html and "Tests: clinic planning" in html and "operator1" in html
+    api = c.get("/api/v1/register").get_json()["data"]
+    assert api["licences"][0]["operator"] == "operator1"
+    c.get("/requests")
+    r = c.post("/requests", data={"csrf_token": csrf_of(c), "title": "Visits by district",
+                                  "description": "Planning clinics", "contact": "someone@example.org",
+                                  "dataset": "health"})
+    assert r.status_code == 302
+    owner = licensed_app.test_client()
+    page_login(owner, "owner1")
+    html = owner.get("/requests").get_data(as_text=True)
+    assert "Visits by district" in html and "someone@example.org" in html
+    assert "someone@example.org" not in c.get("/requests").get_data(as_text=True)
+    r = owner.post("/requests/1/decision", data={"csrf_token": csrf_of(owner), "decision": "accept"})
+    assert r.status_code == 302
+    assert c.get("/api/v1/requests").get_json()["data"][0]["status"] == "accepted"
+    catalog = c.get("/api/v1/catalog").get_json()["data"]
+    assert "@context" in catalog

@@ -21,7 +21,7 @@ def ui_strings() -> set[str]:
               "dataset", "licence", "Data products", "Drafts", "Review queue", "Transparency register",
               "Data requests", "Licence granted.", "Draft created.", "Request received.",
               "draft", "submitted", "returned", "approved", "released", "rejected", "withdrawn", "cancelled",
-              "accepted", "declined", "closed", "Nothing waits for review.", "Released data products", "Licence revoked.", "User added.",
+              "accepted", "declined", "closed", "expired", "Nothing waits for review.", "Released data products", "Licence revoked.", "User added.",
               "Too many attempts. Try again in a few minutes.", "Wrong user name or password."}
     return found
 
