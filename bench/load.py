@@ -132,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     build(home, args.people, args.clients)
     port = free_port()
     env = {**os.environ, "DPS_HOME": str(home), "DPS_WORKERS": "2"}
+    server_log = open(home / "logs" / "bench-server.log", "wb")   # waitress reports its queue depth there
     server = subprocess.Popen([sys.executable, "-c", "from sandbox.cli import main; main()", "serve",
                                "--port", str(port), "--threads", str(args.threads)], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL)
+                              stdout=server_log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(200):
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server_log.close()
 
     errors = [r for r in results if r[2] >= 400 and r[3] != "budget_exceeded"]
     refused = sum(1 for r in results if r[3] == "budget_exceeded")

@@ -180,3 +180,34 @@ def test_register_and_requests_pages(licensed_app):
     assert c.get("/api/v1/requests").get_json()["data"][0]["status"] == "accepted"
     catalog = c.get("/api/v1/catalog").get_json()["data"]
     assert "@context" in catalog
+
+
+def test_draft_submit_and_review_through_pages(licensed_app):
+    op = licensed_app.test_client()
+    page_login(op, "operator1")
+    r = op.post("/operator/", data={"csrf_token": csrf_of(op), "dataset": "health", "sql": GROUP_SQL,
+                                    "action": "run", "epsilon": "0.5"})
+    run_id = r.headers["Location"].rsplit("/", 1)[1]
+    r = op.post("/products/drafts", data={"csrf_token": csrf_of(op), "run_ids": run_id, "title": "Per city"})
+    assert r.status_code == 302
+    product = r.headers["Location"]
+    assert 'id="submit-product"' in op.get(product).get_data(as_text=True)
+    r = op.post(f"{product}/submit", data={"csrf_token": csrf_of(op), "attestation": "I am responsible."})
+    assert r.status_code == 302
+    assert "Per city" in op.get("/operator/drafts").get_data(as_text=True)
+
+    rev = licensed_app.test_client()
+    page_login(rev, "reviewer1")
+    assert "Per city" in rev.get("/review?lang=zh").get_data(as_text=True)
+    screen = rev.get(product).get_data(as_text=True)
+    assert 'id="checks"' in screen and 'id="review-form"' in screen and "errorbar" in screen
+    r = rev.post(f"{product}/review", data={"csrf_token": csrf_of(rev), "decision": "reject", "reason": ""})
+    assert r.status_code == 400 and 'id="action-error"' in r.get_data(as_text=True)
+    assert "missing_reason" in r.get_data(as_text=True)
+    r = rev.post(f"{product}/review", data={"csrf_token": csrf_of(rev), "decision": "return",
+                                            "reason": "Add a description"})
+    assert r.status_code == 302
+    page = op.get(product).get_data(as_text=True)
+    assert 'id="product-state">returned<' in page and "Add a description" in page
+    # the public does not see unreleased products
+    assert licensed_app.test_client().get(product).status_code == 404
