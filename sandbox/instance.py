@@ -98,8 +98,11 @@ class Instance:
                 self._pool = WorkerPool(
                     size=s.workers,
                     limits=WorkerLimits(memory_mb=s.worker_memory_mb, threads=s.worker_threads,
-                                        timeout_s=s.query_timeout_s, min_response_ms=s.min_response_ms),
+                                        timeout_s=s.query_timeout_s, min_response_ms=s.min_response_ms,
+                                        address_space_mb=s.worker_address_space_mb,
+                                        cpu_seconds=s.worker_cpu_seconds),
                     log_dir=self.home / "logs",
+                    temp_root=Path(s.worker_temp_root) if s.worker_temp_root else None,
                 )
             return self._pool
 
