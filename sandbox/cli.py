@@ -202,6 +202,52 @@ def dataset_show(home: Path | None, name: str, quality: bool, as_json: bool) -> 
     _emit(data, True)
 
 
+@dataset.command("mock")
+@home_option
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--rows", type=int, default=1000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["duckdb", "parquet"]), default="duckdb", show_default=True)
+@handles_errors
+def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: str) -> None:
+    """Write mock data generated from the policy alone (never a real value), to
+    try SQL locally."""
+    from sandbox.datasets import get_dataset, latest_version, version_policy
+    from sandbox.mock import write_mock
+
+    if not 1 <= rows <= 1_000_000:
+        raise click.BadParameter("between 1 and 1,000,000", param_hint="--rows")
+    with _open(home) as inst, inst.store.read() as s:
+        policy = version_policy(latest_version(s, get_dataset(s, name)))
+    path = write_mock(policy, out, rows=rows, fmt=fmt)
+    click.echo(f"wrote mock data for {name} ({rows} rows per table) to {path}")
+
+
+@dataset.command("export")
+@home_option
+@click.argument("name")
+@click.option("--table", required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--version", type=int, default=None)
+@handles_errors
+def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: str, version: int | None) -> None:
+    """Export a table of an OPEN dataset in clear."""
+    from queries.errors import Forbidden
+    from sandbox.datasets import get_dataset, get_version
+    from sandbox.storage import export_clear
+
+    with _open(home) as inst:
+        with inst.store.read() as s:
+            ds = get_dataset(s, name)
+            if ds.classification != "open":
+                raise Forbidden(f"dataset '{name}' is {ds.classification}: only open datasets are exported in clear",
+                                code="not_open_data")
+            path = Path(get_version(s, ds, version).path)
+        export_clear(path, inst.master_key, table, fmt, out)
+    click.echo(f"exported {name}.{table} to {out}")
+
+
 @dataset.command("delegate")
 @home_option
 @click.argument("name")
@@ -312,6 +358,19 @@ def query() -> None:
     """Check (free) and run (charged) queries."""
 
 
+def _width_target(text: str | None) -> tuple[str, float] | None:
+    if text is None:
+        return None
+    name, sep, value = text.rpartition("=")
+    try:
+        half_width = float(value)
+    except ValueError:
+        half_width = float("nan")
+    if not sep or not name or not half_width > 0:
+        raise click.BadParameter("use OUTPUT=HALF_WIDTH with a positive half-width", param_hint="--width")
+    return name, half_width
+
+
 def _print_table(result: dict) -> None:
     cols = result["columns"]
     click.echo("  ".join(f"{c:>18}" for c in cols))
@@ -333,16 +392,19 @@ def _print_table(result: dict) -> None:
 @click.option("--dataset", required=True)
 @click.option("--epsilon", type=float, default=None)
 @click.option("--version", type=int, default=None, help="Dataset version (default: newest).")
+@click.option("--width", "width", default=None, metavar="OUTPUT=HALF_WIDTH",
+              help="Accuracy first: the smallest ε whose interval for OUTPUT is at most ±HALF_WIDTH.")
 @json_option
 @click.argument("sql")
 @handles_errors
 def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | None, version: int | None,
-                as_json: bool, sql: str) -> None:
+                width: str | None, as_json: bool, sql: str) -> None:
     """Check a query and show its cost and expected accuracy. No data touched, nothing charged."""
     from sandbox.service import check_query
 
     with _open(home) as inst:
-        checked = check_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version)
+        checked = check_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version,
+                              target=_width_target(width))
     data = checked.to_dict()
 
     def human(d: dict) -> None:
@@ -365,12 +427,14 @@ def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | 
 @click.option("--template", "template_id", type=int, default=None, help="Run an approved template.")
 @click.option("--param", "params", multiple=True, help="A template parameter, NAME=VALUE (repeatable).")
 @click.option("--request", "request_id", type=int, default=None, help="Run an approved query request (once).")
+@click.option("--width", "width", default=None, metavar="OUTPUT=HALF_WIDTH",
+              help="Accuracy first: spend the smallest ε whose interval for OUTPUT is at most ±HALF_WIDTH.")
 @json_option
 @click.argument("sql", required=False)
 @handles_errors
 def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | None, version: int | None,
-              template_id: int | None, params: tuple[str, ...], request_id: int | None, as_json: bool,
-              sql: str | None) -> None:
+              template_id: int | None, params: tuple[str, ...], request_id: int | None, width: str | None,
+              as_json: bool, sql: str | None) -> None:
     """Run a query: its privacy loss is charged to the licence and dataset budgets.
 
     Under a licence in `templates` mode, run an approved template with --template
@@ -387,7 +451,8 @@ def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | No
         raise click.UsageError("give SQL, --template or --request")
     with _open(home) as inst:
         result = run_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version,
-                           template_id=template_id, params=values or None, request_id=request_id)
+                           template_id=template_id, params=values or None, request_id=request_id,
+                           target=_width_target(width))
     data = result.to_dict()
 
     def human(d: dict) -> None:

@@ -60,16 +60,27 @@ class QueryResult:
 
 
 def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], lic: Licence,
-                    epsilon: float | None) -> PrivacyLoss:
+                    epsilon: float | None, target: tuple[str, float] | None = None) -> PrivacyLoss:
+    """The (ε, δ) a run asks for: the given ε, or the smallest ε that meets an
+    accuracy target (capped by the per-query cap), or the default ε."""
     per_q_eps = min(b.max_epsilon_per_query for b in budgets)
     per_q_delta = min(b.max_delta_per_query for b in budgets)
+    needs_delta = plan.partition_selection or lic.accounting == "zcdp"
+    delta = per_q_delta if needs_delta else 0.0
+    if target is not None:
+        if epsilon is not None:
+            raise InvalidInput("give either an ε or an accuracy target, not both", code="invalid_budget")
+        output, half_width = target
+        if output not in {o.name for o in plan.outputs}:
+            raise InvalidInput(f"the query has no output column '{output}'", code="unknown_output")
+        epsilon = privacy.epsilon_for_width(plan, output, half_width, delta=delta, alpha=inst.settings.alpha,
+                                            cap=per_q_eps, accounting=lic.accounting)
     if epsilon is None:
         epsilon = min(inst.settings.default_epsilon, per_q_eps)
     loss = PrivacyLoss(epsilon, 0.0)
     if loss.epsilon <= 0:
         raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
-    needs_delta = plan.partition_selection or lic.accounting == "zcdp"
-    return PrivacyLoss(loss.epsilon, per_q_delta if needs_delta else 0.0)
+    return PrivacyLoss(loss.epsilon, delta)
 
 
 def _context(s, user: User, dataset: str, version: int | None):
@@ -88,7 +99,7 @@ def _context(s, user: User, dataset: str, version: int | None):
 
 
 def check_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsilon: float | None = None,
-                version: int | None = None) -> CheckedQuery:
+                version: int | None = None, target: tuple[str, float] | None = None) -> CheckedQuery:
     """Plan and cost a query without touching data or budget."""
     with inst.store.read() as s:
         user = get_user(s, user_name)
@@ -99,14 +110,15 @@ def check_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsil
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
-        loss = _requested_loss(inst, plan, budgets, lic, epsilon)
+        loss = _requested_loss(inst, plan, budgets, lic, epsilon, target)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
         return CheckedQuery(plan, cost, lic.id, v.number)
 
 
 def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = None, *,
               epsilon: float | None = None, version: int | None = None, template_id: int | None = None,
-              params: dict[str, Any] | None = None, request_id: int | None = None) -> QueryResult:
+              params: dict[str, Any] | None = None, request_id: int | None = None,
+              target: tuple[str, float] | None = None) -> QueryResult:
     """Run a query under the licence's approval mode: plain SQL (``automatic``),
     an approved template with parameter values, or an approved request."""
     from sandbox import approvals
@@ -128,7 +140,8 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
-        loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon)
+        loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon,
+                               target if gate.template_id is None and gate.request_id is None else None)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
         ledger.reserve(s, ds.id, lic.id, run_id, cost.loss)
         approvals.consume(s, gate, run_id, cost.loss)

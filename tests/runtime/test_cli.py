@@ -127,3 +127,29 @@ def test_usage_errors_exit_non_zero(home):
     assert out.returncode == 2 and "Missing option" in out.stderr
     out = dps(home, "user", "add", "xavier", "--role", "owner", "--password-stdin", stdin="short\n", check=False)
     assert out.returncode == 1 and "weak_password" in out.stderr
+
+
+def test_accuracy_first_picks_the_smallest_epsilon(home):
+    out = dps(home, "query", "check", "--as", "operator1", "--dataset", "health", "--json", "--width", "n=40",
+              "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex")
+    cost = json.loads(out.stdout)["cost"]
+    assert cost["expected_half_width"]["n"] <= 40 and cost["expected_half_width"]["n"] > 35
+    tighter = json.loads(dps(home, "query", "check", "--as", "operator1", "--dataset", "health", "--json",
+                             "--width", "n=20", "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex").stdout)
+    assert tighter["cost"]["epsilon"] > cost["epsilon"]
+    out = dps(home, "query", "check", "--as", "operator1", "--dataset", "health", "--json", "--width", "n=0.001",
+              "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex", check=False)
+    assert json.loads(out.stdout)["error"]["code"] == "accuracy_unreachable"
+
+
+def test_mock_data_and_open_export(home, tmp_path):
+    import duckdb
+
+    dps(home, "dataset", "mock", "health", "--out", str(tmp_path / "mock.duckdb"), "--rows", "40")
+    con = duckdb.connect(str(tmp_path / "mock.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT COUNT(*) FROM people").fetchone()[0] == 40
+    finally:
+        con.close()
+    out = dps(home, "dataset", "export", "health", "--table", "people", "--out", str(tmp_path / "x.csv"), check=False)
+    assert out.returncode == 1 and "not_open_data" in out.stderr and not (tmp_path / "x.csv").exists()
