@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
@@ -183,6 +184,9 @@ def verify_path(path: str | Path, public_key_pem: str | bytes | None = None) -> 
             if name not in files and name not in (MANIFEST, SIGNATURE):
                 problems.append(f"{name}: not listed in the manifest")
         return report(True, manifest, kid, checked)
+    except (zipfile.BadZipFile, zlib.error, EOFError):
+        problems.append("the zip file is corrupt (a member does not decompress or fails its CRC)")
+        return report(False)
     finally:
         reader.close()
 

@@ -126,6 +126,17 @@ def test_zip_export_verifies_and_tampered_zip_fails(released, tmp_path):
     folder = export_product(w.inst, None, pid, tmp_path / "out")
     assert verify_path(folder).ok
     assert not verify_path(tmp_path / "nothing-here").ok
+    # bytes flipped inside a compressed member: a clean refusal, not a crash
+    raw = bytearray(z.read_bytes())
+    with zipfile.ZipFile(z) as src:
+        info = next(i for i in src.infolist() if i.compress_type == zipfile.ZIP_DEFLATED and i.compress_size > 64)
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    for k in range(8):
+        raw[start + 10 + k] ^= 0xFF
+    corrupt = tmp_path / "corrupt.zip"
+    corrupt.write_bytes(bytes(raw))
+    report = verify_path(corrupt)
+    assert not report.ok and any("corrupt" in p or "differs" in p for p in report.problems)
 
 
 def test_unreleased_products_have_no_package(sqlite_world):
