@@ -25,7 +25,7 @@ from privacy import PrivacyLoss, release
 from privacy.sensitivity import measure_sensitivities
 from queries import plan_query
 from queries.policy import parse_policy
-from sandbox.demo_data import write_health
+from sandbox.demo_data import load_health, write_health
 
 WORKLOAD = {
     "count": "SELECT COUNT(*) FROM people",
@@ -42,12 +42,7 @@ BUDGET = PrivacyLoss(1.0, 1e-7)
 
 
 def load(folder: Path) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("CREATE SCHEMA ds")
-    con.execute(f"CREATE TABLE ds.people AS SELECT * FROM read_parquet('{folder / 'people.parquet'}')")
-    con.execute(f"CREATE TABLE ds.visits AS SELECT * FROM read_csv('{folder / 'visits.csv'}')")
-    con.execute(f"CREATE TABLE ds.clinics AS SELECT * FROM read_csv('{folder / 'clinics.csv'}')")
-    return con
+    return load_health(duckdb.connect(), folder)
 
 
 def exact_answer(con, sql: str) -> dict:

@@ -158,6 +158,17 @@ def write_health(folder: Path, people: int = 100_000) -> Path:
     return policy
 
 
+def load_health(con: duckdb.DuckDBPyConnection, folder: Path, schema: str = "ds") -> duckdb.DuckDBPyConnection:
+    """Load the health files written by ``write_health`` into ``schema`` of an
+    existing DuckDB connection, in clear (for reference answers in tests and
+    benchmarks; the sandbox itself only reads encrypted versions)."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute(f"CREATE TABLE {schema}.people AS SELECT * FROM read_parquet('{folder / 'people.parquet'}')")
+    con.execute(f"CREATE TABLE {schema}.visits AS SELECT * FROM read_csv('{folder / 'visits.csv'}')")
+    con.execute(f"CREATE TABLE {schema}.clinics AS SELECT * FROM read_csv('{folder / 'clinics.csv'}')")
+    return con
+
+
 def write_transport(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()

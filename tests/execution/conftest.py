@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from queries.policy import parse_policy
-from sandbox.demo_data import write_health
+from sandbox.demo_data import load_health, write_health
 from sandbox.storage import ingest_version, unwrap_key
 from sandbox.worker import WorkerLimits, WorkerPool
 
@@ -47,11 +47,7 @@ def data_key(version, master_key) -> bytes:
 @pytest.fixture(scope="session")
 def reference(health_dir):
     """The demo data loaded in clear, in-process, to compute expected answers."""
-    con = duckdb.connect()
-    con.execute("ATTACH ':memory:' AS ds")
-    con.execute(f"CREATE TABLE ds.people AS SELECT * FROM read_parquet('{health_dir / 'people.parquet'}')")
-    con.execute(f"CREATE TABLE ds.visits AS SELECT * FROM read_csv('{health_dir / 'visits.csv'}')")
-    con.execute(f"CREATE TABLE ds.clinics AS SELECT * FROM read_csv('{health_dir / 'clinics.csv'}')")
+    con = load_health(duckdb.connect(), health_dir)
     yield con
     con.close()
 
