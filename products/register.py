@@ -1,7 +1,8 @@
 """The public transparency register and the annual disclosure report.
 
 The register lists licences (operator, organisation, dataset, tables, purpose,
-term, status), released products, ε spent and remaining per dataset, and
+term, status), the approved query templates per licence (title, purpose, ε per
+run, runs used; the SQL unless the template is confidential), released products, ε spent and remaining per dataset, and
 withdrawals. The disclosure report for a year groups, per agency (dataset
 publisher) and per operator, the resources authorised, the products released
 and their dates; it is written as ``report.json`` and ``report.html`` in a
@@ -71,6 +72,22 @@ class WithdrawalEntry:
 
 
 @dataclass(frozen=True)
+class TemplateEntry:
+    """An approved query template; ``sql`` is None when the template is confidential."""
+
+    id: int
+    licence_id: int
+    dataset: str
+    title: str
+    purpose: str
+    epsilon_per_run: float
+    runs_used: int
+    epsilon_used: float
+    parameters: tuple[dict[str, Any], ...]
+    sql: str | None
+
+
+@dataclass(frozen=True)
 class TransparencyRegister:
     generated_at: str
     key_id: str
@@ -78,6 +95,7 @@ class TransparencyRegister:
     products: tuple[ProductEntry, ...]
     budgets: tuple[BudgetEntry, ...]
     withdrawals: tuple[WithdrawalEntry, ...]
+    templates: tuple[TemplateEntry, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -111,8 +129,24 @@ def _entries(inst: Instance) -> TransparencyRegister:
             BudgetEntry(datasets[b.dataset_id].name, b.epsilon, b.spent_epsilon, max(b.epsilon - b.spent_epsilon, 0.0),
                         b.delta, b.spent_delta)
             for b in s.execute(select(Budget).where(Budget.scope == "dataset").order_by(Budget.dataset_id)).scalars())
+        templates = _approved_templates(s, datasets)
         return TransparencyRegister(iso(now()), inst.signer.key_id(), licences, tuple(products), budgets,
-                                    tuple(withdrawals))
+                                    tuple(withdrawals), templates)
+
+
+def _approved_templates(s, datasets: dict[int, Dataset]) -> tuple[TemplateEntry, ...]:
+    """Approved templates per licence, as the public sees them (no SQL when confidential)."""
+    from sandbox.approval_models import QueryTemplate
+    from sandbox.approvals import template_dict
+
+    out = []
+    for t in s.execute(select(QueryTemplate).where(QueryTemplate.status == "approved")
+                       .order_by(QueryTemplate.licence_id, QueryTemplate.id)).scalars():
+        d = template_dict(t, public=True)
+        out.append(TemplateEntry(d["id"], d["licence_id"], datasets[t.dataset_id].name, d["title"], d["purpose"],
+                                 float(d["epsilon_per_run"]), int(d["runs_used"] or 0),
+                                 float(d["epsilon_used"] or 0.0), tuple(d["parameters"] or ()), d.get("sql")))
+    return tuple(out)
 
 
 def transparency_register(inst: Instance) -> TransparencyRegister:
