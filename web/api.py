@@ -150,7 +150,7 @@ def preview_query(body: QueryRequest):
     from sandbox.service import check_query
 
     return check_query(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
-                       version=body.version).to_dict()
+                       version=body.version, target=_target(body)).to_dict()
 
 
 @api.route("/queries", "POST", roles=("operator",), body=QueryRequest, response=QueryResultOut, status=201,
@@ -159,7 +159,11 @@ def run_query(body: QueryRequest):
     from sandbox.service import run_query as run
 
     return run(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
-               version=body.version).to_dict()
+               version=body.version, target=_target(body)).to_dict()
+
+
+def _target(body: QueryRequest) -> tuple[str, float] | None:
+    return (body.target.output, body.target.half_width) if body.target is not None else None
 
 
 @api.route("/queries", roles=("operator", "reviewer", "admin"), query=RunListQuery, response=RunSummary,
@@ -227,3 +231,4 @@ def audit_status():
 
 
 from web import api_products  # noqa: E402,F401  (registers the product routes on ``api``)
+from web import api_approvals  # noqa: E402,F401  (approvals, product edit/re-run, disclosure reports)

@@ -63,12 +63,13 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     app.extensions["dps_limiter"] = auth.LoginLimiter(app.config["LOGIN_MAX_FAILURES"], app.config["LOGIN_WINDOW_S"])
 
     from web.api import bp as api_bp
+    from web.pages_approvals import bp as approvals_bp
     from web.pages_admin import bp as admin_bp
     from web.pages_operator import bp as operator_bp
     from web.pages_owner import bp as owner_bp
     from web.pages_public import bp as public_bp
 
-    for bp in (public_bp, owner_bp, operator_bp, admin_bp, api_bp):
+    for bp in (public_bp, owner_bp, operator_bp, admin_bp, approvals_bp, api_bp):
         app.register_blueprint(bp)
     from web import products_views
 

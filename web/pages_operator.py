@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, QueryRejected, SandboxError
 from web import access
+from web.approval_access import epsilon_or_target
 from web.auth import allow, principal
 from web.charts import bar_chart, highlight_span
 from web.downloads import result_file
@@ -22,6 +23,8 @@ def _editor(status: int = 200, **ctx):
     ctx.setdefault("dataset", licences[0]["dataset"] if licences else "")
     ctx.setdefault("sql", "")
     ctx.setdefault("epsilon", "")
+    ctx.setdefault("target_output", "")
+    ctx.setdefault("half_width", "")
     budget = next((lic["budget"] for lic in licences if lic["dataset"] == ctx["dataset"]), None)
     return render_template("operator_editor.html", licences=licences, budget=budget, **ctx), status
 
@@ -40,16 +43,15 @@ def submit():
 
     f = request.form
     dataset, sql, eps_text = f.get("dataset", ""), f.get("sql", ""), f.get("epsilon", "").strip()
-    ctx = {"dataset": dataset, "sql": sql, "epsilon": eps_text}
+    output, width_text = f.get("target_output", "").strip(), f.get("half_width", "").strip()
+    ctx = {"dataset": dataset, "sql": sql, "epsilon": eps_text, "target_output": output, "half_width": width_text}
     try:
-        try:
-            epsilon = float(eps_text) if eps_text else None
-        except ValueError:
-            raise InvalidInput("epsilon must be a number", code="invalid_form") from None
+        epsilon, target = epsilon_or_target(eps_text, output, width_text)
         if f.get("action") == "run":
-            result = run_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon)
+            result = run_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
             return redirect(url_for("operator.run_page", run_id=result.run_id))
-        checked = check_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon).to_dict()
+        checked = check_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon,
+                              target=target).to_dict()
         return _editor(preview=checked, **ctx)
     except QueryRejected as exc:
         span = exc.span.to_dict() if exc.span else None

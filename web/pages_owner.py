@@ -1,4 +1,5 @@
-"""Owner pages: register a dataset, budget gauges, licences (grant, revoke)."""
+"""Owner pages: register a dataset, budget gauges, licences (grant, revoke, approval
+mode) and reviewers delegated to decide templates and query requests."""
 
 from __future__ import annotations
 
@@ -48,14 +49,14 @@ def _dataset_page(name: str, error: SandboxError | None = None, status: int = 20
     budget = access.dataset_budget(principal(), name)
     d = access.dataset_detail(principal(), name)
     licences = access.visible_licences(principal(), dataset=name)
-    operators = [u["name"] for u in _operators()]
+    from sandbox.licences import APPROVAL_MODES
+
+    users = [u for u in access.users_list() if u["active"]]
+    operators = [u["name"] for u in users if u["role"] == "operator"]
+    reviewers = [u["name"] for u in users if u["role"] == "reviewer"]
     return render_template("owner_dataset.html", d=d, levels=budget["levels"], licences=licences,
-                           operators=operators, error=error, today=date.today().isoformat()), status
-
-
-def _operators():
-    """Operators offered in the grant form (their names are public in the register)."""
-    return [u for u in access.users_list() if u["role"] == "operator" and u["active"]]
+                           operators=operators, reviewers=reviewers, approval_modes=APPROVAL_MODES, error=error,
+                           today=date.today().isoformat()), status
 
 
 @bp.post("/datasets/<name>/licences")
@@ -74,7 +75,8 @@ def grant(name: str):
                                code="invalid_form") from None
         tables = [t.strip() for t in f.get("tables", "").split(",") if t.strip()] or None
         grant_licence(access.inst(), actor(), dataset=name, operator=f.get("operator", ""), epsilon=epsilon,
-                      delta=delta, purpose=f.get("purpose", ""), expires=expires, tables=tables)
+                      delta=delta, purpose=f.get("purpose", ""), expires=expires, tables=tables,
+                      approval=f.get("approval") or "automatic")
     except SandboxError as exc:
         return _dataset_page(name, exc, exc.status)
     flash("Licence granted.", "ok")
@@ -95,3 +97,33 @@ def revoke(licence_id: int):
         raise
     flash("Licence revoked.", "ok")
     return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+
+@bp.post("/licences/<int:licence_id>/approval")
+@allow("owner", "admin")
+def set_approval(licence_id: int):
+    from sandbox.approvals import set_approval_mode
+
+    name = request.form.get("dataset", "")
+    try:
+        set_approval_mode(access.inst(), actor(), licence_id, request.form.get("mode", ""),
+                          request.form.get("reason", ""))
+    except SandboxError as exc:
+        if name:
+            return _dataset_page(name, exc, exc.status)
+        raise
+    flash("Approval mode changed.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+
+@bp.post("/datasets/<name>/delegates")
+@allow("owner", "admin")
+def delegate(name: str):
+    from sandbox.approvals import delegate as delegate_reviewer
+
+    try:
+        delegate_reviewer(access.inst(), principal().name, name, request.form.get("reviewer", ""))
+    except SandboxError as exc:
+        return _dataset_page(name, exc, exc.status)
+    flash("Reviewer delegated.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name))

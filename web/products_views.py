@@ -26,7 +26,9 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "products.withdraw": {"operator", "admin"}, "products.review": {"reviewer"},
     "products.drafts": {"operator"}, "products.review_queue": {"reviewer"}, "products.register_page": PUBLIC,
     "products.requests_page": PUBLIC, "products.file_request": PUBLIC, "products.decide_request": {"owner", "admin"},
-    "products.catalog_jsonld": PUBLIC,
+    "products.catalog_jsonld": PUBLIC, "products.edit": {"operator"}, "products.rerun": {"operator"},
+    "products.package_file": PUBLIC, "products.disclosure_page": PUBLIC, "products.disclosure_year": PUBLIC,
+    "products.disclosure_build": {"owner", "reviewer", "admin"},
 }
 
 
@@ -251,6 +253,89 @@ def catalog_jsonld():
 
     doc = svc().catalog_jsonld(access.inst(), base_url=request.host_url.rstrip("/"))
     return Response(json.dumps(doc, ensure_ascii=False, default=str), mimetype="application/ld+json")
+
+
+@bp.post("/products/<int:product_id>/edit")
+@allow("operator")
+def edit(product_id: int):
+    f = request.form
+    return _act(product_id, lambda: svc().edit_product(access.inst(), me(), product_id, title=f.get("title"),
+                                                       description=f.get("description"),
+                                                       purpose=f.get("purpose")))
+
+
+@bp.post("/products/<int:product_id>/rerun")
+@allow("operator")
+def rerun(product_id: int):
+    text = request.form.get("dataset_version", "").strip()
+
+    def action():
+        if text and not text.isdigit():
+            raise InvalidInput("the dataset version is a whole number", code="invalid_form")
+        svc().rerun_product(access.inst(), me(), product_id, dataset_version=int(text) if text else None)
+
+    return _act(product_id, action)
+
+
+@bp.get("/products/<int:product_id>/v<int:version>/files/<path:path>")
+@allow("public")
+def package_file(product_id: int, version: int, path: str):
+    """A file of a released version, read-only: the catalog's download IRIs."""
+    from flask import send_file
+    from werkzeug.security import safe_join
+
+    from queries.errors import NotFound
+
+    folder = svc().package_path(access.inst(), me(), product_id, version)
+    target = safe_join(str(folder), path)
+    resolved = Path(target).resolve() if target is not None else None
+    if resolved is None or folder.resolve() not in resolved.parents or not resolved.is_file():
+        raise NotFound(f"product {product_id} version {version} has no file '{path[:200]}'", code="no_such_file")
+    resp = send_file(resolved, as_attachment=not path.endswith((".json", ".csv", ".sig")), conditional=True,
+                     download_name=Path(path).name)
+    resp.headers["Cache-Control"] = "public, max-age=3600, immutable"
+    return resp
+
+
+# --- the annual disclosure report ------------------------------------------------------
+
+def _report_years() -> list[int]:
+    folder = access.inst().home / "register"
+    if not folder.is_dir():
+        return []
+    return sorted((int(p.name) for p in folder.iterdir() if p.name.isdigit() and (p / "report.json").is_file()),
+                  reverse=True)
+
+
+@bp.get("/register/reports")
+@allow("public")
+def disclosure_page(error: SandboxError | None = None, status: int = 200):
+    from datetime import date
+
+    return render_template("disclosure.html", years=_report_years(), error=error, this_year=date.today().year,
+                           may_build=principal().role in ("owner", "reviewer", "admin")), status
+
+
+@bp.post("/register/reports")
+@allow("owner", "reviewer", "admin")
+def disclosure_build():
+    text = request.form.get("year", "").strip()
+    try:
+        if not text.isdigit():
+            raise InvalidInput("year must be a four-digit year", code="invalid_year")
+        report = svc().disclosure_report(access.inst(), int(text))
+    except SandboxError as exc:
+        return disclosure_page(error=exc, status=exc.status)
+    flash("Report published.", "ok")
+    return redirect(url_for("products.disclosure_year", year=report.year))
+
+
+@bp.get("/register/reports/<int:year>")
+@allow("public")
+def disclosure_year(year: int):
+    from web.api_approvals import stored_report
+
+    return render_template("disclosure_report.html", r=stored_report(year))
 
 
 def register(app: Flask) -> None:

@@ -82,11 +82,106 @@ class LicenceRevoke(Request):
     reason: str = Field("", max_length=2000)
 
 
+class AccuracyTarget(Request):
+    """Accuracy-first: the smallest ε whose expected 95% half-width on ``output``
+    is at most ``half_width`` (capped by the per-query cap)."""
+
+    output: str = Field(min_length=1, max_length=200)
+    half_width: float = Field(gt=0, le=1e15)
+
+
 class QueryRequest(Request):
     dataset: str = Field(min_length=1, max_length=64)
     sql: str = Field(min_length=1, max_length=20_000)
     epsilon: float | None = Field(None, gt=0, le=1000)
     version: int | None = Field(None, ge=1, le=1_000_000)
+    target: AccuracyTarget | None = Field(None, description="instead of epsilon: a target half-width for one output")
+
+
+class ApprovalModeChange(Request):
+    mode: Literal["automatic", "templates", "each"]
+    reason: str = Field("", max_length=2000)
+
+
+ParamName = Field(min_length=1, max_length=63, pattern=r"^[a-z][a-z0-9_]*$")
+ParamValue = str | int | float
+
+
+class ParameterDeclaration(Request):
+    """A template parameter: an allowed set, or a range ``min``..``max``."""
+
+    name: str = ParamName
+    type: Literal["string", "integer", "float", "date"]
+    allowed: list[ParamValue] | None = Field(None, min_length=1, max_length=1000)
+    min: ParamValue | None = None
+    max: ParamValue | None = None
+
+
+class TemplateProposal(Request):
+    dataset: str = Field(min_length=1, max_length=64)
+    title: str = Field(min_length=1, max_length=300)
+    purpose: str = Field(min_length=1, max_length=2000)
+    sql: str = Field(min_length=1, max_length=20_000)
+    parameters: list[ParameterDeclaration | str] = Field(
+        default_factory=list, max_length=20,
+        description="declarations, as objects or as name:type:a|b|c / name:type:lo..hi")
+    epsilon_per_run: float = Field(gt=0, le=1000)
+    max_runs: int | None = Field(None, ge=1, le=1_000_000)
+    max_epsilon: float | None = Field(None, gt=0, le=100_000)
+    confidential: bool = False
+
+
+class TemplateListQuery(PageQuery):
+    dataset: str | None = Field(None, max_length=64)
+    licence_id: int | None = Field(None, ge=1, le=2**31 - 1)
+    status: Literal["proposed", "approved", "returned", "rejected", "withdrawn"] | None = None
+
+
+class TemplateDecision(Request):
+    decision: Literal["approve", "return", "reject"]
+    reason: str = Field("", max_length=5000)
+
+
+class TemplateRun(Request):
+    params: dict[str, ParamValue] = Field(default_factory=dict, max_length=20)
+    version: int | None = Field(None, ge=1, le=1_000_000)
+
+
+class QueryApprovalRequest(Request):
+    dataset: str = Field(min_length=1, max_length=64)
+    sql: str = Field(min_length=1, max_length=20_000)
+    purpose: str = Field(min_length=1, max_length=2000)
+    epsilon: float = Field(gt=0, le=1000)
+
+
+class QueryRequestListQuery(PageQuery):
+    dataset: str | None = Field(None, max_length=64)
+    status: Literal["pending", "approved", "rejected", "ran"] | None = None
+
+
+class RequestDecision(Request):
+    decision: Literal["approve", "reject"]
+    reason: str = Field("", max_length=5000)
+
+
+class DelegateCreate(Request):
+    reviewer: str = Field(min_length=1, max_length=64)
+
+
+class ProductEdit(Request):
+    title: str | None = Field(None, min_length=1, max_length=300)
+    description: str | None = Field(None, max_length=20_000)
+    purpose: str | None = Field(None, max_length=5000)
+    run_ids: list[str] | None = Field(None, min_length=1, max_length=50)
+
+
+class ProductRerun(Request):
+    dataset_version: int | None = Field(None, ge=1, le=1_000_000,
+                                        description="the dataset version to re-run on (default: the newest)")
+
+
+class DisclosureRequest(Request):
+    year: int = Field(ge=1970, le=9999)
 
 
 class UserCreate(Request):
@@ -319,6 +414,49 @@ class ReleasedOut(Response):
     version: int
     manifest_sha256: str
     key_id: str
+
+
+class TemplateOut(Response):
+    id: int
+    licence_id: int
+    title: str
+    purpose: str
+    status: str
+    epsilon_per_run: float
+    max_runs: int | None = None
+    max_epsilon: float | None = None
+    runs_used: int
+    epsilon_used: float
+    confidential: bool
+    parameters: list[dict[str, Any]]
+    decision_reason: str = ""
+    sql: str | None = None
+    dataset: str | None = None
+
+
+class QueryRequestOut(Response):
+    id: int
+    licence_id: int
+    sql: str
+    purpose: str
+    epsilon: float
+    status: str
+    reason: str = ""
+    run_id: str | None = None
+    dataset: str | None = None
+
+
+class StatusOut(Response):
+    id: int
+    status: str
+
+
+class DisclosureReportOut(Response):
+    kind: str
+    year: int
+    generated_at: str
+    agencies: list[dict[str, Any]]
+    operators: list[dict[str, Any]]
 
 
 class DataRequestOut(Response):

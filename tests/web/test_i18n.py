@@ -22,7 +22,10 @@ def ui_strings() -> set[str]:
               "Data requests", "Licence granted.", "Draft created.", "Request received.",
               "draft", "submitted", "returned", "approved", "released", "rejected", "withdrawn", "cancelled",
               "accepted", "declined", "closed", "expired", "Nothing waits for review.", "Released data products", "Licence revoked.", "User added.",
-              "Too many attempts. Try again in a few minutes.", "Wrong user name or password."}
+              "Too many attempts. Try again in a few minutes.", "Wrong user name or password.",
+              "automatic", "templates", "each", "proposed", "pending", "ran", "Decision recorded.",
+              "Template proposed.", "Request submitted.", "Approval mode changed.", "Reviewer delegated.",
+              "Report published."}
     return found
 
 

@@ -12,6 +12,7 @@ from web_helpers import ROLE_USER, bearer, csrf_of, page_login
 PUBLIC = {"public", "owner", "operator", "reviewer", "admin"}
 SIGNED_IN = {"owner", "operator", "reviewer", "admin"}
 OWNER = {"owner", "admin"}
+APPROVERS = {"owner", "reviewer", "admin"}
 
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC,
@@ -40,6 +41,19 @@ EXPECTED: dict[str, set[str]] = {
     "api.release_product": {"operator", "admin"}, "api.withdraw_product": {"operator", "admin"},
     "api.review_queue": {"reviewer"}, "api.catalog": PUBLIC, "api.transparency_register": PUBLIC,
     "api.list_requests": PUBLIC, "api.file_request": PUBLIC, "api.decide_request": OWNER,
+    # approval modes
+    "owner.set_approval": OWNER, "owner.delegate": OWNER,
+    "approvals.queue": APPROVERS, "approvals.decide_template": APPROVERS, "approvals.decide_request": APPROVERS,
+    "approvals.templates": {"operator"}, "approvals.propose": {"operator"}, "approvals.template_page": {"operator"},
+    "approvals.run_template": {"operator"}, "approvals.requests": {"operator"},
+    "approvals.submit_request": {"operator"}, "approvals.run_request": {"operator"},
+    "api.set_approval_mode": OWNER, "api.delegate_reviewer": OWNER, "api.list_templates": SIGNED_IN,
+    "api.propose_template": {"operator"}, "api.show_template": SIGNED_IN, "api.decide_template": APPROVERS,
+    "api.run_template": {"operator"}, "api.list_query_requests": SIGNED_IN, "api.submit_query_request": {"operator"},
+    "api.decide_query_request": APPROVERS, "api.run_query_request": {"operator"},
+    # product edit and re-run, disclosure reports
+    "api.edit_product": {"operator"}, "api.rerun_product": {"operator"},
+    "api.build_disclosure_report": APPROVERS, "api.show_disclosure_report": PUBLIC,
 }
 
 
@@ -51,7 +65,7 @@ def expected_roles(endpoint: str) -> set[str]:
 
 def concrete(rule) -> str:
     values = {"name": "health", "dataset": "health", "run_id": "0" * 8, "prefix": "dps_xxxxxx", "fmt": "csv",
-              "filename": "app.css"}
+              "filename": "app.css", "year": "2024", "path": "manifest.json"}
 
     def sub(m: re.Match) -> str:
         conv, name = m.group(1), m.group(2)
