@@ -281,7 +281,6 @@ def rerun(product_id: int):
 @allow("public")
 def package_file(product_id: int, version: int, path: str):
     """A file of a released version, read-only: the catalog's download IRIs."""
-    from flask import send_file
     from werkzeug.security import safe_join
 
     from queries.errors import NotFound
@@ -291,8 +290,15 @@ def package_file(product_id: int, version: int, path: str):
     resolved = Path(target).resolve() if target is not None else None
     if resolved is None or folder.resolve() not in resolved.parents or not resolved.is_file():
         raise NotFound(f"product {product_id} version {version} has no file '{path[:200]}'", code="no_such_file")
-    resp = send_file(resolved, as_attachment=not path.endswith((".json", ".csv", ".sig")), conditional=True,
-                     download_name=Path(path).name)
+    import mimetypes
+
+    from flask import Response
+
+    mimetype = "application/vnd.apache.parquet" if path.endswith(".parquet") else (
+        mimetypes.guess_type(path)[0] or "application/octet-stream")
+    resp = Response(resolved.read_bytes(), mimetype=mimetype)   # released files are small; no open handle kept
+    if not path.endswith((".json", ".csv", ".html", ".txt", ".md")):
+        resp.headers["Content-Disposition"] = f'attachment; filename="{resolved.name}"'
     resp.headers["Cache-Control"] = "public, max-age=3600, immutable"
     return resp
 
