@@ -29,10 +29,10 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from queries.centring import FIXED_POINT_BITS, centre_point, fixed_point_step  # noqa: F401 (re-exported)
 from queries.errors import PrivacyError
 from queries.model import Aggregate, BoundedPlan
 
-FIXED_POINT_BITS = 20   # grid step is about 2^-20 of the per-row bound
 FLOAT_SLACK_UNITS = 2   # rounding to the grid (1) + summation error (1)
 QUANTILE_DENOMINATOR = 10_000
 
@@ -58,14 +58,6 @@ class MeasureSensitivity:
         return math.sqrt(self.max_groups) * self.per_group
 
 
-def fixed_point_step(bound: float) -> float:
-    """The grid step for values bounded by ``bound`` in absolute value: the power
-    of two nearest below ``bound * 2^-20`` (exact in binary floating point)."""
-    if not math.isfinite(bound) or bound <= 0:
-        return 2.0 ** -FIXED_POINT_BITS
-    return 2.0 ** (math.floor(math.log2(bound)) - FIXED_POINT_BITS)
-
-
 def rows_per_group(plan: BoundedPlan, agg: Aggregate) -> int:
     rows = agg.max_rows if agg.max_rows is not None else plan.max_rows
     if rows < 1 or plan.max_groups < 1:
@@ -79,12 +71,7 @@ def centre(agg: Aggregate) -> tuple[float, float, float]:
     lower, upper = float(agg.lower), float(agg.upper)
     if not (math.isfinite(lower) and math.isfinite(upper)) or lower > upper:
         raise PrivacyError(f"aggregate {agg.name} has invalid clamp bounds", code="invalid_bounds")
-    if agg.integer:
-        mid = float(math.floor((lower + upper) / 2))
-        return mid, max(upper - mid, mid - lower), 1.0
-    step = fixed_point_step(max(abs(lower), abs(upper), upper - lower))
-    mid = math.floor((lower + upper) / 2 / step) * step
-    return mid, max(upper - mid, mid - lower), step
+    return centre_point(lower, upper, agg.integer)
 
 
 def _units(value_bound: float, step: float, integer: bool) -> int:

@@ -15,8 +15,8 @@ from queries.model import Aggregate, BoundedPlan, GroupKey, OutputColumn
 from queries.parse import parse_select, reject, whole_span
 from queries.policy import DatasetPolicy
 from queries.relations import Context, check_clauses, collect_ctes, row_source
-from queries.rewrite import (aggregate_query, bounded_layer, candidates_for, clamp, domain_filter,
-                             quantile_measures, render, rows_layer)
+from queries.measures import Measured, bounded_sql as build_bounded_sql
+from queries.rewrite import candidate_grid, clamp, domain_filter, render, rows_layer
 from queries.scope import UNIT, Scope, bind, fold
 from queries.select_list import expand_items, group_expressions, replace_terms
 
@@ -36,7 +36,7 @@ class _Aggregates:
         self.list: list[Aggregate] = []
         self.keys: dict[str, str] = {}          # canonical text -> name
         self.values: list[tuple[str, str]] = []
-        self.measures: list[tuple[str, str]] = []
+        self.measured: list[Measured] = []
 
     def value(self, text: str) -> str:
         for col, existing in self.values:
@@ -80,7 +80,8 @@ class _Aggregates:
                 raise reject("unbounded_aggregate", f"{agg.key.upper()} needs bounds: {names} has no declared "
                              "min/max; clamp it with LEAST(GREATEST(x, lo), hi)", sql, agg)
             lower, upper, integer = float(iv.lo), float(iv.hi), iv.integer
-            value = self.value(clamp(render(arg), iv))
+            info = scope.info(arg) if isinstance(arg, exp.Column) else None
+            value = self.value(clamp(render(arg), iv, integer_column=info is not None and info.sql_integer))
             if kind == "quantile":
                 q = 0.5 if isinstance(agg, exp.Median) else _quantile(agg, sql)
         canonical = f"{kind}|{value}|{q}"
@@ -90,27 +91,13 @@ class _Aggregates:
         self.keys[canonical] = name
         columns = {role: f"{name}_{role}" for role in MEASURES[kind]}
         candidates: tuple[float, ...] = ()
-        for role, col in columns.items():
-            if kind == "count":
-                text = f"COUNT({value})" if value else "COUNT(*)"
-            elif kind == "count_units":
-                text = f"COUNT(DISTINCT {UNIT})"
-            elif role == "count":
-                text = f"COUNT({value})"
-            elif role == "sum":
-                text = f"CAST(COALESCE(SUM({value}), 0) AS {'BIGINT' if integer else 'DOUBLE'})"
-            elif role == "sumsq":
-                text = f"CAST(COALESCE(SUM({value} * {value}), 0) AS {'BIGINT' if integer else 'DOUBLE'})"
-            else:
-                continue
-            self.measures.append((col, text))
+        step, base = 1.0, 0
         if kind == "quantile":
-            candidates = candidates_for(Interval(lower, upper, integer))
-            lt, gt = quantile_measures(value, candidates)
-            self.measures += [(columns["lt"], lt), (columns["gt"], gt)]
-        self.list.append(Aggregate(name=name, kind=kind, columns=columns, lower=lower, upper=upper,
-                                   integer=integer, quantile=q, candidates=candidates,
-                                   sql=render(_display(agg))))
+            step, base, candidates = candidate_grid(Interval(lower, upper, integer))
+        agg_ = Aggregate(name=name, kind=kind, columns=columns, lower=lower, upper=upper, integer=integer,
+                         quantile=q, candidates=candidates, sql=render(_display(agg)))
+        self.list.append(agg_)
+        self.measured.append(Measured(agg_, value, step, base))
         return exp.column(name)
 
     def _no_identifiers(self, node: exp.Expression) -> None:
@@ -290,20 +277,24 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         plan_rows, plan_groups = 1, 1
         notes.append("bounding skipped: rows_per_unit = 1")
     key_filter = domain_filter([(c, k.domain) for (c, _), k in zip(key_cols, group_keys)])
-    measures = list(aggs.measures)
-    units_column = None
-    if partition_selection:
-        units_column = "units"
-        measures.append((units_column, f"COUNT(DISTINCT {UNIT})"))
+    units_column = "units" if partition_selection else None
     where_sql = render(rs.where) if rs.where is not None else None
     rows = rows_layer(rs.unit_sql, key_cols + aggs.values, rs.from_sql, where_sql)
-    bounded = None
-    if not skip:
-        bounded = bounded_layer("__rows", [c for c, _ in key_cols], [c for c, _ in aggs.values],
-                                max_groups=plan_groups if group_keys else None, max_rows=plan_rows,
-                                key_filter=key_filter)
-    bounded_sql = aggregate_query(rows, bounded, [c for c, _ in key_cols], measures,
-                                  key_filter=None if bounded is not None else key_filter)
+    if skip:
+        shape = "rows"
+    elif any(a.kind == "quantile" for a in aggs.list):
+        shape = "sample"
+    else:
+        shape = "units"
+    # the group limit binds only when a unit could reach more groups than it
+    groups_possible = math.prod(len(k.domain) for k in group_keys) if not partition_selection else None
+    group_limit = plan_groups if group_keys and (groups_possible is None or plan_groups < groups_possible) \
+        else None
+    if shape != "rows" and group_keys and group_limit is None:
+        notes.append(f"group limit not binding: max_groups = {plan_groups} covers every group")
+    bounded_sql = build_bounded_sql(rows, [c for c, _ in key_cols], aggs.measured, shape=shape,
+                                    key_filter=key_filter, max_rows=plan_rows, max_groups=group_limit,
+                                    units_column=units_column)
     if rs.fan_out > 1:
         notes.append(f"join fan-out {rs.fan_out} folded into max_rows")
     fingerprint = plan_fingerprint(policy.name, bounded_sql, canonical_outputs, canonical_post, limit)

@@ -101,7 +101,7 @@ def base_relation(ctx: Context, table: TablePolicy, name: str) -> Relation:
             lo, hi = math.ceil(lo), math.floor(hi)
         columns[c.name] = ColumnInfo(
             name=c.name, cls=c.cls, is_unit=(not table.public and c.name == unit), lower=lo, upper=hi,
-            integer=integer, domain=c.domain, origin=f"{table.name}.{c.name}",
+            integer=integer, domain=c.domain, origin=f"{table.name}.{c.name}", sql_integer=integer,
         )
     ctx.tables.add(table.name)
     return Relation(

@@ -7,9 +7,13 @@
    (not by ``random()``: the same data and salt always give the same rows);
 3. the aggregation: one row per group with the exact bounded measures.
 
+The aggregation layers are built in ``queries.measures``; COUNT/SUM/AVG/VAR bound
+contributions by per-unit aggregation there instead of row sampling.
+
 Clamping rule: a summed value is first cast to DOUBLE; NaN and ±inf become NULL
 (dropped by every aggregate); finite values are clamped to ``[lower, upper]``
 with ``LEAST``/``GREATEST``; integer aggregates cast the clamped value to BIGINT.
+A column of an integer type is clamped without the cast (it holds no NaN/inf).
 """
 
 from __future__ import annotations
@@ -47,8 +51,11 @@ def literal(value: Any) -> str:
     return render(exp.convert(value))
 
 
-def clamp(value_sql: str, bounds: Interval) -> str:
-    """The clamped value, NULL for NULL/NaN/±inf."""
+def clamp(value_sql: str, bounds: Interval, *, integer_column: bool = False) -> str:
+    """The clamped value, NULL for NULL/NaN/±inf. An integer-typed column cannot
+    hold NaN or ±inf, so it is clamped as it is (no cast to DOUBLE)."""
+    if integer_column and bounds.integer and max(abs(bounds.lo), abs(bounds.hi)) < 2**53:
+        return f"CAST(LEAST(GREATEST({value_sql}, {number(bounds.lo)}), {number(bounds.hi)}) AS BIGINT)"
     as_double = f"TRY_CAST({value_sql} AS DOUBLE)"
     clamped = f"LEAST(GREATEST({as_double}, {number(bounds.lo)}), {number(bounds.hi)})"
     if bounds.integer:
@@ -94,39 +101,24 @@ def domain_filter(keys: list[tuple[str, tuple[Any, ...] | None]]) -> str | None:
     return " AND ".join(parts) if parts else None
 
 
-def aggregate_query(rows_sql: str, bounded: str | None, keys: list[str], measures: list[tuple[str, str]],
-                    *, key_filter: str | None, having: str | None = None) -> str:
-    """WITH __rows AS (...) SELECT keys, measures FROM <bounded or rows> GROUP BY keys."""
-    if bounded is not None:
-        body = f"WITH __rows AS ({rows_sql}), __bounded AS ({bounded}) "
-        source = "__bounded"
-    else:
-        body = f"WITH __rows AS ({rows_sql}) "
-        source = "__rows" if key_filter is None else f"(SELECT * FROM __rows WHERE {key_filter}) AS __rows"
-    items = [*keys, *(f"{sql} AS {name}" for name, sql in measures)]
-    text = body + f"SELECT {', '.join(items)} FROM {source}"
-    if keys:
-        text += f" GROUP BY {', '.join(keys)}"
-    if having:
-        text += f" HAVING {having}"
-    return text
-
-
-def quantile_measures(value: str, candidates: tuple[float, ...]) -> tuple[str, str]:
-    lt = ", ".join(f"COUNT(*) FILTER (WHERE {value} < {number(c)})" for c in candidates)
-    gt = ", ".join(f"COUNT(*) FILTER (WHERE {value} > {number(c)})" for c in candidates)
-    return f"[{lt}]::BIGINT[]", f"[{gt}]::BIGINT[]"
-
-
-def candidates_for(bounds: Interval, count: int = 100) -> tuple[float, ...]:
-    """Quantile candidates over [lower, upper]: every integer when the range is
-    small, else ``count`` evenly spaced points (rounded for integer values)."""
-    lo, hi = bounds.lo, bounds.hi
-    if bounds.integer and hi - lo <= 127:
-        return tuple(float(v) for v in range(int(lo), int(hi) + 1))
+def candidate_grid(bounds: Interval, count: int = 128) -> tuple[float, int, tuple[float, ...]]:
+    """(step, base, candidates) for quantiles over [lower, upper]: every integer
+    when an integer range has at most ``count`` values, else the multiples
+    ``(base + i)·step`` inside the range of a power-of-two ``step`` giving at most
+    ``count`` of them (an integer step for integer values). Values divide by a
+    power of two exactly, so the SQL places each value on the grid exactly.
+    ``step = 0`` marks a single candidate (``lower >= upper``)."""
+    lo, hi = float(bounds.lo), float(bounds.hi)
     if hi <= lo:
-        return (float(lo),)
-    points = [lo + (hi - lo) * i / (count - 1) for i in range(count)]
+        return 0.0, 0, (lo,)
+    if bounds.integer and hi - lo < count:
+        return 1.0, int(lo), tuple(float(v) for v in range(int(lo), int(hi) + 1))
+    step = 2.0 ** math.ceil(math.log2((hi - lo) / (count - 1)))
     if bounds.integer:
-        points = sorted({float(round(p)) for p in points})
-    return tuple(points)
+        step = max(step, 2.0)
+    base, top = math.ceil(lo / step), math.floor(hi / step)
+    return step, base, tuple((base + i) * step for i in range(top - base + 1))
+
+
+def candidates_for(bounds: Interval) -> tuple[float, ...]:
+    return candidate_grid(bounds)[2]

@@ -39,6 +39,7 @@ class ColumnInfo:
     integer: bool = False
     domain: tuple[Any, ...] | None = None
     origin: str = ""               # table.column, for messages
+    sql_integer: bool = False      # its SQL type is an integer type (no NaN/inf)
 
     @property
     def interval(self) -> Interval:

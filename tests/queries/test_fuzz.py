@@ -52,7 +52,9 @@ def _check(sql: str, policy) -> None:
     for pair in tables:
         name = pair[0] or pair[1]
         assert name.startswith("ds.") or name.startswith("__") or name.startswith("("), (name, plan.bounded_sql)
-    assert "$salt" in plan.bounded_sql or plan.max_rows == 1
+    sql = plan.bounded_sql
+    assert ("hash(" in sql) == ("$salt" in sql) and "random" not in sql.lower()
+    assert plan.max_rows == 1 or "__units" in sql or "ROW_NUMBER" in sql   # contributions are bounded
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

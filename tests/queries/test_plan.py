@@ -71,7 +71,15 @@ def test_bounding_skipped_for_one_row_per_unit(policy):
     assert "ROW_NUMBER" not in plan.bounded_sql and any("skipped" in n for n in plan.notes)
     joined = plan_query("SELECT c.kind, COUNT(*) FROM visits v JOIN clinics c ON c.clinic = v.clinic "
                         "GROUP BY c.kind", policy)
-    assert "ROW_NUMBER" in joined.bounded_sql and not joined.notes
+    # per-unit aggregation; three kinds fit in max_groups = 5, so no group window is needed
+    assert "GROUP BY __unit, g0" in joined.bounded_sql and "LEAST(__p0, 10)" in joined.bounded_sql
+    assert "ROW_NUMBER" not in joined.bounded_sql and joined.notes == (
+        "group limit not binding: max_groups = 3 covers every group",)
+    clinics = plan_query("SELECT clinic, COUNT(*) FROM visits GROUP BY clinic", policy, salt="s")
+    assert "ROW_NUMBER() OVER (PARTITION BY __unit ORDER BY hash(__unit, g0, $salt), g0)" in clinics.bounded_sql
+    assert "__group_rank <= 5" in clinics.bounded_sql and "PARTITION BY __unit, g0" not in clinics.bounded_sql
+    median = plan_query("SELECT clinic, MEDIAN(cost) FROM visits GROUP BY clinic", policy, salt="s")
+    assert "PARTITION BY __unit, g0" in median.bounded_sql   # quantiles sample rows
 
 
 def test_join_fan_out_and_pre_aggregation(policy):

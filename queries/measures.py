@@ -1,0 +1,212 @@
+"""The aggregation layers of the bounded SQL: how each aggregate's exact measures
+are computed, with each privacy unit's contribution bounded.
+
+Three shapes, chosen by the planner:
+
+* ``rows``: no bounding needed (every table read has one row per unit);
+  measures are plain aggregates over the rows.
+* ``units`` (COUNT/SUM/AVG/VAR/STDDEV): per-unit aggregation. The rows are
+  aggregated per ``(__unit, g...)`` into partial counts, sums and centred sums
+  of squares (a hash aggregate, no sort); each partial is then clamped to what
+  ``max_rows`` rows could contribute; each unit keeps at most ``max_groups`` of
+  its groups (a window over the small per-(unit, group) table, or none when the
+  limit cannot bind); the clamped partials are summed per group.
+* ``sample`` (a quantile is present): at most ``max_rows`` rows per
+  (unit, group) and ``max_groups`` groups per unit are *chosen* by a keyed hash
+  (quantiles need row-level values), then aggregated as in ``rows``.
+
+Quantiles are a histogram: each value gets a code on the candidates' grid
+(``2i+1`` when it equals candidate ``i``, ``2i`` when it lies between candidates
+``i-1`` and ``i``), ``GROUP BY g..., code``, and the ``lt``/``gt`` lists are sums
+over codes. A row's code depends only on its own value, so a row adds at most 1
+to each ``lt_i`` and ``gt_i``, exactly as a per-candidate comparison would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from queries.centring import centre_point
+from queries.model import Aggregate
+from queries.rewrite import bounded_layer, number
+from queries.scope import UNIT
+
+VARIANCE_KINDS = ("var_pop", "var_samp", "stddev_pop", "stddev_samp")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """An aggregate and the value column (``v0``...) it reads (None for ``COUNT(*)``
+    and ``COUNT(DISTINCT unit)``)."""
+
+    agg: Aggregate
+    value: str | None
+    step: float = 1.0        # quantiles: candidates are (base + i) * step
+    base: int = 0
+
+
+def _total(sql: str, integer: bool) -> str:
+    return f"CAST(COALESCE(SUM({sql}), 0) AS {'BIGINT' if integer else 'DOUBLE'})"
+
+
+def row_measures(m: Measured) -> list[tuple[str, str]]:
+    """Measures over rows (already bounded or needing no bounds); none for quantiles."""
+    agg, v = m.agg, m.value
+    out = []
+    for role, col in agg.columns.items():
+        if agg.kind == "count":
+            text = f"COUNT({v})" if v else "COUNT(*)"
+        elif agg.kind == "count_units":
+            text = f"COUNT(DISTINCT {UNIT})"
+        elif role == "count":
+            text = f"COUNT({v})"
+        elif role == "sum":
+            text = _total(v, agg.integer)
+        elif role == "sumsq":
+            text = _total(f"{v} * {v}", agg.integer)
+        else:
+            continue
+        out.append((col, text))
+    return out
+
+
+class UnitPartials:
+    """Per-(unit, group) partial aggregates, deduplicated by their SQL."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, sql: str) -> str:
+        for name, existing in self.items:
+            if existing == sql:
+                return name
+        name = f"__p{len(self.items)}"
+        self.items.append((name, sql))
+        return name
+
+
+def unit_measures(m: Measured, partials: UnitPartials, max_rows: int) -> list[tuple[str, str]]:
+    """Measures summed over clamped per-unit partials. With at most ``r`` rows of
+    values in ``[lo, hi]`` a unit's count is at most ``r``, its sum lies in
+    ``[r·min(lo, 0), r·max(hi, 0)]`` (a sum of fewer rows is never clamped), and its
+    sum of squares about the centre ``mid`` lies in ``[0, r·c²]``."""
+    agg, v = m.agg, m.value
+    r = int(agg.max_rows if agg.max_rows is not None else max_rows)
+    if agg.kind == "count_units":
+        return [(agg.columns["count"], "COUNT(*)")]
+    n = f"LEAST({partials.add(f'COUNT({v})' if v else 'COUNT(*)')}, {r})"
+    if agg.kind == "count":
+        return [(agg.columns["count"], _total(n, True))]
+    lo, hi = float(agg.lower), float(agg.upper)
+    s = partials.add(f"SUM({v})")
+    s_clamped = f"LEAST(GREATEST(COALESCE({s}, 0), {number(r * min(lo, 0.0))}), {number(r * max(hi, 0.0))})"
+    out = []
+    for role, col in agg.columns.items():
+        if role == "count":
+            out.append((col, _total(n, True)))
+        elif role == "sum":
+            out.append((col, _total(s_clamped, agg.integer)))
+        elif role == "sumsq":
+            mid, c, _ = centre_point(lo, hi, agg.integer)
+            d = f"({v} - {number(mid)})"
+            if agg.integer and c * c >= 2 ** 31:
+                d = f"CAST({d} AS HUGEINT)"
+            q = partials.add(f"SUM({d} * {d})")
+            q_clamped = f"LEAST(COALESCE({q}, 0), {number(r * c * c)})"
+            # back to raw squares: sum x² = sum (x-mid)² + 2·mid·sum x - mid²·n
+            raw = f"{q_clamped} + {number(2 * mid)} * {s_clamped} - {number(mid * mid)} * {n}" if mid else q_clamped
+            out.append((col, _total(raw, agg.integer)))
+    return out
+
+
+def quantile_code(m: Measured) -> str:
+    """The histogram code of a row's value (see the module docstring), in ``[0, 2K]``."""
+    v, k = m.value, len(m.agg.candidates)
+    if m.step == 0:
+        c = number(m.agg.candidates[0])
+        return f"CASE WHEN {v} < {c} THEN 0 WHEN {v} = {c} THEN 1 ELSE 2 END"
+    if m.step == 1 and m.agg.integer:
+        return f"LEAST(GREATEST(({v} - {m.base}) * 2 + 1, 0), {2 * k})"
+    q = f"({v} / {number(m.step)})"
+    index = f"FLOOR({q})" + (f" - {m.base}" if m.base else "")
+    below = f"LEAST(GREATEST({index}, -1), {k - 1})"
+    return f"CAST({below} AS BIGINT) * 2 + CASE WHEN {q} = FLOOR({q}) THEN 1 ELSE 2 END"
+
+
+def quantile_lists(m: Measured) -> tuple[str, str]:
+    k = len(m.agg.candidates)
+    lt = ", ".join(f"COALESCE(SUM(__n) FILTER (WHERE __c <= {2 * i}), 0)" for i in range(k))
+    gt = ", ".join(f"COALESCE(SUM(__n) FILTER (WHERE __c >= {2 * i + 2}), 0)" for i in range(k))
+    return f"[{lt}]::BIGINT[]", f"[{gt}]::BIGINT[]"
+
+
+def _group_by(keys: list[str]) -> str:
+    return f" GROUP BY {', '.join(keys)}" if keys else ""
+
+
+def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, shape: str,
+                key_filter: str | None, max_rows: int, max_groups: int | None,
+                units_column: str | None) -> str:
+    """The whole bounded SQL: one row per group, keys then each aggregate's
+    measure columns in order, then ``units_column``. ``max_groups=None`` means the
+    group limit cannot bind (no window)."""
+    ctes = [("__rows", rows_sql)]
+    if shape == "units":
+        partials = UnitPartials()
+        measures = [cm for m in measured for cm in unit_measures(m, partials, max_rows)]
+        if units_column:
+            measures.append((units_column, "COUNT(*)"))
+        items = ", ".join([UNIT, *keys, *(f"{sql} AS {name}" for name, sql in partials.items)])
+        ctes.append(("__units", f"SELECT {items} FROM __rows{_group_by([UNIT, *keys])}{_having(key_filter)}"))
+        source = "__units"
+        if max_groups is not None and keys:
+            order = ", ".join([UNIT, *keys, "$salt"])
+            ctes.append(("__bounded", f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {UNIT} "
+                                      f"ORDER BY hash({order}), {', '.join(keys)}) AS __group_rank FROM __units) "
+                                      f"AS __w WHERE __group_rank <= {int(max_groups)}"))
+            source = "__bounded"
+        return _with(ctes) + f"SELECT {', '.join([*keys, *(f'{s} AS {c}' for c, s in measures)])} " \
+                             f"FROM {source}{_group_by(keys)}"
+    if shape == "sample":
+        values = sorted({m.value for m in measured if m.value})
+        ctes.append(("__bounded", bounded_layer("__rows", keys, values, max_groups=max_groups if keys else None,
+                                                max_rows=max_rows, key_filter=key_filter)))
+        source, post_filter = "__bounded", ""
+    else:  # a group outside the public domains is dropped after aggregation (same result, faster)
+        source, post_filter = "__rows", _having(key_filter)
+    plain = [(m, row_measures(m)) for m in measured]
+    columns = [c for _, ms in plain for c in ms]
+    if units_column:  # one row per unit when nothing is bounded (rows_per_unit = 1)
+        columns.append((units_column, f"COUNT(DISTINCT {UNIT})" if shape == "sample" else "COUNT(*)"))
+    quantiles = [m for m in measured if m.agg.kind == "quantile"]
+    if not quantiles:
+        return _with(ctes) + f"SELECT {', '.join([*keys, *(f'{s} AS {c}' for c, s in columns)])} " \
+                             f"FROM {source}{_group_by(keys)}{post_filter}"
+    main = [*keys, *(f"{s} AS {c}" for c, s in columns)] or ["COUNT(*) AS __all"]
+    ctes.append(("__main", f"SELECT {', '.join(main)} FROM {source}{_group_by(keys)}{post_filter}"))
+    joins = []
+    for i, m in enumerate(quantiles):
+        lt, gt = quantile_lists(m)
+        ctes.append((f"__h{i}", f"SELECT {''.join(k + ', ' for k in keys)}{quantile_code(m)} AS __c, COUNT(*) AS __n "
+                                f"FROM {source} WHERE {m.value} IS NOT NULL{_group_by([*keys, '__c'])}"))
+        ctes.append((f"__q{i}", f"SELECT {''.join(k + ', ' for k in keys)}{lt} AS {m.agg.columns['lt']}, "
+                                f"{gt} AS {m.agg.columns['gt']} FROM __h{i}{_group_by(keys)}"))
+        on = " AND ".join(f"__main.{k} IS NOT DISTINCT FROM __q{i}.{k}" for k in keys) or "TRUE"
+        joins.append(f" LEFT JOIN __q{i} ON {on}")
+    zeros = {m.agg.name: "[" + ", ".join("0" for _ in m.agg.candidates) + "]::BIGINT[]" for m in quantiles}
+    select = [f"__main.{k}" for k in keys]
+    for m, ms in plain:
+        if m.agg.kind == "quantile":
+            select += [f"COALESCE({m.agg.columns[r]}, {zeros[m.agg.name]}) AS {m.agg.columns[r]}" for r in ("lt", "gt")]
+        select += [f"__main.{c}" for c, _ in ms]
+    if units_column:
+        select.append(f"__main.{units_column}")
+    return _with(ctes) + f"SELECT {', '.join(select)} FROM __main{''.join(joins)}"
+
+
+def _having(key_filter: str | None) -> str:
+    return f" HAVING {key_filter}" if key_filter else ""
+
+
+def _with(ctes: list[tuple[str, str]]) -> str:
+    return "WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in ctes) + " "
