@@ -33,6 +33,10 @@ SHAPES = {
                     "GROUP BY c.district",
     "cte": "WITH pv AS (SELECT person_id, SUM(cost) AS tc FROM visits GROUP BY person_id) SELECT AVG(tc) FROM pv",
     "multi": "SELECT sex, COUNT(*), SUM(income), AVG(age) FROM people GROUP BY sex",
+    # per-unit aggregation with clamped partials (visits: up to 10 rows per person)
+    "visits_per_clinic": "SELECT clinic, COUNT(*), SUM(cost), AVG(cost), VAR_POP(cost) FROM visits GROUP BY clinic",
+    "visits_total": "SELECT COUNT(cost), SUM(cost), STDDEV_SAMP(cost) FROM visits",
+    "visits_median": "SELECT clinic, MEDIAN(cost), COUNT(*) FROM visits GROUP BY clinic",
     "having": "SELECT city, COUNT(*) AS n FROM people GROUP BY city HAVING n > 100 ORDER BY n DESC LIMIT 3",
 }
 BUDGET = PrivacyLoss(1.0, 1e-6)
@@ -117,3 +121,68 @@ def test_end_to_end_audit(health, shape):
     lower = first0 >= threshold if np.median(first1) >= np.median(first0) else first0 <= threshold
     bound = epsilon_lower_bound(int(upper.sum()), int(lower.sum()), len(first0))
     assert bound <= release(plan, exact0, budget).loss.epsilon
+
+
+# A unit whose rows make naive clamping of raw partials fail: values at both ends of a
+# two-sided range. With r = 1 row, lower = -100, upper = 50: mid = -25, c = 75, so the
+# centred sum of squares may move by at most c² = 5625. The unit's rows -100, 50, 50
+# have sum 0 and sum of squares 15000: clamping the raw sum of squares to
+# [0, r·max(lower², upper²)] = [0, 10000] would let it move by 10000 + 625 = 10625.
+TWO_SIDED = """
+[dataset]
+name = "signed"
+title = "Signed values"
+owner = "owner1"
+classification = "conditional"
+privacy_unit = "uid"
+max_groups_per_unit = 2
+
+[budget]
+epsilon = 10.0
+delta = 1e-6
+
+[tables.t]
+source = "t.csv"
+max_rows_per_unit = 1
+columns.uid = { class = "identifier" }
+columns.k   = { class = "quasi", domain = ["a", "b", "c"] }
+columns.x   = { class = "sensitive", min = -100, max = 50 }
+"""
+TWO_SIDED_SHAPES = [
+    "SELECT k, COUNT(*), SUM(x), AVG(x), VAR_POP(x) FROM t GROUP BY k",
+    "SELECT COUNT(x), SUM(x), AVG(x), VAR_SAMP(x), STDDEV_POP(x) FROM t",
+    "SELECT k, MEDIAN(x) FROM t GROUP BY k",
+]
+
+
+@pytest.mark.parametrize("sql", TWO_SIDED_SHAPES)
+@pytest.mark.parametrize("integer", [True, False])
+def test_worst_case_unit_with_two_sided_bounds(sql, integer):
+    policy = parse_policy(TWO_SIDED).with_types({"t": {"uid": "integer", "k": "string",
+                                                      "x": "integer" if integer else "float"}})
+    plan = plan_query(sql, policy, salt="s")
+    cons = []
+    for extra in (False, True):
+        con = duckdb.connect()
+        con.execute("CREATE SCHEMA ds")
+        con.execute(f"CREATE TABLE ds.t (uid BIGINT, k VARCHAR, x {'BIGINT' if integer else 'DOUBLE'})")
+        con.execute("INSERT INTO ds.t SELECT i, ['a', 'b', 'c'][1 + i % 3], (i * 37) % 151 - 100 FROM range(300) r(i)")
+        if extra:   # worst case: many rows at both ends in every group (sum 0, large squares)
+            con.execute("INSERT INTO ds.t SELECT 999, k, x FROM (VALUES ('a'), ('b'), ('c')) g(k), "
+                        "(VALUES (-100), (50), (50), (-100), (50), (50)) v(x)")
+        cons.append(con)
+    selecting = needs_selection(plan)
+    (g0, idx0), (g1, idx1) = (aligned(plan, run(con, plan), selecting) for con in cons)
+    for agg in plan.aggregates:
+        for sens in measure_sensitivities(plan, agg):
+            if sens.role == "score":
+                a0, a1 = g0.exact.scores[agg.name], g1.exact.scores[agg.name]
+                diffs = [max(abs(x - y) for x, y in zip(a0[idx0[k]], a1[idx1[k]])) for k in idx0]
+            else:
+                a0, a1 = g0.exact.vectors[(agg.name, sens.role)], g1.exact.vectors[(agg.name, sens.role)]
+                diffs = [abs(a1[idx1[k]] - a0[idx0[k]]) for k in idx0]
+            changed = [d for d in diffs if d]
+            assert len(changed) <= sens.max_groups, (agg.name, sens.role)
+            assert max(changed, default=0) <= sens.per_group, (agg.name, sens.role, changed, sens.per_group)
+    for con in cons:
+        con.close()
