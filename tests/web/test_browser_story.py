@@ -166,3 +166,61 @@ def test_browser_story(browser, live, health_source, tmp_path):
     admin.goto(f"{live}/admin/")
     assert "Audit chain intact" in admin.locator("#audit-status").inner_text()
     story.shoot(admin, "16-admin")
+
+
+def test_browser_templates_story(browser, live, licensed_instance):
+    """The owner switches a licence to templates, the operator proposes a
+    template, the owner approves it in the queue, the operator runs it with two
+    parameter values."""
+    story = Story(browser, live)
+
+    owner = story.as_user("owner1")
+    owner.goto(f"{live}/owner/datasets/health")
+    owner.locator("#approval-1").select_option("templates")
+    owner.locator("#set-approval-1").click()
+    owner.get_by_text("Approval mode changed.").wait_for()
+    story.shoot(owner, "20-owner-approval-mode")
+
+    op = story.as_user("operator1")
+    op.goto(f"{live}/operator/")
+    op.locator("#sql").fill("SELECT city, COUNT(*) AS people FROM people GROUP BY city")
+    op.get_by_label("Epsilon (ε)").fill("0.5")
+    op.get_by_role("button", name="Run").click()
+    op.locator("#failure").wait_for()
+    assert "template_required" in op.locator("#failure").inner_text()
+    op.goto(f"{live}/operator/templates")
+    op.get_by_label("Title").fill("Adults per city")
+    op.get_by_label("Purpose").fill("Clinic planning per city")
+    op.locator("#sql").fill("SELECT COUNT(*) AS n FROM people WHERE city = :city AND age >= :min_age")
+    op.locator("#parameters").fill("city:string:Oslo|Bergen|Trondheim\nmin_age:integer:0..120")
+    op.get_by_label("ε per run").fill("0.2")
+    op.get_by_label("Run cap").fill("10")
+    story.shoot(op, "21-operator-propose-template", both=False)
+    op.locator("#propose-template").click()
+    op.locator("#template-status").wait_for()
+    assert op.locator("#template-status").inner_text() == "proposed"
+    template_url = op.url.split("?")[0]
+    story.shoot(op, "22-operator-template-proposed")
+
+    owner.goto(f"{live}/approvals")
+    story.shoot(owner, "23-owner-approval-queue")
+    owner.locator("#reason-t1").fill("Bounded, with a clear purpose")
+    owner.locator("#approve-template-1").click()
+    owner.get_by_text("Decision recorded.").wait_for()
+
+    for city in ("Oslo", "Bergen"):
+        op.goto(template_url)
+        op.locator("#param_city").select_option(city)
+        op.locator("#param_min_age").fill("18")
+        if city == "Oslo":
+            story.shoot(op, "24-operator-run-template", both=False)
+        op.locator("#run-template").click()
+        op.locator("table.result").wait_for()
+        assert "/operator/runs/" in op.url
+    story.shoot(op, "25-operator-template-result")
+    op.goto(template_url)
+    assert "Runs used: 2" in op.locator("main").inner_text()
+    public = story.as_user(None)
+    public.goto(f"{live}/register")
+    assert "Adults per city" in public.locator("#register-templates").inner_text()
+    story.shoot(public, "26-register-templates")
