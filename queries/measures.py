@@ -182,6 +182,8 @@ def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, sha
     if not quantiles:
         return _with(ctes) + f"SELECT {', '.join([*keys, *(f'{s} AS {c}' for c, s in columns)])} " \
                              f"FROM {source}{_group_by(keys)}{post_filter}"
+    # the row source is read by every histogram too: inline it rather than hold it in memory
+    ctes = [(name, f"NOT MATERIALIZED ({sql})" if name == source else sql) for name, sql in ctes]
     main = [*keys, *(f"{s} AS {c}" for c, s in columns)] or ["COUNT(*) AS __all"]
     ctes.append(("__main", f"SELECT {', '.join(main)} FROM {source}{_group_by(keys)}{post_filter}"))
     joins = []
@@ -209,4 +211,5 @@ def _having(key_filter: str | None) -> str:
 
 
 def _with(ctes: list[tuple[str, str]]) -> str:
-    return "WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in ctes) + " "
+    return "WITH " + ", ".join(f"{name} AS {sql}" if sql.startswith("NOT MATERIALIZED (") else f"{name} AS ({sql})"
+                               for name, sql in ctes) + " "
