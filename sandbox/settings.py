@@ -57,6 +57,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("small_count_threshold", int, 10, "Noisy counts under this are suppressed in products and flagged to reviewers."),
     Setting("host", str, "127.0.0.1", "Address the web server listens on."),
     Setting("port", int, 8470, "Port the web server listens on."),
+    Setting("secure_cookies", bool, False, "Send session cookies only over HTTPS (set it when serving behind TLS)."),
     Setting("secret_key", str, "", "Flask session secret; empty means <home>/keys/session.key, created by init."),
     Setting("log_level", str, "INFO", "Log level of the instance's loggers."),
 )

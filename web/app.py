@@ -52,6 +52,7 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
         SECRET_KEY=inst.session_secret,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=bool(inst.settings.secure_cookies),
         SESSION_COOKIE_NAME="dps_session",
         MAX_CONTENT_LENGTH=512 * 1024 * 1024,
         LOGIN_MAX_FAILURES=5,

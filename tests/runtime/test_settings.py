@@ -42,3 +42,17 @@ def test_bad_values_are_refused_with_the_variable_name():
         load_settings(env={"DPS_WORKERS": "many"})
     with pytest.raises(InvalidInput):
         load_settings(env={}, no_such_setting=1)
+
+
+def test_boolean_settings():
+    assert load_settings(env={"DPS_SECURE_COOKIES": "yes"}).secure_cookies is True
+    assert load_settings(env={}).secure_cookies is False
+    with pytest.raises(InvalidInput, match="DPS_SECURE_COOKIES"):
+        load_settings(env={"DPS_SECURE_COOKIES": "maybe"})
+
+
+def test_secure_cookies_reach_the_web_app(make_instance):
+    from web.app import create_app
+
+    assert create_app(make_instance(secure_cookies=True)).config["SESSION_COOKIE_SECURE"] is True
+    assert create_app(make_instance(name="plain")).config["SESSION_COOKIE_SECURE"] is False
