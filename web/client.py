@@ -111,11 +111,55 @@ class SandboxClient:
     def budget(self, dataset: str) -> list[dict[str, Any]]:
         return self._call("GET", f"/budget/{dataset}")
 
-    def preview(self, dataset: str, sql: str, epsilon: float | None = None) -> dict[str, Any]:
-        return self._call("POST", "/queries/preview", json={"dataset": dataset, "sql": sql, "epsilon": epsilon})
+    @staticmethod
+    def _query_body(dataset: str, sql: str, epsilon: float | None,
+                    target: tuple[str, float] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"dataset": dataset, "sql": sql, "epsilon": epsilon}
+        if target is not None:
+            body["target"] = {"output": target[0], "half_width": target[1]}
+        return body
 
-    def run(self, dataset: str, sql: str, epsilon: float | None = None) -> dict[str, Any]:
-        return self._call("POST", "/queries", json={"dataset": dataset, "sql": sql, "epsilon": epsilon})
+    def preview(self, dataset: str, sql: str, epsilon: float | None = None, *,
+                target: tuple[str, float] | None = None) -> dict[str, Any]:
+        """Cost and expected accuracy; ``target=(output, half_width)`` asks for
+        the smallest ε that meets an accuracy instead of an ε."""
+        return self._call("POST", "/queries/preview", json=self._query_body(dataset, sql, epsilon, target))
+
+    def run(self, dataset: str, sql: str, epsilon: float | None = None, *,
+            target: tuple[str, float] | None = None) -> dict[str, Any]:
+        return self._call("POST", "/queries", json=self._query_body(dataset, sql, epsilon, target))
+
+    # --- approval modes (licences in ``templates`` or ``each`` mode) ------------------
+    def propose_template(self, dataset: str, title: str, purpose: str, sql: str, parameters: list[str | dict],
+                         epsilon_per_run: float, *, max_runs: int | None = None, max_epsilon: float | None = None,
+                         confidential: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/templates", json={
+            "dataset": dataset, "title": title, "purpose": purpose, "sql": sql, "parameters": parameters,
+            "epsilon_per_run": epsilon_per_run, "max_runs": max_runs, "max_epsilon": max_epsilon,
+            "confidential": confidential})
+
+    def templates(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._all("/templates", **filters)
+
+    def decide_template(self, template_id: int, decision: str, reason: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/templates/{template_id}/decision", json={"decision": decision, "reason": reason})
+
+    def run_template(self, template_id: int, **params: Any) -> dict[str, Any]:
+        return self._call("POST", f"/templates/{template_id}/runs", json={"params": params})
+
+    def request_query(self, dataset: str, sql: str, purpose: str, epsilon: float) -> dict[str, Any]:
+        return self._call("POST", "/query-requests", json={"dataset": dataset, "sql": sql, "purpose": purpose,
+                                                            "epsilon": epsilon})
+
+    def query_requests(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._all("/query-requests", **filters)
+
+    def decide_request(self, request_id: int, decision: str, reason: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/query-requests/{request_id}/decision",
+                          json={"decision": decision, "reason": reason})
+
+    def run_request(self, request_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/query-requests/{request_id}/run")
 
     def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
         return self._all("/queries", **({"dataset": dataset} if dataset else {}))

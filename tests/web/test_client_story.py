@@ -94,3 +94,31 @@ def test_story_over_http(live, health_source, tmp_path):
             dst.writestr(item, data)
     assert not verify_path(tampered, key).ok
     public.close()
+
+
+def test_client_template_and_request_flows(live, health_source):
+    folder = health_source.parent
+    with SandboxClient.login(live, "owner1", PASSWORD) as owner:
+        files = [("policy", ("policy.toml", health_source.read_bytes()))] + [
+            ("files", (n, (folder / n).read_bytes())) for n in ("people.parquet", "visits.csv", "clinics.csv")]
+        assert owner.http.post("/datasets", files=files).status_code == 201
+        lic = owner.http.post("/licences", json={
+            "dataset": "health", "operator": "operator1", "epsilon": 3, "delta": 1e-6, "purpose": "templates",
+            "expires": (date.today() + timedelta(days=5)).isoformat(), "approval": "templates"})
+        assert lic.status_code == 201, lic.text
+    sql = "SELECT COUNT(*) AS n FROM people WHERE city = :city"
+    with SandboxClient.login(live, "operator1", PASSWORD) as op:
+        assert op.preview("health", "SELECT COUNT(*) AS n FROM people", target=("n", 30))["cost"]["epsilon"] > 0
+        with pytest.raises(ApiError) as err:
+            op.run("health", "SELECT COUNT(*) AS n FROM people", epsilon=0.1)
+        assert err.value.code == "template_required"
+        tid = op.propose_template("health", "People in a city", "planning", sql, ["city:string:Oslo|Bergen"], 0.1,
+                                  max_runs=2)["id"]
+    with SandboxClient.login(live, "owner1", PASSWORD) as owner:
+        owner.decide_template(tid, "approve")
+    with SandboxClient.login(live, "operator1", PASSWORD) as op:
+        assert op.run_template(tid, city="Oslo")["cost"]["epsilon"] == pytest.approx(0.1)
+        with pytest.raises(ApiError) as err:
+            op.run_template(tid, city="Paris")
+        assert err.value.code == "parameter_out_of_domain" and "Paris" not in str(err.value.problem)
+        assert [t["runs_used"] for t in op.templates()] == [1]
