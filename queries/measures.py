@@ -18,7 +18,8 @@ Three shapes, chosen by the planner:
 Quantiles are a histogram: each value gets a code on the candidates' grid
 (``2i+1`` when it equals candidate ``i``, ``2i`` when it lies between candidates
 ``i-1`` and ``i``), ``GROUP BY g..., code``, and the ``lt``/``gt`` lists are sums
-over codes. A row's code depends only on its own value, so a row adds at most 1
+over codes (the histogram crossed with the candidate indexes: a few thousand rows
+per group, instead of one filtered aggregate per candidate). A row's code depends only on its own value, so a row adds at most 1
 to each ``lt_i`` and ``gt_i``, exactly as a per-candidate comparison would.
 """
 
@@ -133,11 +134,16 @@ def quantile_code(m: Measured) -> str:
     return f"CAST({below} AS BIGINT) * 2 + CASE WHEN {q} = FLOOR({q}) THEN 1 ELSE 2 END"
 
 
-def quantile_lists(m: Measured) -> tuple[str, str]:
-    k = len(m.agg.candidates)
-    lt = ", ".join(f"COALESCE(SUM(__n) FILTER (WHERE __c <= {2 * i}), 0)" for i in range(k))
-    gt = ", ".join(f"COALESCE(SUM(__n) FILTER (WHERE __c >= {2 * i + 2}), 0)" for i in range(k))
-    return f"[{lt}]::BIGINT[]", f"[{gt}]::BIGINT[]"
+def quantile_lists(m: Measured, keys: list[str], histogram: str) -> str:
+    """One row per group with the ``lt``/``gt`` lists, from the histogram's rows
+    crossed with the candidate indexes (at most ~2K+1 rows per group and index)."""
+    k, cols = len(m.agg.candidates), m.agg.columns
+    head = "".join(f"{key}, " for key in keys)
+    per_candidate = (f"SELECT {head}__i, COALESCE(SUM(__n) FILTER (WHERE __c <= 2 * __i), 0) AS __lt, "
+                     f"COALESCE(SUM(__n) FILTER (WHERE __c >= 2 * __i + 2), 0) AS __gt "
+                     f"FROM {histogram} CROSS JOIN (SELECT unnest(range({k})) AS __i) AS __r{_group_by([*keys, '__i'])}")
+    return (f"SELECT {head}CAST(list(__lt ORDER BY __i) AS BIGINT[]) AS {cols['lt']}, "
+            f"CAST(list(__gt ORDER BY __i) AS BIGINT[]) AS {cols['gt']} FROM ({per_candidate}) AS __l{_group_by(keys)}")
 
 
 def _group_by(keys: list[str]) -> str:
@@ -188,11 +194,9 @@ def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, sha
     ctes.append(("__main", f"SELECT {', '.join(main)} FROM {source}{_group_by(keys)}{post_filter}"))
     joins = []
     for i, m in enumerate(quantiles):
-        lt, gt = quantile_lists(m)
         ctes.append((f"__h{i}", f"SELECT {''.join(k + ', ' for k in keys)}{quantile_code(m)} AS __c, COUNT(*) AS __n "
                                 f"FROM {source} WHERE {m.value} IS NOT NULL{_group_by([*keys, '__c'])}"))
-        ctes.append((f"__q{i}", f"SELECT {''.join(k + ', ' for k in keys)}{lt} AS {m.agg.columns['lt']}, "
-                                f"{gt} AS {m.agg.columns['gt']} FROM __h{i}{_group_by(keys)}"))
+        ctes.append((f"__q{i}", quantile_lists(m, keys, f"__h{i}")))
         on = " AND ".join(f"__main.{k} IS NOT DISTINCT FROM __q{i}.{k}" for k in keys) or "TRUE"
         joins.append(f" LEFT JOIN __q{i} ON {on}")
     zeros = {m.agg.name: "[" + ", ".join("0" for _ in m.agg.candidates) + "]::BIGINT[]" for m in quantiles}
