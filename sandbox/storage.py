@@ -337,6 +337,22 @@ def _hash_table(con: duckdb.DuckDBPyConnection, table: TablePolicy, types: dict[
         digest.update(f"column {name} {types[name]}\n".encode() + lens.digest() + data.digest())
 
 
+def _check_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, table: TablePolicy) -> None:
+    """``rows_per_unit`` lets the planner skip contribution bounding, so it is a
+    claim the data must meet: no privacy unit may have more rows than declared.
+    The refusal names the table and the limit, never a unit or a count."""
+    if table.public or table.rows_per_unit is None or not policy.privacy_unit:
+        return
+    unit = _quote(policy.privacy_unit)
+    over = con.execute(
+        f"SELECT COUNT(*) FROM (SELECT {unit} FROM {_quote(table.name)} WHERE {unit} IS NOT NULL "
+        f"GROUP BY {unit} HAVING COUNT(*) > ?)", [table.rows_per_unit]).fetchone()[0]
+    if over:
+        raise PolicyError(f"table '{table.name}': some privacy units have more than rows_per_unit = "
+                          f"{table.rows_per_unit} rows; fix the data or declare max_rows_per_unit instead",
+                          key=f"tables.{table.name}.rows_per_unit")
+
+
 def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, master_key: bytes,
                    progress: Callable[[str, int], None] | None = None) -> StoredVersion:
     """Read, check and encrypt one new immutable version of ``policy``'s dataset.
@@ -371,6 +387,7 @@ def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, mast
                     raise PolicyError(f"table '{table.name}': the source file could not be loaded "
                                       "(a value does not fit its column's type)",
                                       key=f"tables.{table.name}.source") from None
+                _check_rows_per_unit(con, policy, table)
                 quality[table.name] = _quality(con, table, table_types)
                 row_counts[table.name] = quality[table.name]["rows"]
                 types[table.name] = table_types

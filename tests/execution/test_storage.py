@@ -175,6 +175,18 @@ def test_mismatched_files_are_refused(health_policy, health_dir, master_key, tmp
     assert not home.exists() or list(home.iterdir()) == []
 
 
+def test_rows_per_unit_is_checked_against_the_data(health_policy, health_dir, master_key, tmp_path):
+    """rows_per_unit = 1 lets the planner skip bounding; a unit with two rows
+    must be refused at ingestion, naming the table but no unit or value."""
+    src = _copy_source(health_dir, tmp_path)
+    _rewrite(src / "people.parquet", "SELECT * FROM src UNION ALL SELECT * FROM src WHERE person_id = 17")
+    home = tmp_path / "home"
+    with pytest.raises(PolicyError, match=r"people.*rows_per_unit = 1") as err:
+        ingest_version(health_policy, src, home, master_key)
+    assert err.value.key == "tables.people.rows_per_unit" and "17" not in str(err.value)
+    assert not home.exists() or list(home.iterdir()) == []
+
+
 def test_declared_type_is_enforced(health_policy, health_dir, master_key, tmp_path):
     people = health_policy.table("people")
     cols = tuple(replace(c, type="date") if c.name == "diagnosis" else c for c in people.columns)
