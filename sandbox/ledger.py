@@ -87,10 +87,14 @@ def _refusal(b: Budget, loss: PrivacyLoss) -> BudgetExceeded:
     )
 
 
-def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, loss: PrivacyLoss) -> None:
+def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, loss: PrivacyLoss,
+            rows: list[Budget] | None = None) -> list[int]:
     """Reserve ``loss`` at every level or raise ``BudgetExceeded`` (the caller's
-    transaction then rolls back, leaving every level as it was)."""
-    for b in budget_rows(session, dataset_id, licence_id):
+    transaction then rolls back, leaving every level as it was). ``rows`` are the
+    levels if the caller already read them in this session; returns their ids,
+    in lock order, for the charge."""
+    rows = rows if rows is not None else budget_rows(session, dataset_id, licence_id)
+    for b in rows:
         result = session.execute(
             update(Budget)
             .where(
@@ -110,36 +114,42 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
         session.add(LedgerEntry(budget_id=b.id, run_id=run_id, kind="reserve",
                                 epsilon=loss.epsilon, delta=loss.delta))
     session.flush()
+    return [b.id for b in rows]
+
+
+def _level_ids(session: Session, dataset_id: int, licence_id: int, ids: list[int] | None) -> list[int]:
+    return ids if ids is not None else [b.id for b in budget_rows(session, dataset_id, licence_id)]
 
 
 def charge(session: Session, dataset_id: int, licence_id: int, run_id: str,
-           reserved: PrivacyLoss, spent: PrivacyLoss) -> None:
+           reserved: PrivacyLoss, spent: PrivacyLoss, ids: list[int] | None = None) -> None:
     """Turn a reservation into a charge (``spent`` ≤ ``reserved``)."""
     spent = PrivacyLoss(min(spent.epsilon, reserved.epsilon), min(spent.delta, reserved.delta))
-    for b in budget_rows(session, dataset_id, licence_id):
+    for bid in _level_ids(session, dataset_id, licence_id, ids):
         session.execute(
-            update(Budget).where(Budget.id == b.id).values(
+            update(Budget).where(Budget.id == bid).values(
                 reserved_epsilon=Budget.reserved_epsilon - reserved.epsilon,
                 reserved_delta=Budget.reserved_delta - reserved.delta,
                 spent_epsilon=Budget.spent_epsilon + spent.epsilon,
                 spent_delta=Budget.spent_delta + spent.delta,
             ).execution_options(synchronize_session=False)
         )
-        session.add(LedgerEntry(budget_id=b.id, run_id=run_id, kind="charge",
+        session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="charge",
                                 epsilon=spent.epsilon, delta=spent.delta))
     session.flush()
 
 
-def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss) -> None:
+def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss,
+           ids: list[int] | None = None) -> None:
     """Give back a reservation whose query never reached the data."""
-    for b in budget_rows(session, dataset_id, licence_id):
+    for bid in _level_ids(session, dataset_id, licence_id, ids):
         session.execute(
-            update(Budget).where(Budget.id == b.id).values(
+            update(Budget).where(Budget.id == bid).values(
                 reserved_epsilon=Budget.reserved_epsilon - reserved.epsilon,
                 reserved_delta=Budget.reserved_delta - reserved.delta,
             ).execution_options(synchronize_session=False)
         )
-        session.add(LedgerEntry(budget_id=b.id, run_id=run_id, kind="cancel",
+        session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="cancel",
                                 epsilon=reserved.epsilon, delta=reserved.delta))
     session.flush()
 

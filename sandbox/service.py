@@ -8,6 +8,7 @@ charge and write the audit record in one transaction — only then return it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import uuid
@@ -143,7 +144,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon,
                                target if gate.template_id is None and gate.request_id is None else None)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
-        ledger.reserve(s, ds.id, lic.id, run_id, cost.loss)
+        levels = ledger.reserve(s, ds.id, lic.id, run_id, cost.loss, budgets)
         approvals.consume(s, gate, run_id, cost.loss)
         summary = plan.summary()
         s.add(QueryRun(id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id,
@@ -156,38 +157,40 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         })
         ids = (ds.id, lic.id, v.number, v.path, v.wrapped_key, lic.accounting, actor_of(user), ds.name)
     ds_id, lic_id, v_number, v_path, wrapped, accounting, actor, ds_name = ids
+    finish = functools.partial(_finish, inst, run_id, ds_id, lic_id, cost.loss, levels=levels)
     # 4. execute. From here on the query has touched data: it is charged whatever happens.
     try:
         data_key = unwrap_key(wrapped, inst.master_key)
     except SandboxError:
-        _finish(inst, run_id, ds_id, lic_id, cost.loss, None, actor, "key_error", charged=False)
+        finish(None, actor, "key_error", charged=False)
         raise
     try:
         exact = inst.pool.execute(Path(v_path), data_key, plan.bounded_sql, plan.params)
         release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha)
     except ExecutionFailed as exc:
-        _finish(inst, run_id, ds_id, lic_id, cost.loss, None, actor, exc.code, charged=True)
+        finish(None, actor, exc.code, charged=True)
         raise
     except Exception as exc:  # a bug after execution: still charged, never leak the detail
         error_id = uuid.uuid4().hex[:12]
         log.exception("release failed (error id %s)", error_id)
-        _finish(inst, run_id, ds_id, lic_id, cost.loss, None, actor, "release_failed", charged=True)
+        finish(None, actor, "release_failed", charged=True)
         raise ExecutionFailed("the query failed after it ran; it was charged", error_id=error_id,
                               code="release_failed") from exc
     # 5-6. store, charge and audit together; only then return.
-    _finish(inst, run_id, ds_id, lic_id, cost.loss, release, actor, None, charged=True)
+    finish(release, actor, None, charged=True)
     return QueryResult(run_id, release, v_number)
 
 
 def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: PrivacyLoss,
-            release: NoisyRelease | None, actor, error_code: str | None, *, charged: bool) -> None:
+            release: NoisyRelease | None, actor, error_code: str | None, *, charged: bool,
+            levels: list[int] | None = None) -> None:
     with inst.store.transaction() as s:
         run = s.get(QueryRun, run_id)
         spent = release.loss if release is not None else reserved
         if charged:
-            ledger.charge(s, ds_id, lic_id, run_id, reserved, spent)
+            ledger.charge(s, ds_id, lic_id, run_id, reserved, spent, levels)
         else:
-            ledger.cancel(s, ds_id, lic_id, run_id, reserved)
+            ledger.cancel(s, ds_id, lic_id, run_id, reserved, levels)
         run.status = "charged" if release is not None else "failed"
         run.error_code = error_code
         run.result = release.to_dict() if release is not None else None

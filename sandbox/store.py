@@ -19,7 +19,6 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
 log = logging.getLogger("sandbox")
 
@@ -28,7 +27,10 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 60, "check_same_thread": False})
+        # Pooled: closing the last connection of a WAL database checkpoints it, so
+        # a connection per transaction would pay that on every write.
+        engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=False,
+                               connect_args={"timeout": 60, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection, _record) -> None:  # pragma: no cover - driver hook
