@@ -68,7 +68,8 @@ def bench(people: int, repeat: int) -> list[tuple[str, float, float]]:
         t0 = time.perf_counter()
         policy = write_health(tmp_path / "src", people=people)
         settings = load_settings(env={}, home=str(tmp_path / "home"), workers=1, worker_threads=2,
-                                 worker_memory_mb=4096, query_timeout_s=600)
+                                 worker_memory_mb=4096, worker_address_space_mb=16384,
+                                 worker_cpu_seconds=3600, query_timeout_s=600)
         init_home(settings)
         inst = Instance.open(settings)
         setup = Actor("bench", "admin")
