@@ -16,7 +16,7 @@ from privacy.measures import group_table  # noqa: E402
 from privacy.sensitivity import measure_sensitivities, units_sensitivity  # noqa: E402
 from queries import plan_query  # noqa: E402
 from queries.policy import parse_policy  # noqa: E402
-from sandbox.demo_data import write_health  # noqa: E402
+from sandbox.demo_data import load_health, write_health  # noqa: E402
 
 from .conftest import epsilon_lower_bound  # noqa: E402
 
@@ -31,6 +31,9 @@ SHAPES = {
     "private_group": "SELECT clinic, COUNT(*) FROM visits GROUP BY clinic",
     "join_fan_out": "SELECT c.district, SUM(v.cost) FROM visits v JOIN clinics c ON v.clinic = c.clinic "
                     "GROUP BY c.district",
+    # a private-to-private join: each person's income is counted once per visit (fan-out 10)
+    "join_private_fan_out": "SELECT p.sex, SUM(p.income), COUNT(*) FROM people p JOIN visits v "
+                            "ON p.person_id = v.person_id GROUP BY p.sex",
     "cte": "WITH pv AS (SELECT person_id, SUM(cost) AS tc FROM visits GROUP BY person_id) SELECT AVG(tc) FROM pv",
     "multi": "SELECT sex, COUNT(*), SUM(income), AVG(age) FROM people GROUP BY sex",
     # per-unit aggregation with clamped partials (visits: up to 10 rows per person)
@@ -48,11 +51,7 @@ def health(tmp_path_factory):
     policy = parse_policy(write_health(folder, people=2000).read_text())
     pair = []
     for extra in (False, True):
-        con = duckdb.connect()
-        con.execute("CREATE SCHEMA ds")
-        con.execute(f"CREATE TABLE ds.people AS SELECT * FROM read_parquet('{folder / 'people.parquet'}')")
-        con.execute(f"CREATE TABLE ds.visits AS SELECT * FROM read_csv('{folder / 'visits.csv'}')")
-        con.execute(f"CREATE TABLE ds.clinics AS SELECT * FROM read_csv('{folder / 'clinics.csv'}')")
+        con = load_health(duckdb.connect(), folder)
         if extra:   # the worst-case person: extreme values, many visits at many clinics
             con.execute("INSERT INTO ds.people VALUES (999999, 120, 'F', 400000, 'Oslo', 'J06')")
             con.execute("INSERT INTO ds.visits SELECT 9000000 + i, 999999, 'C' || lpad((1 + i % 40)::VARCHAR, 2, '0'),"
@@ -105,7 +104,7 @@ def test_worst_case_unit_stays_within_charged_sensitivity(health, shape):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("shape", ["count", "sum", "public_group", "join_fan_out"])
+@pytest.mark.parametrize("shape", ["count", "sum", "public_group", "join_fan_out", "join_private_fan_out"])
 def test_end_to_end_audit(health, shape):
     policy, (con0, con1) = health
     plan = plan_query(SHAPES[shape], policy)
