@@ -17,7 +17,7 @@ from queries.policy import DatasetPolicy
 from queries.relations import Context, check_clauses, collect_ctes, row_source
 from queries.measures import Measured, bounded_sql as build_bounded_sql
 from queries.rewrite import candidate_grid, clamp, domain_filter, render, rows_layer
-from queries.scope import UNIT, Scope, bind, fold
+from queries.scope import Scope, bind
 from queries.select_list import expand_items, group_expressions, replace_terms
 
 MEASURES = {

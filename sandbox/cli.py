@@ -13,7 +13,6 @@ import functools
 import getpass
 import json
 import sys
-from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 

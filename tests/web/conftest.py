@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_helpers import ROLE_USER, add_users, has_storage, token_for  # noqa: E402
+from web_helpers import ROLE_USER, add_users, token_for  # noqa: E402
 
 
 @pytest.fixture
@@ -43,8 +43,6 @@ def demo_settings(tmp_path_factory):
     """A demo instance (small population) built once per session: users owner1,
     operator1, reviewer1, reviewer2, admin1, the three demo datasets and a licence
     on ``health`` for operator1. Returns (settings, credentials)."""
-    if not has_storage():
-        pytest.skip("sandbox.storage/sandbox.worker not installed yet")
     from sandbox.demo import run_demo
     from sandbox.settings import load_settings
 
@@ -73,8 +71,6 @@ def licensed_instance(web_instance, health_source):
     from sandbox.datasets import add_dataset
     from sandbox.licences import grant_licence
 
-    if not has_storage():
-        pytest.skip("sandbox.storage/sandbox.worker not installed yet")
     owner = Actor("owner1", "owner")
     add_dataset(web_instance, owner, health_source)
     grant_licence(web_instance, owner, dataset="health", operator="operator1", epsilon=5.0, delta=1e-6,

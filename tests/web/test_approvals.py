@@ -4,9 +4,8 @@ accuracy-first preview and run (real store, DuckDB worker and OpenDP)."""
 
 from __future__ import annotations
 
-from web_helpers import bearer, csrf_of, needs_storage, page_login, token_for
+from web_helpers import bearer, csrf_of, page_login, token_for
 
-pytestmark = needs_storage
 
 GROUP_SQL = "SELECT city, COUNT(*) AS people FROM people GROUP BY city"
 CITY_SQL = "SELECT COUNT(*) AS n FROM people WHERE city = :city AND age >= :min_age"

@@ -6,9 +6,8 @@ from datetime import date, timedelta
 
 import pytest
 
-from web_helpers import add_users, bearer, needs_storage, token_for
+from web_helpers import add_users, bearer, token_for
 
-pytestmark = needs_storage
 
 
 def test_owner_and_operator_over_the_api(instance, health_source):

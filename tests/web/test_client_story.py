@@ -10,9 +10,8 @@ import httpx
 import pytest
 
 from web.client import ApiError, SandboxClient
-from web_helpers import PASSWORD, needs_storage, start_live_server
+from web_helpers import PASSWORD, start_live_server
 
-pytestmark = needs_storage
 
 
 @pytest.fixture

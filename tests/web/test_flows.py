@@ -9,9 +9,8 @@ import json
 import pyarrow.parquet as pq
 import pytest
 
-from web_helpers import bearer, csrf_of, needs_storage, page_login, token_for
+from web_helpers import bearer, csrf_of, page_login, token_for
 
-pytestmark = needs_storage
 
 REJECTED_SQL = "SELECT person_id, age FROM people"
 GROUP_SQL = "SELECT city, COUNT(*) AS people FROM people GROUP BY city"

@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 from datetime import date
 
-from web_helpers import bearer, csrf_of, needs_storage, page_login, token_for
+from web_helpers import bearer, csrf_of, page_login, token_for
 
-pytestmark = needs_storage
 
 GROUP_SQL = "SELECT city, COUNT(*) AS people FROM people GROUP BY city"
 

@@ -7,7 +7,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import pytest
 
 PASSWORD = "correct horse battery"
 USERS = (("owner1", "owner"), ("operator1", "operator"), ("reviewer1", "reviewer"),
@@ -21,18 +20,6 @@ def add_users(inst) -> None:
 
     for name, role in USERS:
         add_user(inst, SYSTEM, name, role, PASSWORD, display_name=name.title(), organisation="Test")
-
-
-def has_storage() -> bool:
-    try:
-        import sandbox.storage  # noqa: F401
-        import sandbox.worker  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-needs_storage = pytest.mark.skipif(not has_storage(), reason="sandbox.storage/sandbox.worker not installed yet")
 
 
 def token_for(client, user: str, scopes=("all",), password: str = PASSWORD) -> str:
