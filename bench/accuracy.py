@@ -14,7 +14,7 @@ Context API needs the polars it was built against, and SmartNoise SQL pins an
 older OpenDP. Each gets a small script in a temp file, reads the Parquet/CSV
 files written by ``write_health`` and prints its raw releases as JSON.
 
-    python bench/accuracy.py [--people 100000] [--runs 100] [--peer-runs 100]
+    python bench/accuracy.py [--people 100000] [--runs 300] [--peer-runs 100]
         [--opendp-python /work/opendp-venv/bin/python]
         [--smartnoise-python /work/peers-venv/bin/python]
 """
@@ -210,8 +210,8 @@ def number(x: float) -> str:
     return f"{x:.1f}" if abs(x) >= 100 else f"{x:.3f}"
 
 
-def release_errors(releases, truth: dict) -> tuple[float, float]:
-    """Median |error| over every released cell whose key is in the exact answer, and the
+def release_errors(releases, truth: dict) -> tuple[list[float], float]:
+    """Absolute errors of every released cell whose key is in the exact answer, and the
     mean number of such cells per release (suppressed groups are not counted)."""
     errors = []
     for rows in releases:
@@ -219,12 +219,31 @@ def release_errors(releases, truth: dict) -> tuple[float, float]:
             key, value = cell_key(row[:-1]), row[-1]
             if key in truth and value is not None and not (isinstance(value, float) and math.isnan(value)):
                 errors.append(abs(float(value) - truth[key]))
-    cells = len(errors) / max(len(releases), 1)
-    return (statistics.median(errors) if errors else float("nan")), cells
+    return errors, len(errors) / max(len(releases), 1)
+
+
+def median_interval(errors: list[float]) -> tuple[float, float, float]:
+    """(median, low, high): the median with its distribution-free 95 % interval from order
+    statistics (ranks n/2 ± 1.96·√n/2), so that "ours ≤ theirs" is not read into sampling noise."""
+    if not errors:
+        return float("nan"), float("nan"), float("nan")
+    xs, n = sorted(errors), len(errors)
+    half = 1.96 * math.sqrt(n) / 2
+    return statistics.median(xs), xs[max(int(n / 2 - half), 0)], xs[min(math.ceil(n / 2 + half), n - 1)]
+
+
+def verdict(ours_errors: list[float], their_errors: list[float]) -> str:
+    """yes: our median is not above theirs; tie: above, but the 95 % intervals overlap
+    (indistinguishable at this number of runs); NO: above beyond sampling noise."""
+    ours_m, ours_lo, _ = median_interval(ours_errors)
+    theirs_m, _, theirs_hi = median_interval(their_errors)
+    if ours_m <= theirs_m:
+        return "yes"
+    return "tie" if ours_lo <= theirs_hi else "NO"
 
 
 def ours(con, sql: str, policy, runs: int):
-    """(median |err|, cells per release, theoretical minimum, ms per release, truth, plan)."""
+    """(|errors|, cells per release, theoretical minimum, ms per release, truth, plan)."""
     plan = plan_query(sql, policy)
     params = {k: v for k, v in plan.params.items() if f"${k}" in plan.bounded_sql}
     exact = con.sql(plan.bounded_sql, params=params).to_arrow_table()
@@ -233,8 +252,8 @@ def ours(con, sql: str, policy, runs: int):
     for _ in range(runs):
         releases.append([list(row) for row in release(plan, exact, BUDGET).rows])
     elapsed = (time.perf_counter() - started) / runs * 1000
-    err, cells = release_errors(releases, truth)
-    return err, cells, theoretical_minimum(plan), elapsed, truth, plan
+    errors, cells = release_errors(releases, truth)
+    return errors, cells, theoretical_minimum(plan), elapsed, truth, plan
 
 
 def run_peer(python: str | None, script: str, spec: dict, label: str) -> tuple[dict, str | None]:
@@ -261,8 +280,9 @@ def run_peer(python: str | None, script: str, spec: dict, label: str) -> tuple[d
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--people", type=int, default=100_000)
-    parser.add_argument("--runs", type=int, default=100, help="releases per query for dp-sandbox")
-    parser.add_argument("--peer-runs", type=int, default=100, help="releases per query for each peer")
+    parser.add_argument("--runs", type=int, default=300, help="releases per query for dp-sandbox and OpenDP")
+    parser.add_argument("--peer-runs", type=int, default=100,
+                        help="releases per query for SmartNoise SQL (~0.2 s each at 100k people)")
     parser.add_argument("--opendp-python", default=DEFAULT_OPENDP_PYTHON,
                         help="interpreter with opendp 0.16 and the polars it was built against")
     parser.add_argument("--smartnoise-python", default=DEFAULT_SMARTNOISE_PYTHON,
@@ -281,20 +301,21 @@ def main(argv=None) -> int:
                 measured[name] = exc
         median_plan = measured["median income"][5] if isinstance(measured["median income"], tuple) else None
         people, visits = policy.table("people"), policy.table("visits")
-        spec = {"folder": str(folder), "runs": args.peer_runs, "epsilon": BUDGET.epsilon, "delta": BUDGET.delta,
+        spec = {"folder": str(folder), "runs": args.runs, "epsilon": BUDGET.epsilon, "delta": BUDGET.delta,
                 "cities": len(CITIES), "age_max": people.column("age").max,
                 "income_max": people.column("income").max, "cost_max": visits.column("cost").max,
                 "visits_max_ids": visits.max_rows_per_unit,
                 "income_candidates": list(median_plan.aggregates[0].candidates) if median_plan else []}
         peers = {"OpenDP Context": run_peer(args.opendp_python, OPENDP_SCRIPT, spec, "OpenDP Context API"),
-                 "SmartNoise SQL": run_peer(args.smartnoise_python, SMARTNOISE_SCRIPT, spec, "SmartNoise SQL")}
+                 "SmartNoise SQL": run_peer(args.smartnoise_python, SMARTNOISE_SCRIPT,
+                                            {**spec, "runs": args.peer_runs}, "SmartNoise SQL")}
         con.close()
     print_report(args, measured, peers, time.perf_counter() - started)
     return 0
 
 
 def print_report(args, measured: dict, peers: dict, seconds: float) -> None:
-    print(f"people={args.people} runs={args.runs} peer-runs={args.peer_runs} "
+    print(f"people={args.people} runs={args.runs} (ours, OpenDP) smartnoise-runs={args.peer_runs} "
           f"epsilon={BUDGET.epsilon} delta={BUDGET.delta}  (median |error| per released cell)")
     head = f"{'query':26} {'ours':>10} {'theory min':>10} {'OpenDP Context':>15} {'SmartNoise SQL':>15}  ours ≤ theirs?"
     print(head)
@@ -307,7 +328,8 @@ def print_report(args, measured: dict, peers: dict, seconds: float) -> None:
         if isinstance(result, Exception):
             print(f"{name:26} {'error':>10}  ({type(result).__name__}: {result})")
             continue
-        err, cells, minimum, _, truth, _ = result
+        our_errors, cells, minimum, _, truth, _ = result
+        err = median_interval(our_errors)[0]
         texts, verdicts, cell_counts = [], [], [f"ours {cells:.1f}"]
         for peer, (results, _) in peers.items():
             r = results.get(name)
@@ -318,22 +340,26 @@ def print_report(args, measured: dict, peers: dict, seconds: float) -> None:
                 footnotes.append(f"{peer} on {name}: {r['error']}")
                 texts.append(f"n/a[{len(footnotes)}]")
                 continue
-            theirs, their_cells = release_errors(r["releases"], truth)
+            their_errors, their_cells = release_errors(r["releases"], truth)
+            theirs = median_interval(their_errors)[0]
             texts.append(number(theirs))
             cell_counts.append(f"{peer} {their_cells:.1f}")
             compared += 1
-            if err <= theirs:
-                verdicts.append(f"yes vs {peer.split()[0]}")
-            else:
-                verdicts.append(f"NO vs {peer.split()[0]}")
-                worse.append(f"{name} ({peer}: {number(theirs)} < ours {number(err)})")
+            v = verdict(our_errors, their_errors)
+            verdicts.append(f"{v} vs {peer.split()[0]}")
+            if v != "yes":
+                worse.append(f"{name} ({peer}: {number(theirs)} < ours {number(err)}, {v})")
         minimum_text = "-" if math.isnan(minimum) else number(minimum)
         print(f"{name:26} {number(err):>10} {minimum_text:>10} {texts[0]:>15} {texts[1]:>15}  "
               f"{', '.join(verdicts) or 'no peer'}")
         cells_lines.append(f"  {name}: {len(truth)} exact cells; released per run: {', '.join(cell_counts)}")
     print()
-    print(f"Summary: ours ≤ theirs on {compared - len(worse)} of {compared} comparable (query, peer) pairs"
-          + (f"; worse on: {'; '.join(worse)}" if worse else "") + f"  [{seconds:.0f} s]")
+    significant = [w for w in worse if w.endswith("NO)")]
+    print(f"Summary: ours ≤ theirs on {compared - len(worse)} of {compared} comparable (query, peer) pairs, "
+          f"worse beyond sampling noise on {len(significant)}"
+          + (f"; above theirs on: {'; '.join(worse)}" if worse else "") + f"  [{seconds:.0f} s]")
+    print("(yes: our median |error| ≤ theirs; tie: above, but the 95 % order-statistic intervals of the "
+          "two medians overlap; NO: above beyond that)")
     for peer, (_, why) in peers.items():
         if why:
             print(f"{peer} not run: {why}")
