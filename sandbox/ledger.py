@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from privacy.model import PrivacyLoss
-from queries.errors import BudgetExceeded, NotFound
+from queries.errors import BudgetExceeded, NotFound, SandboxError
 from sandbox.models import Budget, LedgerEntry
 
 # Relative slack so that k equal shares of a budget fit exactly despite float rounding.
@@ -27,35 +27,82 @@ ABS_DELTA = 1e-18
 
 @dataclass(frozen=True)
 class BudgetStatus:
+    """One level's total, spent, reserved and per-query cap as (ε, δ). A zCDP level
+    composes ρ; its spent and remaining ε are OpenDP's conversion of the ρ used so far
+    at ``rho_delta``, which is why they are computed here rather than summed."""
+
     scope: str
     total: PrivacyLoss
     spent: PrivacyLoss
     reserved: PrivacyLoss
     per_query: PrivacyLoss
+    accounting: str = "approx"
+    rho: tuple[float, float, float] | None = None      # total, spent, reserved (zCDP levels)
+    rho_delta: float = 0.0
 
     @property
     def remaining(self) -> PrivacyLoss:
+        if self.rho is not None:
+            used = _converted(self.rho[1] + self.rho[2], self.rho_delta)
+            pure = self.total.delta - self.rho_delta - self.spent.delta - self.reserved.delta
+            if self.rho[1] > 0:
+                pure += self.rho_delta          # spent.delta includes the conversion δ
+            return PrivacyLoss(max(self.total.epsilon - used, 0.0), max(pure, 0.0))
         return PrivacyLoss(
             max(self.total.epsilon - self.spent.epsilon - self.reserved.epsilon, 0.0),
             max(self.total.delta - self.spent.delta - self.reserved.delta, 0.0),
         )
 
     def to_dict(self) -> dict:
-        return {
-            "scope": self.scope, "total": self.total.to_dict(), "spent": self.spent.to_dict(),
-            "reserved": self.reserved.to_dict(), "remaining": self.remaining.to_dict(),
-            "per_query": self.per_query.to_dict(),
+        out = {
+            "scope": self.scope, "accounting": self.accounting, "total": self.total.to_dict(),
+            "spent": self.spent.to_dict(), "reserved": self.reserved.to_dict(),
+            "remaining": self.remaining.to_dict(), "per_query": self.per_query.to_dict(),
         }
+        if self.rho is not None:
+            out["rho"] = {"total": self.rho[0], "spent": self.rho[1], "reserved": self.rho[2],
+                          "conversion_delta": self.rho_delta}
+        return out
+
+
+def _converted(rho: float, delta: float) -> float:
+    from privacy.accounting import zcdp_epsilon
+
+    return zcdp_epsilon(rho, delta) if rho > 0 else 0.0
 
 
 def status_of(b: Budget) -> BudgetStatus:
+    clip = lambda x: min(max(x, 0.0), 0.999999)  # noqa: E731
+    per_query = PrivacyLoss(b.max_epsilon_per_query, b.max_delta_per_query)
+    if b.rho is not None:
+        spent_rho, reserved_rho = max(b.spent_rho, 0.0), max(b.reserved_rho, 0.0)
+        return BudgetStatus(
+            scope=b.scope, total=PrivacyLoss(b.epsilon, b.delta),
+            spent=PrivacyLoss(_converted(spent_rho, b.rho_delta),
+                              clip((b.rho_delta if spent_rho > 0 else 0.0) + b.spent_delta)),
+            reserved=PrivacyLoss(_converted(reserved_rho, b.rho_delta), clip(b.reserved_delta)),
+            per_query=per_query, accounting="zcdp", rho=(b.rho, spent_rho, reserved_rho), rho_delta=b.rho_delta)
     return BudgetStatus(
         scope=b.scope,
         total=PrivacyLoss(b.epsilon, b.delta),
-        spent=PrivacyLoss(max(b.spent_epsilon, 0.0), min(max(b.spent_delta, 0.0), 0.999999)),
-        reserved=PrivacyLoss(max(b.reserved_epsilon, 0.0), min(max(b.reserved_delta, 0.0), 0.999999)),
-        per_query=PrivacyLoss(b.max_epsilon_per_query, b.max_delta_per_query),
+        spent=PrivacyLoss(max(b.spent_epsilon, 0.0), clip(b.spent_delta)),
+        reserved=PrivacyLoss(max(b.reserved_epsilon, 0.0), clip(b.reserved_delta)),
+        per_query=per_query,
     )
+
+
+@dataclass(frozen=True)
+class QueryLoss:
+    """What one query costs: its (ε, δ), and for zCDP levels its ρ and the δ that is
+    not conversion δ (partition selection)."""
+
+    loss: PrivacyLoss
+    rho: float = 0.0
+    pure_delta: float = 0.0
+
+    @classmethod
+    def of(cls, loss: PrivacyLoss, mechanisms=()) -> "QueryLoss":
+        return cls(loss, sum(m.rho for m in mechanisms), sum(m.delta for m in mechanisms))
 
 
 def budget_rows(session: Session, dataset_id: int, licence_id: int) -> list[Budget]:
@@ -87,27 +134,37 @@ def _refusal(b: Budget, loss: PrivacyLoss) -> BudgetExceeded:
     )
 
 
-def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, loss: PrivacyLoss,
+def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, loss: PrivacyLoss | QueryLoss,
             rows: list[Budget] | None = None) -> list[int]:
     """Reserve ``loss`` at every level or raise ``BudgetExceeded`` (the caller's
     transaction then rolls back, leaving every level as it was). ``rows`` are the
     levels if the caller already read them in this session; returns their ids,
-    in lock order, for the charge."""
+    in lock order, for the charge. A zCDP level reserves ρ (and the query's
+    partition-selection δ) instead of ε."""
+    q = loss if isinstance(loss, QueryLoss) else QueryLoss(loss)
+    loss = q.loss
     rows = rows if rows is not None else budget_rows(session, dataset_id, licence_id)
     for b in rows:
-        result = session.execute(
-            update(Budget)
-            .where(
-                Budget.id == b.id,
+        caps = (Budget.max_epsilon_per_query * (1 + REL) + ABS_EPS >= loss.epsilon,
+                Budget.max_delta_per_query * (1 + REL) + ABS_DELTA >= loss.delta)
+        if b.rho is not None:
+            if q.rho <= 0:
+                raise SandboxError("a zCDP budget level can only be charged a zCDP release", code="zcdp_charge_missing",
+                                   status=500)
+            stmt = update(Budget).where(
+                Budget.id == b.id, *caps,
+                Budget.spent_rho + Budget.reserved_rho + q.rho <= Budget.rho * (1 + REL) + ABS_EPS,
+                Budget.spent_delta + Budget.reserved_delta + q.pure_delta
+                <= (Budget.delta - Budget.rho_delta) * (1 + REL) + ABS_DELTA,
+            ).values(reserved_rho=Budget.reserved_rho + q.rho, reserved_delta=Budget.reserved_delta + q.pure_delta)
+        else:
+            stmt = update(Budget).where(
+                Budget.id == b.id, *caps,
                 Budget.spent_epsilon + Budget.reserved_epsilon + loss.epsilon <= Budget.epsilon * (1 + REL) + ABS_EPS,
                 Budget.spent_delta + Budget.reserved_delta + loss.delta <= Budget.delta * (1 + REL) + ABS_DELTA,
-                Budget.max_epsilon_per_query * (1 + REL) + ABS_EPS >= loss.epsilon,
-                Budget.max_delta_per_query * (1 + REL) + ABS_DELTA >= loss.delta,
-            )
-            .values(reserved_epsilon=Budget.reserved_epsilon + loss.epsilon,
-                    reserved_delta=Budget.reserved_delta + loss.delta)
-            .execution_options(synchronize_session=False)
-        )
+            ).values(reserved_epsilon=Budget.reserved_epsilon + loss.epsilon,
+                     reserved_delta=Budget.reserved_delta + loss.delta)
+        result = session.execute(stmt.execution_options(synchronize_session=False))
         if result.rowcount != 1:
             session.refresh(b)
             raise _refusal(b, loss)
@@ -117,40 +174,59 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
     return [b.id for b in rows]
 
 
+def _moves(q: "QueryLoss", sign: int) -> dict:
+    """Column changes for one level, whichever accounting it keeps (CASE on ``rho``)."""
+    zcdp = Budget.rho.is_not(None)
+    return {
+        "eps": case((zcdp, 0.0), else_=sign * q.loss.epsilon),
+        "delta": case((zcdp, sign * q.pure_delta), else_=sign * q.loss.delta),
+        "rho": case((zcdp, sign * q.rho), else_=0.0),
+    }
+
+
 def _level_ids(session: Session, dataset_id: int, licence_id: int, ids: list[int] | None) -> list[int]:
     return ids if ids is not None else [b.id for b in budget_rows(session, dataset_id, licence_id)]
 
 
 def charge(session: Session, dataset_id: int, licence_id: int, run_id: str,
-           reserved: PrivacyLoss, spent: PrivacyLoss, ids: list[int] | None = None) -> None:
+           reserved: PrivacyLoss | QueryLoss, spent: PrivacyLoss | QueryLoss, ids: list[int] | None = None) -> None:
     """Turn a reservation into a charge (``spent`` ≤ ``reserved``)."""
-    spent = PrivacyLoss(min(spent.epsilon, reserved.epsilon), min(spent.delta, reserved.delta))
+    r = reserved if isinstance(reserved, QueryLoss) else QueryLoss(reserved)
+    s_ = spent if isinstance(spent, QueryLoss) else QueryLoss(spent)
+    s_ = QueryLoss(PrivacyLoss(min(s_.loss.epsilon, r.loss.epsilon), min(s_.loss.delta, r.loss.delta)),
+                   min(s_.rho, r.rho) if s_.rho else r.rho, min(s_.pure_delta, r.pure_delta))
+    out, add = _moves(r, -1), _moves(s_, 1)
     for bid in _level_ids(session, dataset_id, licence_id, ids):
         session.execute(
             update(Budget).where(Budget.id == bid).values(
-                reserved_epsilon=Budget.reserved_epsilon - reserved.epsilon,
-                reserved_delta=Budget.reserved_delta - reserved.delta,
-                spent_epsilon=Budget.spent_epsilon + spent.epsilon,
-                spent_delta=Budget.spent_delta + spent.delta,
+                reserved_epsilon=Budget.reserved_epsilon + out["eps"],
+                reserved_delta=Budget.reserved_delta + out["delta"],
+                reserved_rho=Budget.reserved_rho + out["rho"],
+                spent_epsilon=Budget.spent_epsilon + add["eps"],
+                spent_delta=Budget.spent_delta + add["delta"],
+                spent_rho=Budget.spent_rho + add["rho"],
             ).execution_options(synchronize_session=False)
         )
         session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="charge",
-                                epsilon=spent.epsilon, delta=spent.delta))
+                                epsilon=s_.loss.epsilon, delta=s_.loss.delta))
     session.flush()
 
 
-def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss,
+def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss | QueryLoss,
            ids: list[int] | None = None) -> None:
     """Give back a reservation whose query never reached the data."""
+    r = reserved if isinstance(reserved, QueryLoss) else QueryLoss(reserved)
+    out = _moves(r, -1)
     for bid in _level_ids(session, dataset_id, licence_id, ids):
         session.execute(
             update(Budget).where(Budget.id == bid).values(
-                reserved_epsilon=Budget.reserved_epsilon - reserved.epsilon,
-                reserved_delta=Budget.reserved_delta - reserved.delta,
+                reserved_epsilon=Budget.reserved_epsilon + out["eps"],
+                reserved_delta=Budget.reserved_delta + out["delta"],
+                reserved_rho=Budget.reserved_rho + out["rho"],
             ).execution_options(synchronize_session=False)
         )
         session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="cancel",
-                                epsilon=reserved.epsilon, delta=reserved.delta))
+                                epsilon=r.loss.epsilon, delta=r.loss.delta))
     session.flush()
 
 

@@ -38,6 +38,8 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
     loss = PrivacyLoss(epsilon, delta)
     if loss.epsilon <= 0:
         raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
+    if accounting == "zcdp" and loss.delta <= 0:
+        raise InvalidInput("zCDP accounting needs a licence δ greater than 0", code="invalid_budget")
     expires_at = datetime.combine(expires, time(23, 59, 59), tzinfo=timezone.utc)
     if expires_at <= datetime.now(timezone.utc):
         raise InvalidInput("the expiry date is in the past", code="invalid_expiry")
@@ -61,8 +63,17 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
                       granted_by=get_user(s, actor.name).id if actor.role != "system" else owner.id)
         s.add(lic)
         s.flush()
+        rho = rho_delta = None
+        if accounting == "zcdp":
+            # ρ composes across the licence's queries; half of δ converts ρ to (ε, δ),
+            # the other half pays partition selection.
+            from privacy.accounting import rho_for
+
+            rho_delta = loss.delta / 2
+            rho = rho_for(loss.epsilon, rho_delta)
         s.add(Budget(scope="licence", dataset_id=ds.id, licence_id=lic.id, epsilon=loss.epsilon, delta=loss.delta,
-                     max_epsilon_per_query=per_q, max_delta_per_query=min(dsb.max_delta_per_query, loss.delta)))
+                     max_epsilon_per_query=per_q, max_delta_per_query=min(dsb.max_delta_per_query, loss.delta),
+                     rho=rho, rho_delta=rho_delta or 0.0))
         audit.append(s, inst.signer, actor, "licence.grant", "licence", lic.id, {
             "dataset": ds.name, "operator": op.name, "epsilon": loss.epsilon, "delta": loss.delta,
             "purpose": lic.purpose, "expires": expires_at.isoformat(), "tables": tables,

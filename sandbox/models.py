@@ -139,6 +139,12 @@ class Budget(Base):
     spent_delta: Mapped[float] = mapped_column(Float, default=0.0)
     reserved_epsilon: Mapped[float] = mapped_column(Float, default=0.0)
     reserved_delta: Mapped[float] = mapped_column(Float, default=0.0)
+    # zCDP levels (licences with accounting = "zcdp"): ρ composes across queries and is
+    # converted to (ε, δ) at rho_delta for display; δ beyond rho_delta pays partition selection.
+    rho: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rho_delta: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    spent_rho: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    reserved_rho: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
 
 
 class LedgerEntry(Base):

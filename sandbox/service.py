@@ -144,7 +144,8 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon,
                                target if gate.template_id is None and gate.request_id is None else None)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
-        levels = ledger.reserve(s, ds.id, lic.id, run_id, cost.loss, budgets)
+        charge = ledger.QueryLoss.of(cost.loss, cost.mechanisms)
+        levels = ledger.reserve(s, ds.id, lic.id, run_id, charge, budgets)
         approvals.consume(s, gate, run_id, cost.loss)
         summary = plan.summary()
         s.add(QueryRun(id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id,
@@ -157,7 +158,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         })
         ids = (ds.id, lic.id, v.number, v.path, v.wrapped_key, lic.accounting, actor_of(user), ds.name)
     ds_id, lic_id, v_number, v_path, wrapped, accounting, actor, ds_name = ids
-    finish = functools.partial(_finish, inst, run_id, ds_id, lic_id, cost.loss, levels=levels)
+    finish = functools.partial(_finish, inst, run_id, ds_id, lic_id, charge, levels=levels)
     # 4. execute. From here on the query has touched data: it is charged whatever happens.
     try:
         data_key = unwrap_key(wrapped, inst.master_key)
@@ -181,14 +182,15 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     return QueryResult(run_id, release, v_number)
 
 
-def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: PrivacyLoss,
+def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledger.QueryLoss,
             release: NoisyRelease | None, actor, error_code: str | None, *, charged: bool,
             levels: list[int] | None = None) -> None:
     with inst.store.transaction() as s:
         run = s.get(QueryRun, run_id)
-        spent = release.loss if release is not None else reserved
+        spent_q = ledger.QueryLoss.of(release.loss, release.mechanisms) if release is not None else reserved
+        spent = spent_q.loss
         if charged:
-            ledger.charge(s, ds_id, lic_id, run_id, reserved, spent, levels)
+            ledger.charge(s, ds_id, lic_id, run_id, reserved, spent_q, levels)
         else:
             ledger.cancel(s, ds_id, lic_id, run_id, reserved, levels)
         run.status = "charged" if release is not None else "failed"

@@ -16,7 +16,8 @@ OWNER = Actor("owner1", "owner")
 PASSWORD = "long enough password"
 
 
-def build(inst, source: Path, *, people: int = 3_000, epsilon: float = 5.0, approval: str = "automatic") -> int:
+def build(inst, source: Path, *, people: int = 3_000, epsilon: float = 5.0, approval: str = "automatic",
+          accounting: str = "approx") -> int:
     """Users owner1, operator1, operator2, reviewer1, reviewer2; the health dataset;
     a licence for operator1. Returns the licence id."""
     admin = Actor("setup", "admin")
@@ -27,4 +28,5 @@ def build(inst, source: Path, *, people: int = 3_000, epsilon: float = 5.0, appr
         write_health(source, people=people)
     add_dataset(inst, OWNER, source / "policy.toml")
     return grant_licence(inst, OWNER, dataset="health", operator="operator1", epsilon=epsilon, delta=1e-6,
-                         purpose="tests", expires=date.today() + timedelta(days=30), approval=approval)
+                         purpose="tests", expires=date.today() + timedelta(days=30), approval=approval,
+                         accounting=accounting)
