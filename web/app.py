@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 from queries.errors import SandboxError, Unauthorized
 from sandbox.instance import Instance
 from web import auth, i18n
+from web.error_text import error_text
 from web.openapi import PROBLEM_TYPE
 
 log = logging.getLogger("web")
@@ -101,7 +102,8 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     def template_globals():
         lang = i18n.current_language()
         return {"_": lambda text: i18n.translate(text, lang), "lang": lang, "languages": i18n.LANGUAGE_NAMES,
-                "csrf_token": auth.csrf_token, "me": getattr(g, "principal", auth.ANONYMOUS)}
+                "csrf_token": auth.csrf_token, "me": getattr(g, "principal", auth.ANONYMOUS),
+                "localized_error": lambda error, **kw: error_text(error, lang, **kw)}
 
     @app.errorhandler(SandboxError)
     def sandbox_error(exc: SandboxError):
@@ -110,7 +112,8 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
             return problem(exc.status, exc.code, exc.message, **fields)
         if isinstance(exc, Unauthorized) and request.method == "GET":
             return redirect(url_for("public.login_form", next=request.full_path.rstrip("?")))
-        return render_template("error.html", status=exc.status, code=exc.code, message=exc.message), exc.status
+        return render_template("error.html", status=exc.status, code=exc.code, message=exc.message,
+                               error=exc), exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -127,6 +130,7 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
         message = f"an unexpected error happened; quote error id {error_id} to the operators of this instance"
         if auth.is_api_request():
             return problem(500, "internal_error", message, error_id=error_id)
-        return render_template("error.html", status=500, code="internal_error", message=message), 500
+        return render_template("error.html", status=500, code="internal_error", message=message,
+                               error_fields={"error_id": error_id}), 500
 
     return app

@@ -248,6 +248,7 @@ ZH: dict[str, str] = {
     "Please log in.": "请先登录。",
     "Something went wrong on our side.": "服务器出现问题。",
     "Back to the catalog": "返回目录",
+    "Details": "详细信息",
     # licence approval modes, templates and query requests
     "automatic": "自动",
     "templates": "模板",

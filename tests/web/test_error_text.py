@@ -1,0 +1,118 @@
+"""Errors in plain Chinese on Chinese pages, chosen by their stable code."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from web_helpers import csrf_of, page_login  # noqa: E402
+
+from queries.errors import BudgetExceeded, ExecutionFailed, Forbidden, PolicyError, QueryRejected, Span  # noqa: E402
+from web.error_text import ZH_ERRORS, chinese_text, error_text  # noqa: E402
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "query-language.md"
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+SERVICE_CODES = (
+    "budget_exceeded", "no_licence", "licence_revoked", "licence_expired", "dataset_restricted", "dataset_open",
+    "template_required", "approval_required", "template_not_approved", "template_cap_reached",
+    "parameter_out_of_domain", "missing_parameter", "unknown_parameter", "request_not_approved",
+    "request_already_ran", "self_review", "already_reviewed", "policy_invalid", "bad_credentials",
+    "accuracy_unreachable", "invalid_budget", "execution_failed", "query_timeout", "query_resources",
+    "wrong_role", "forbidden", "not_found")
+
+
+def documented_refusal_codes() -> list[str]:
+    text = DOCS.read_text(encoding="utf-8")
+    table = text.split("## Refusal codes", 1)[1]
+    return re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE)
+
+
+def test_every_documented_refusal_and_service_code_has_chinese():
+    refusals = documented_refusal_codes()
+    assert len(refusals) >= 40 and "identifier_in_output" in refusals and "invalid_order_by" in refusals
+    missing = sorted(c for c in (*refusals, *SERVICE_CODES) if c not in ZH_ERRORS)
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("code", sorted(ZH_ERRORS))
+def test_each_sentence_is_chinese_and_fully_filled(code):
+    text = chinese_text(code, "an English message of another shape", {})
+    assert CJK.search(text) and "{" not in text and "}" not in text, text
+
+
+def test_names_come_only_from_an_exact_message_shape():
+    exact = "identifier column people.person_id cannot appear in the output"
+    assert chinese_text("identifier_in_output", exact) == "标识列 people.person_id 不能出现在查询结果中。"
+    assert chinese_text("identifier_in_output", exact + " (and more)") == "标识列不能出现在查询结果中。"
+    assert chinese_text("no_licence", "you hold no licence for dataset 'health'") == "您没有数据集“health”的许可。"
+    assert chinese_text("missing_parameter", "missing parameter(s): city, year") == "缺少参数：city, year。"
+
+
+def test_structured_fields_fill_the_sentence():
+    exc = BudgetExceeded("the query needs ...", level="licence_per_query",
+                         requested={"epsilon": 6.0, "delta": 0.0},
+                         remaining={"epsilon": 1.5, "delta": 1e-6, "difference": {"epsilon": 4.5, "delta": 0.0}})
+    shown = error_text(exc, "zh")
+    assert shown.text.startswith("隐私预算不足：本次查询需要 ε = 6，但许可的单次查询上限只剩 ε = 1.5，还差 ε = 4.5。")
+    assert shown.code == "budget_exceeded" and shown.original == "the query needs ..."
+    span = Span.from_offsets("SELECT\n  person_id FROM people", 9, 18)
+    rejected = QueryRejected("identifier_in_output", "identifier column people.person_id cannot appear in the output",
+                             span)
+    assert error_text(rejected, "zh").text == "第 2 行第 3 列：标识列 people.person_id 不能出现在查询结果中。"
+    failed = ExecutionFailed("The query ran longer ... (error id abc123)", error_id="abc123", code="query_timeout")
+    assert "abc123" in error_text(failed, "zh").text and "终止" in error_text(failed, "zh").text
+    policy = PolicyError("bounds must be numbers", key="tables.people.columns.age", line=12)
+    assert error_text(policy, "zh").text == "策略文件有误（键 tables.people.columns.age）（第 12 行），请修改后重新登记。"
+
+
+def test_unlisted_codes_fall_back_to_their_class_and_english_is_unchanged():
+    exc = Forbidden("only the dataset's owner or an admin sees its budget", code="some_new_code")
+    assert error_text(exc, "zh").text == ZH_ERRORS["forbidden"].text and error_text(exc, "zh").code == "some_new_code"
+    assert error_text(exc, "en").text == exc.message and error_text(exc, "en").original is None
+
+
+REJECTED_SQL = "SELECT person_id FROM people"
+
+
+def test_zh_operator_sees_a_refusal_in_chinese_with_code_and_span(licensed_app):
+    c = licensed_app.test_client()
+    page_login(c, "operator1")
+    c.get("/operator/?lang=zh")
+    r = c.post("/operator/", data={"csrf_token": csrf_of(c), "dataset": "health", "sql": REJECTED_SQL,
+                                   "action": "preview"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert "查询被拒绝" in html
+    assert '<p class="error-text">第 1 行第 8 列：标识列 people.person_id 不能出现在查询结果中。</p>' in html
+    assert 'id="rejection-code">identifier_in_output<' in html
+    assert '<mark class="bad" id="offending-span">person_id</mark>' in html
+    assert "identifier column people.person_id cannot appear in the output" in html   # the details line
+    # English pages are unchanged
+    c.get("/operator/?lang=en")
+    html = c.post("/operator/", data={"csrf_token": csrf_of(c), "dataset": "health", "sql": REJECTED_SQL,
+                                      "action": "preview"}).get_data(as_text=True)
+    assert '<p class="error-text">identifier column people.person_id cannot appear in the output</p>' in html
+    assert not CJK.search(html.split('id="rejection"')[1].split("</section>")[0])
+
+
+def test_zh_budget_refusal_shows_chinese_with_the_numbers(licensed_app):
+    c = licensed_app.test_client()
+    page_login(c, "operator1")
+    c.get("/operator/?lang=zh")
+    r = c.post("/operator/", data={"csrf_token": csrf_of(c), "dataset": "health", "action": "run",
+                                   "sql": "SELECT COUNT(*) FROM people", "epsilon": "7"})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 409, html[-2000:]
+    box = html.split('id="failure"')[1].split("</section>")[0]
+    assert "budget_exceeded" in box
+    match = re.search(r"本次查询需要 ε = 7，但(?:许可|数据集)的(?:预算|单次查询上限)只剩 ε = ([0-9.]+)，还差 ε = ([0-9.]+)。", box)
+    assert match, box
+    left, short = float(match.group(1)), float(match.group(2))
+    assert "short by ε=" in box   # the English original stays as a detail
+    assert 0 < left <= 5 and short == pytest.approx(7 - left, rel=1e-3)

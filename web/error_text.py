@@ -1,0 +1,251 @@
+"""Errors in plain Chinese, chosen by their stable code.
+
+The services raise ``SandboxError`` with an English message and a stable
+``code``. On Chinese pages the message is not translated as free text: the code
+picks a Chinese sentence from ``ZH_ERRORS`` and its placeholders are filled from
+the error's structured fields (budget figures, error ids, the span of a refused
+query). Where a name helps (a table, a column, a parameter), it is taken from the
+English message only when a regular expression on that message's exact shape
+matches the whole message; otherwise the sentence without the name is used.
+
+The English original and the code stay on the page. English pages and the JSON
+API are unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, Forbidden, InvalidInput, NotFound,
+                            PolicyError, PrivacyError, QueryRejected, SandboxError, Unauthorized)
+from web.i18n import ZH
+
+_NAME = r"([\w.]+)"
+_QUOTED = r"'([^'\n]{1,200})'"
+
+
+@dataclass(frozen=True)
+class ZhError:
+    """A Chinese sentence for one code. ``named`` is used with the groups of
+    ``pattern`` when it matches the whole English message; ``text`` otherwise.
+    Both may use the named placeholders the error's fields provide."""
+
+    text: str
+    named: str | None = None
+    pattern: str | None = None
+
+
+ZH_ERRORS: dict[str, ZhError] = {
+    # refusals of the SQL front end (docs/query-language.md)
+    "parse_error": ZhError("无法解析这段 SQL，请检查括号、引号和逗号。"),
+    "not_select": ZhError("只允许 SELECT 查询。"),
+    "multiple_statements": ZhError("一次只能提交一条语句。"),
+    "ambiguous_syntax": ZhError("写法有歧义（例如相邻的字符串常量），请改用 || 或 CONCAT。"),
+    "too_complex": ZhError("查询过于复杂（过长、嵌套过深或涉及的表过多）。"),
+    "set_operation": ZhError("不允许 UNION、INTERSECT、EXCEPT 等集合运算：一次只能有一个 SELECT。"),
+    "table_function": ZhError("FROM 中不允许使用表函数，请直接写数据表名。"),
+    "file_access": ZhError("不能读取文件或网址，请写数据集中的数据表名。"),
+    "unknown_table": ZhError("数据集中没有这张表。", "数据集中没有数据表“{0}”。", rf"unknown table {_QUOTED}"),
+    "unlicensed_table": ZhError("您的许可不包括这张表。", "您的许可不包括数据表“{0}”。",
+                                rf"table {_QUOTED} is not covered by your licence"),
+    "unknown_column": ZhError("没有这一列。", "没有列“{0}”。", rf"unknown column {_QUOTED}"),
+    "ambiguous_column": ZhError("列名有歧义，请在列名前加上表名。", "列“{0}”有歧义，请在列名前加上表名。",
+                                rf"column {_QUOTED} is ambiguous: qualify it with a table name"),
+    "duplicate_alias": ZhError("同一个名称被用于两张表或两个 CTE。"),
+    "duplicate_column": ZhError("子查询中有重复的列名，请为其中一列另起别名。"),
+    "identifier_in_output": ZhError("标识列不能出现在查询结果中。", "标识列 {0} 不能出现在查询结果中。",
+                                    rf"identifier column {_NAME} cannot appear in the output"),
+    "identifier_in_group": ZhError("标识列不能作为分组键。", "标识列 {0} 不能作为分组键。",
+                                   rf"identifier column {_NAME} cannot be a group key"),
+    "identifier_in_filter": ZhError("标识列不能用于筛选条件或连接条件。"),
+    "identifier_in_aggregate": ZhError("标识列只能被计数。", "标识列 {0} 只能被计数。",
+                                       rf"identifier column {_NAME} can only be counted"),
+    "identifier_in_expression": ZhError("标识列不能参与计算。"),
+    "no_aggregate": ZhError("不允许输出逐行数据：请使用 COUNT、SUM、AVG 等聚合函数。"),
+    "not_grouped": ZhError("列必须出现在 GROUP BY 中或放在聚合函数内。", "列 {0} 必须出现在 GROUP BY 中或放在聚合函数内。",
+                           rf"column {_NAME} must be in GROUP BY or inside an aggregate"),
+    "aggregate_not_allowed": ZhError("不支持这个聚合函数，或此处不允许聚合。"),
+    "aggregate_in_group_by": ZhError("不能按聚合结果分组。"),
+    "nested_aggregate": ZhError("聚合函数不能嵌套。"),
+    "distinct_not_allowed": ZhError("DISTINCT 只能用于对隐私单位计数：COUNT(DISTINCT 隐私单位列)。"),
+    "unbounded_aggregate": ZhError("聚合的值没有声明取值范围，请用 LEAST/GREATEST 等限定范围。"),
+    "invalid_quantile": ZhError("分位数必须是 0 到 1 之间的数。"),
+    "window_function": ZhError("不允许使用窗口函数。"),
+    "function_not_allowed": ZhError("不允许使用这个函数。", "不允许使用函数 {0}()。",
+                                    rf"function {_NAME}\(\) is not allowed"),
+    "system_function": ZhError("不允许使用系统函数。"),
+    "unsupported_syntax": ZhError("不支持这种 SQL 写法。"),
+    "subquery_not_allowed": ZhError("子查询只能出现在 FROM 和 WITH 中。"),
+    "join_not_on_unit": ZhError("含个人数据的表只能按隐私单位连接。"),
+    "join_not_allowed": ZhError("不允许这种连接方式。"),
+    "aggregate_subquery": ZhError("对含个人数据的表，子查询只能按隐私单位聚合。"),
+    "no_private_table": ZhError("查询没有读取含个人数据的表：公开表请直接从目录下载。"),
+    "dataset_restricted": ZhError("该数据集不予开放：只在目录中列出，不能查询。"),
+    "invalid_limit": ZhError("LIMIT 必须是正整数。"),
+    "invalid_group_by": ZhError("GROUP BY 中的序号超出了 SELECT 列表的范围。"),
+    "invalid_order_by": ZhError("ORDER BY 中的序号超出了 SELECT 列表的范围。"),
+    "query_rejected": ZhError("查询被拒绝。"),
+    # budget and accuracy
+    "budget_exceeded": ZhError("隐私预算不足：本次查询需要 ε = {requested_epsilon}，但{level}只剩 ε = {remaining_epsilon}，"
+                               "还差 ε = {short_epsilon}。查询没有运行，也没有扣除预算。"),
+    "invalid_budget": ZhError("隐私预算参数无效：ε 必须大于 0，且不能同时给出 ε 和精度目标。"),
+    "accuracy_unreachable": ZhError("在允许的 ε 范围内达不到这个精度，请放宽目标半宽。",
+                                    "输出列 {0} 在 ε 不超过 {1} 时达不到这个精度，请放宽目标半宽。",
+                                    r"output ([\w.]+) cannot reach that accuracy within epsilon ([0-9.e+-]+)"),
+    "width_undefined": ZhError("这一输出列无法预先估算精度（只有计数和求和可以）。"),
+    "no_budget": ZhError("该数据集或许可尚未设定隐私预算。"),
+    # licences and datasets
+    "no_licence": ZhError("您没有该数据集的许可。", "您没有数据集“{0}”的许可。",
+                          rf"you hold no licence for dataset {_QUOTED}"),
+    "licence_revoked": ZhError("您对该数据集的许可已被撤销。", "您对数据集“{0}”的许可已被撤销。",
+                               rf"your licence for dataset {_QUOTED} was revoked"),
+    "licence_expired": ZhError("您对该数据集的许可已过期。", "您对数据集“{0}”的许可已过期。",
+                               rf"your licence for dataset {_QUOTED} has expired"),
+    "dataset_open": ZhError("这是开放数据集，无需查询：请从目录直接下载。"),
+    "unknown_dataset": ZhError("没有这个数据集。"),
+    "not_owner": ZhError("只有数据集的所有者或管理员可以执行此操作。"),
+    "policy_invalid": ZhError("策略文件有误{where}，请修改后重新登记。"),
+    "policy_not_found": ZhError("找不到策略文件。"),
+    # approval modes, templates and requests
+    "template_required": ZhError("该许可只允许运行已批准的查询模板：请运行一个模板，或提议新模板。"),
+    "approval_required": ZhError("该许可要求每条查询先经批准：请先提交查询申请。"),
+    "template_not_approved": ZhError("该模板尚未获批准，暂不能运行。"),
+    "template_needs_reapproval": ZhError("数据集的策略在模板获批后已更改，模板须重新审批。"),
+    "template_cap_reached": ZhError("该模板的运行次数或 ε 额度已用完。"),
+    "parameter_out_of_domain": ZhError("参数的值不在允许的取值范围内。", "参数“{0}”的值不在允许的取值范围内。",
+                                       r"parameter '(\w+)' (?:must be a \w+|is not one of its allowed values"
+                                       r"|is outside its allowed range)"),
+    "missing_parameter": ZhError("缺少参数。", "缺少参数：{0}。", r"missing parameter\(s\): ([\w, ]+)"),
+    "unknown_parameter": ZhError("模板中没有这个参数。", "模板中没有这些参数：{0}。", r"unknown parameter\(s\): ([\w, ]+)"),
+    "unexpected_parameters": ZhError("只有运行模板时才能给出参数。"),
+    "request_not_approved": ZhError("该查询申请尚未获批准，暂不能运行。"),
+    "request_already_ran": ZhError("该查询申请已经运行过：已批准的申请只能运行一次，请提交新的申请。"),
+    "unknown_template": ZhError("没有这个模板，或您无权查看。"),
+    "unknown_request": ZhError("没有这个查询申请，或您无权查看。"),
+    # review
+    "self_review": ZhError("不能审核自己提交的内容。"),
+    "already_reviewed": ZhError("您已在本轮审核中投过票，第二票不计入。"),
+    # running
+    "execution_failed": ZhError("查询运行失败。如需帮助，请向本实例的运维人员提供错误编号 {error_id}。"),
+    "query_timeout": ZhError("查询超过了运行时间上限，已被终止。错误编号 {error_id}。"),
+    "query_resources": ZhError("查询超过了内存或 CPU 上限，已被终止。错误编号 {error_id}。"),
+    "query_failed": ZhError("查询运行失败。错误编号 {error_id}。"),
+    "missing_sql": ZhError("没有提供 SQL。"),
+    # accounts and access
+    "bad_credentials": ZhError("用户名或密码错误。"),
+    "too_many_attempts": ZhError("尝试次数过多，请几分钟后再试。"),
+    "csrf_failed": ZhError("表单已过期，请重试。"),
+    "not_signed_in": ZhError("请先登录。"),
+    "unauthorized": ZhError("请先登录。"),
+    "wrong_role": ZhError("您的角色无权执行此操作。"),
+    "forbidden": ZhError("您无权执行此操作。"),
+    "not_found": ZhError("要找的内容不存在。"),
+    "invalid_input": ZhError("输入的内容无效，请检查后重试。"),
+    "invalid_form": ZhError("表单填写有误，请检查后重试。"),
+    "conflict": ZhError("当前状态下不能执行此操作。"),
+    "privacy_error": ZhError("无法按要求完成隐私计算。"),
+    "internal_error": ZhError("服务器出现问题。如需帮助，请向本实例的运维人员提供错误编号 {error_id}。"),
+    "method_not_allowed": ZhError("不支持这种请求方式。"),
+    "too_large": ZhError("上传的内容过大。"),
+}
+
+# the sentence of an error's class, for a code without its own sentence
+_BY_CLASS: tuple[tuple[type, str], ...] = (
+    (QueryRejected, "query_rejected"), (BudgetExceeded, "budget_exceeded"), (PolicyError, "policy_invalid"),
+    (ExecutionFailed, "execution_failed"), (PrivacyError, "privacy_error"), (Unauthorized, "unauthorized"),
+    (Forbidden, "forbidden"), (NotFound, "not_found"), (Conflict, "conflict"), (InvalidInput, "invalid_input"),
+)
+_BY_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid_input",
+              400: "invalid_input", 500: "internal_error"}
+
+_LEVELS = {"licence": "许可的预算", "dataset": "数据集的预算",
+           "licence_per_query": "许可的单次查询上限", "dataset_per_query": "数据集的单次查询上限"}
+
+
+@dataclass(frozen=True)
+class ErrorText:
+    """What an error box shows: ``text`` in the page's language, the stable
+    ``code``, and on Chinese pages the English ``original`` as a detail line."""
+
+    text: str
+    code: str
+    original: str | None = None
+
+
+def _number(value: Any) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return "?"
+
+
+def _placeholders(code: str, fields: Mapping[str, Any]) -> dict[str, str]:
+    requested = fields.get("requested") or {}
+    remaining = fields.get("remaining") or {}
+    short = remaining.get("difference") or {}
+    where = ""
+    if fields.get("key"):
+        where += f"（键 {fields['key']}）"
+    if fields.get("line"):
+        where += f"（第 {fields['line']} 行）"
+    return {"requested_epsilon": _number(requested.get("epsilon")),
+            "remaining_epsilon": _number(remaining.get("epsilon")),
+            "short_epsilon": _number(short.get("epsilon")),
+            "level": _LEVELS.get(str(fields.get("level")), "预算"),
+            "error_id": str(fields.get("error_id") or "—"), "where": where}
+
+
+def entry_for(code: str, kind: type | None = None, status: int | None = None) -> tuple[str, ZhError] | None:
+    """The code whose sentence is used: the error's own, else its class's, else its status's."""
+    if code in ZH_ERRORS:
+        return code, ZH_ERRORS[code]
+    for cls, fallback in _BY_CLASS:
+        if kind is not None and issubclass(kind, cls):
+            return fallback, ZH_ERRORS[fallback]
+    if status in _BY_STATUS:
+        return _BY_STATUS[status], ZH_ERRORS[_BY_STATUS[status]]
+    return None
+
+
+def chinese_text(code: str, message: str, fields: Mapping[str, Any] | None = None, *,
+                 kind: type | None = None, status: int | None = None) -> str | None:
+    """The Chinese sentence for an error, or None when no code, class or status has one."""
+    found = entry_for(code, kind, status)
+    if found is None:
+        return None
+    used, entry = found
+    values = _placeholders(used, fields or {})
+    text = entry.text
+    if entry.named and entry.pattern and used == code:
+        match = re.fullmatch(entry.pattern, message or "")
+        if match:
+            text = entry.named.format(*match.groups(), **values)
+            values = {}
+    if values:
+        text = text.format(**values)
+    span = (fields or {}).get("span")
+    if span is not None:
+        line, column = (span.line, span.column) if hasattr(span, "line") else (span["line"], span["column"])
+        text = f"第 {line} 行第 {column} 列：{text}"
+    return text
+
+
+def error_text(error: SandboxError | str | None, lang: str, *, code: str | None = None,
+               status: int | None = None, fields: Mapping[str, Any] | None = None) -> ErrorText | None:
+    """The error box of a page. ``error`` is a ``SandboxError`` or, for pages that
+    only have a code and a message (the error page), the message with ``code``."""
+    if error is None:
+        return None
+    if isinstance(error, SandboxError):
+        message, code, status, kind = error.message, error.code, error.status, type(error)
+        fields = error.fields
+    else:
+        message, code, kind = str(error or ""), code or "error", None
+    if lang != "zh":
+        return ErrorText(message, code)
+    zh = chinese_text(code, message, fields, kind=kind, status=status)
+    if zh is None:
+        return ErrorText(ZH.get(message, message), code, message if message in ZH else None)
+    return ErrorText(zh, code, message or None)
