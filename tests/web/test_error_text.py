@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_helpers import csrf_of, page_login  # noqa: E402
+from web_helpers import bearer, csrf_of, page_login, token_for  # noqa: E402
 
 from queries.errors import BudgetExceeded, ExecutionFailed, Forbidden, PolicyError, QueryRejected, Span  # noqa: E402
 from web.error_text import ZH_ERRORS, chinese_text, error_text  # noqa: E402
@@ -116,3 +116,27 @@ def test_zh_budget_refusal_shows_chinese_with_the_numbers(licensed_app):
     left, short = float(match.group(1)), float(match.group(2))
     assert "short by ε=" in box   # the English original stays as a detail
     assert 0 < left <= 5 and short == pytest.approx(7 - left, rel=1e-3)
+
+
+NAMED = {
+    "SELECT COUNT(*) FROM patients": "数据集中没有数据表“patients”。",
+    "SELECT SUM(salary) FROM people": "没有列“salary”。",
+    "SELECT person_id, COUNT(*) FROM people GROUP BY 1": "标识列 people.person_id 不能作为分组键。",
+    "SELECT SUM(person_id) FROM people": "标识列 people.person_id 只能被计数。",
+    "SELECT COUNT(*) FROM people WHERE person_id = 42": "标识列 people.person_id 不能用于筛选条件或连接条件。",
+    "SELECT age, COUNT(*) FROM people": "列 people.age 必须出现在 GROUP BY 中或放在聚合函数内。",
+    "SELECT COUNT(*) FROM people WHERE random() < 0.5": "不允许使用函数 rand()。",
+    "SELECT COUNT(*) FROM visits v JOIN clinics c ON v.clinic = c.clinic WHERE clinic = 'C01'":
+        "列“clinic”有歧义，请在列名前加上表名。",
+}
+
+
+def test_names_are_read_from_the_real_messages_of_the_front_end(licensed_app):
+    """The message shapes the patterns rely on are the ones the SQL front end produces
+    (the API keeps its English detail; the page sentence is built from code and detail)."""
+    c = licensed_app.test_client()
+    h = bearer(token_for(c, "operator1"))
+    for sql, expected in NAMED.items():
+        body = c.post("/api/v1/queries/preview", headers=h, json={"dataset": "health", "sql": sql}).get_json()
+        assert CJK.search(body["detail"]) is None and body["status"] == 422
+        assert chinese_text(body["code"], body["detail"]) == expected, (sql, body)
