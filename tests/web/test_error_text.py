@@ -140,3 +140,14 @@ def test_names_are_read_from_the_real_messages_of_the_front_end(licensed_app):
         body = c.post("/api/v1/queries/preview", headers=h, json={"dataset": "health", "sql": sql}).get_json()
         assert CJK.search(body["detail"]) is None and body["status"] == 422
         assert chinese_text(body["code"], body["detail"]) == expected, (sql, body)
+
+
+def test_zh_error_page_shows_the_role_refusal_in_chinese(client):
+    page_login(client, "operator1")
+    r = client.get("/admin/?lang=zh")
+    html = r.get_data(as_text=True)
+    assert r.status_code == 403
+    assert '<p class="error-text">您的角色无权执行此操作。</p>' in html and "<code>wrong_role</code>" in html
+    assert "详细信息" in html and "this needs the role admin" in html
+    html = client.get("/admin/?lang=en").get_data(as_text=True)
+    assert '<p class="error-text">this needs the role admin</p>' in html and "Details" not in html
