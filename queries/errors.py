@@ -141,6 +141,20 @@ class ExecutionFailed(SandboxError):
         self.error_id = error_id
 
 
+class BadMasterKey(SandboxError):
+    """The master key is malformed or is not the key that wrapped this version's data key."""
+
+    code = "bad_master_key"
+    status = 500
+
+
+class VersionCorrupt(SandboxError):
+    """A version file failed authentication: damaged, truncated, edited or the wrong data key."""
+
+    code = "version_corrupt"
+    status = 500
+
+
 class PrivacyError(SandboxError):
     """A privacy computation could not be carried out as asked (for instance an
     accuracy target that no ε under the caps can meet)."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from queries.errors import SandboxError
+from queries.errors import BadMasterKey, SandboxError
 from sandbox.keys import SigningKey, create_master_key, create_signing_key, load_master_key
 from sandbox.settings import Settings, load_settings
 from sandbox.store import Store
@@ -37,7 +37,7 @@ def init_home(settings: Settings) -> bool:
         created = True
     if not settings.master_key_path.exists():
         if settings.values["master_key_file"]:
-            raise SandboxError(f"master key file {settings.master_key_path} does not exist", code="bad_master_key")
+            raise BadMasterKey(f"master key file {settings.master_key_path} does not exist")
         create_master_key(settings.master_key_path)
         created = True
     session_key = settings.keys_dir / "session.key"

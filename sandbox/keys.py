@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from queries.errors import SandboxError
+from queries.errors import BadMasterKey, SandboxError
 
 MASTER_KEY_BYTES = 32
 
@@ -103,5 +103,5 @@ def load_master_key(path: Path) -> bytes:
     except FileNotFoundError:
         raise SandboxError(f"master key not found at {path}; run 'dp-sandbox init'", code="not_initialised") from None
     if len(data) != MASTER_KEY_BYTES:
-        raise SandboxError(f"{path} must hold exactly {MASTER_KEY_BYTES} bytes", code="bad_master_key")
+        raise BadMasterKey(f"{path} must hold exactly {MASTER_KEY_BYTES} bytes")
     return data

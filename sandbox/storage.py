@@ -42,7 +42,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from queries.errors import InvalidInput, NotFound, PolicyError, SandboxError
+from queries.errors import BadMasterKey, InvalidInput, NotFound, PolicyError, VersionCorrupt  # noqa: F401 (re-exported)
 from queries.policy import DatasetPolicy, TablePolicy
 
 MAGIC = b"DPSVER01"
@@ -54,20 +54,6 @@ _HASH_BATCH = 131_072
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT", "UHUGEINT"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
-
-
-class BadMasterKey(SandboxError):
-    """The master key is malformed or is not the key that wrapped this version's data key."""
-
-    code = "bad_master_key"
-    status = 500
-
-
-class VersionCorrupt(SandboxError):
-    """A version file failed authentication: damaged, truncated, edited or the wrong data key."""
-
-    code = "version_corrupt"
-    status = 500
 
 
 @dataclass(frozen=True)
