@@ -74,6 +74,10 @@ class DatasetVersion(Base):
     policy: Mapped[dict[str, Any]] = mapped_column(JSON)       # the parsed policy with column types
     row_counts: Mapped[dict[str, Any]] = mapped_column(JSON)
     quality: Mapped[dict[str, Any]] = mapped_column(JSON)      # owner-only report
+    # public tables only: rows and the most rows sharing one value, per column (bounds join fan-out)
+    public_stats: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # the published digest: plain content hash for open data, keyed by an instance secret otherwise
+    digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
@@ -135,6 +139,9 @@ class Budget(Base):
     delta: Mapped[float] = mapped_column(Float)
     max_epsilon_per_query: Mapped[float] = mapped_column(Float)
     max_delta_per_query: Mapped[float] = mapped_column(Float)
+    min_epsilon_per_query: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    max_queries: Mapped[int | None] = mapped_column(Integer, nullable=True)     # None: no cap
+    queries_used: Mapped[int] = mapped_column(Integer, default=0, server_default="0")  # reserved or charged
     spent_epsilon: Mapped[float] = mapped_column(Float, default=0.0)
     spent_delta: Mapped[float] = mapped_column(Float, default=0.0)
     reserved_epsilon: Mapped[float] = mapped_column(Float, default=0.0)
