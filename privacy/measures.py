@@ -3,10 +3,13 @@
 Groups: with no keys, one group; with every key public, every combination of
 the declared domains (empty groups get exact zeros before noise, and rows with a
 key outside its public domain are dropped); otherwise the groups present in the
-table, which then pass partition selection.
+table, which then pass partition selection. Groups are listed in the order of
+their key values (``key_order``), never in the order the engine returned them:
+storage order is a fact about the data.
 
-NULL, NaN and ±inf measures never reach a mechanism: they are taken as 0 and a
-note says how many cells were affected (the SQL already maps them to NULL).
+NULL, NaN and ±inf measures never reach a mechanism: they are taken as 0. How
+many there were is an exact fact about the data, so nothing reports it (the
+bounded SQL is total and clamps to finite values, so none is expected).
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from queries.model import Aggregate, BoundedPlan
 class GroupTable:
     keys: tuple[tuple[Any, ...], ...]     # one tuple of key values per group
     exact: ExactAggregates
-    invalid_cells: int                    # NULL/NaN/inf measures taken as 0
 
 
 def _number(value: Any) -> float | int | None:
@@ -51,18 +53,32 @@ def _number(value: Any) -> float | int | None:
     return f
 
 
-class _Cells:
-    def __init__(self) -> None:
-        self.invalid = 0
+def key_order(key: tuple[Any, ...]) -> tuple[tuple[int, str, Any], ...]:
+    """A total order on group keys of any column types: NULL first, then by type
+    name, then by value (so mixed or non-comparable keys still sort)."""
+    out = []
+    for v in key:
+        if v is None:
+            out.append((0, "", 0))
+        elif isinstance(v, float) and math.isnan(v):
+            out.append((1, "nan", 0))
+        elif isinstance(v, (bool, int, float)):
+            out.append((2, "number", float(v) if isinstance(v, bool) else v))
+        else:
+            try:
+                hash(v)
+                out.append((3, type(v).__name__, v))
+            except TypeError:
+                out.append((4, type(v).__name__, repr(v)))
+    return tuple(out)
 
+
+class _Cells:
     def get(self, row: dict[str, Any] | None, column: str) -> float | int:
         if row is None:
             return 0
         value = _number(row.get(column))
-        if value is None:
-            self.invalid += 1
-            return 0
-        return value
+        return 0 if value is None else value
 
     def get_list(self, row: dict[str, Any] | None, column: str, size: int) -> list[int]:
         values = None if row is None else row.get(column)
@@ -71,10 +87,7 @@ class _Cells:
         out = []
         for v in list(values)[:size]:
             n = _number(v)
-            if n is None:
-                self.invalid += 1
-                n = 0
-            out.append(max(int(round(n)), 0))
+            out.append(max(int(round(n if n is not None else 0)), 0))
         return out + [0] * (size - len(out))
 
 
@@ -140,7 +153,7 @@ def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTab
         keys = [tuple(combo) for combo in itertools.product(*(k.domain for k in plan.group_keys))]
         lookup = by_key
     else:
-        keys = list(by_key)
+        keys = sorted(by_key, key=key_order)
         lookup = by_key
 
     cells = _Cells()
@@ -157,4 +170,4 @@ def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTab
             raise PrivacyError("partition selection needs the units column", code="bad_exact_table")
         exact_aggs.units = {str(i): max(int(round(cells.get(lookup.get(key), plan.units_column))), 0)
                             for i, key in enumerate(keys)}
-    return GroupTable(tuple(keys), exact_aggs, cells.invalid)
+    return GroupTable(tuple(keys), exact_aggs)

@@ -4,7 +4,7 @@ no bare float for ε travels between packages."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from queries.errors import InvalidInput
@@ -89,7 +89,11 @@ class CostEstimate:
 
 @dataclass(frozen=True)
 class NoisyRelease:
-    """The released table: every value noisy, each with its interval."""
+    """The released table: every value noisy, each with its interval. Every field is
+    either an output of the charged measurement (values, intervals, the selected
+    keys and so the rows, post-processing of those) or a function of the plan and
+    settings (columns, loss, mechanisms, alpha, notes); nothing here counts exact
+    facts about the data (see docs/privacy.md, "What a run shows")."""
 
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
@@ -97,10 +101,8 @@ class NoisyRelease:
     loss: PrivacyLoss
     mechanisms: tuple[MechanismRecord, ...]
     alpha: float = 0.05
-    suppressed_groups: int = 0          # groups dropped by partition selection (count only)
-    clamped: dict[str, float] = field(default_factory=dict)  # aggregate -> noisy count of clamped values
-    post_suppressed: int = 0            # rows removed by HAVING/LIMIT post-processing
-    notes: tuple[str, ...] = ()         # data-free remarks (e.g. NULL measures taken as 0)
+    post_suppressed: int = 0            # rows removed by HAVING/LIMIT on the noisy table
+    notes: tuple[str, ...] = ()         # remarks derived from the plan alone
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,8 +112,6 @@ class NoisyRelease:
             "alpha": self.alpha,
             "epsilon": self.loss.epsilon,
             "delta": self.loss.delta,
-            "suppressed_groups": self.suppressed_groups,
-            "clamped": dict(self.clamped),
             "mechanisms": [m.to_dict() for m in self.mechanisms],
             "notes": list(self.notes),
         }

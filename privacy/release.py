@@ -56,11 +56,9 @@ def release(plan: BoundedPlan, exact: pa.Table, budget: PrivacyLoss, *, accounti
         noisy[m.sens.aggregate][m.sens.role] = list(out)
 
     kept = list(range(len(groups.keys)))
-    suppressed = 0
-    if selecting:
+    if selecting:   # the selected keys are an output of the measurement; how many were dropped is not
         chosen = outputs[-1]
         kept = [i for i in kept if str(i) in chosen]
-        suppressed = len(groups.keys) - len(kept)
 
     table: dict[str, list] = {}
     for pos, key in enumerate(plan.group_keys):
@@ -72,9 +70,6 @@ def release(plan: BoundedPlan, exact: pa.Table, budget: PrivacyLoss, *, accounti
         intervals[agg.name] = [vals.intervals[i] for i in kept]
 
     final = final_table(plan, table, intervals)
-    notes: tuple[str, ...] = ()
-    if groups.invalid_cells:
-        notes = (f"{groups.invalid_cells} NULL or non-finite measure cells were taken as 0",)
     return NoisyRelease(columns=final.columns, rows=final.rows, intervals=final.intervals,
                         loss=design.loss, mechanisms=design.records, alpha=alpha,
-                        suppressed_groups=suppressed, post_suppressed=final.removed, notes=notes)
+                        post_suppressed=final.removed, notes=plan.notes)

@@ -128,7 +128,6 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
                     "run_id": t.run_id, "sql": t.sql, "fingerprint": t.fingerprint, "plan": t.plan,
                     "columns": t.columns, "rows": len(rows), "epsilon": t.epsilon, "delta": t.delta,
                     "alpha": t.result.get("alpha"), "mechanisms": t.result.get("mechanisms", []),
-                    "suppressed_groups": int(t.result.get("suppressed_groups") or 0),
                     "suppressed_cells": n_supp, "files": [f"tables/{f}" for f in files],
                 })
             body = _manifest_body(s, inst, p, v, tables_meta, u.name, iso(released_at))

@@ -161,3 +161,24 @@ class PrivacyError(SandboxError):
 
     code = "privacy_error"
     status = 422
+
+
+class RunFailed(ExecutionFailed):
+    """A run that reached the data produced no result. One code and one message
+    whatever the cause (engine error, time or memory limit, a failed release), so
+    that nothing in the outcome depends on a data value; the cause is logged as a
+    code under ``error_id``. The run is charged."""
+
+    code = "run_failed"
+    status = 422
+    MESSAGE = "The query ran but produced no result; it was charged."
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(f"{self.MESSAGE} (error id {error_id})", error_id=error_id, code="run_failed")
+
+
+class RateLimited(SandboxError):
+    """Too many requests of one kind at once (for instance runs in flight per operator)."""
+
+    code = "rate_limited"
+    status = 429

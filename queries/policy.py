@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
 from queries.errors import PolicyError
+from queries.sharing_policy import _SHARING_KEYS, SharingPolicy, parse_sharing  # noqa: F401 (re-exported)
 
 CLASSIFICATIONS = ("open", "conditional", "restricted")
 COLUMN_CLASSES = ("identifier", "quasi", "sensitive", "public")
@@ -25,7 +26,7 @@ _DATASET_KEYS = {
     "name", "title", "description", "owner", "classification", "privacy_unit",
     "publisher", "max_groups_per_unit", "keywords", "licence",
 }
-_BUDGET_KEYS = {"epsilon", "delta", "max_epsilon_per_query", "max_delta_per_query"}
+_BUDGET_KEYS = {"epsilon", "delta", "max_epsilon_per_query", "max_delta_per_query", "min_epsilon_per_query"}
 _TABLE_KEYS = {
     "source", "rows_per_unit", "max_rows_per_unit", "max_groups_per_unit", "public",
     "description", "columns",
@@ -85,12 +86,14 @@ class TablePolicy:
 
 @dataclass(frozen=True)
 class BudgetPolicy:
-    """The owner's total budget for the dataset and the per-query cap."""
+    """The owner's total budget for the dataset, the per-query cap and the per-query
+    floor (None: the instance's default floor)."""
 
     epsilon: float
     delta: float
     max_epsilon_per_query: float
     max_delta_per_query: float
+    min_epsilon_per_query: float | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class DatasetPolicy:
     publisher: str = ""
     max_groups_per_unit: int = 1
     keywords: tuple[str, ...] = field(default_factory=tuple)
+    sharing: SharingPolicy | None = None     # the [sharing] section; None: not shared
 
     def table(self, name: str) -> TablePolicy | None:
         for table in self.tables:
@@ -126,7 +130,11 @@ class DatasetPolicy:
         """A plain, JSON-serialisable form (stored with each dataset version)."""
         from dataclasses import asdict
 
-        return asdict(self)
+        data = asdict(self)
+        data.pop("sharing")
+        if self.sharing is not None:             # absent, not null, so older policies keep their hash
+            data["sharing"] = self.sharing.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "DatasetPolicy":
@@ -141,8 +149,9 @@ class DatasetPolicy:
             for t in data["tables"]
         )
         budget = BudgetPolicy(**data["budget"]) if data.get("budget") else None
-        rest = {k: v for k, v in data.items() if k not in ("tables", "budget", "keywords")}
-        return cls(**rest, tables=tables, budget=budget, keywords=tuple(data.get("keywords", ())))
+        rest = {k: v for k, v in data.items() if k not in ("tables", "budget", "keywords", "sharing")}
+        sharing = SharingPolicy.from_dict(data["sharing"]) if data.get("sharing") else None
+        return cls(**rest, tables=tables, budget=budget, keywords=tuple(data.get("keywords", ())), sharing=sharing)
 
 
 def _line_of(text: str, *keys: str) -> int | None:
@@ -209,7 +218,7 @@ def parse_policy(text: str) -> DatasetPolicy:
         match = re.search(r"line (\d+)", str(exc))
         raise PolicyError(f"not valid TOML: {exc}", line=int(match.group(1)) if match else None) from None
     r = _Reader(text)
-    r.unknown_keys(data, {"dataset", "budget", "tables"})
+    r.unknown_keys(data, {"dataset", "budget", "tables", "sharing"})
     ds = data.get("dataset")
     if not isinstance(ds, dict):
         raise PolicyError("missing [dataset] section", key="dataset")
@@ -248,7 +257,12 @@ def parse_policy(text: str) -> DatasetPolicy:
         per_qd = float(r.number(b.get("max_delta_per_query", delta), "budget", "max_delta_per_query"))
         if per_qd > delta:
             raise r.fail("must not exceed budget.delta", "budget", "max_delta_per_query")
-        budget = BudgetPolicy(eps, delta, per_q, per_qd)
+        floor = None
+        if "min_epsilon_per_query" in b:
+            floor = float(r.number(b["min_epsilon_per_query"], "budget", "min_epsilon_per_query", positive=True))
+            if floor > per_q:
+                raise r.fail("must not exceed budget.max_epsilon_per_query", "budget", "min_epsilon_per_query")
+        budget = BudgetPolicy(eps, delta, per_q, per_qd, floor)
     elif classification == "conditional":
         raise PolicyError("a conditional dataset needs a [budget] section", key="budget")
 
@@ -273,6 +287,7 @@ def parse_policy(text: str) -> DatasetPolicy:
         publisher=str(ds.get("publisher", "")),
         max_groups_per_unit=int(max_groups),
         keywords=tuple(keywords),
+        sharing=parse_sharing(data["sharing"], tables, classification) if "sharing" in data else None,
     )
 
 

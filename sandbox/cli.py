@@ -114,15 +114,17 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
 @click.option("--display-name", default="", help="Full name shown in the register.")
 @click.option("--organisation", default="", help="Organisation (for operators: the licensed company or department).")
+@click.option("--org", default=None, help="A registered organisation (dp-sandbox org add); departments may hold sharing grants.")
 @handles_errors
 def user_add(home: Path | None, name: str, role: str, password_stdin: bool, display_name: str,
-             organisation: str) -> None:
+             organisation: str, org: str | None) -> None:
     """Add a user; the password is read from standard input."""
     from sandbox.users import add_user
 
     password = sys.stdin.readline().rstrip("\r\n")
     with _open(home) as inst:
-        u = add_user(inst, _local_actor(), name, role, password, display_name=display_name, organisation=organisation)
+        u = add_user(inst, _local_actor(), name, role, password, display_name=display_name, organisation=organisation,
+                     org=org)
         click.echo(f"added user {u.name} ({u.role})")
 
 
@@ -281,12 +283,15 @@ def licence() -> None:
 @click.option("--approval", type=click.Choice(["automatic", "templates", "each"]), default="automatic",
               show_default=True)
 @click.option("--accounting", type=click.Choice(["approx", "zcdp"]), default="approx", show_default=True)
+@click.option("--min-epsilon", "min_epsilon", type=float, default=None,
+              help="Floor on one query's ε (at least the dataset's; default: the dataset's).")
+@click.option("--max-queries", "max_queries", type=int, default=None, help="Most queries the licence may run.")
 @click.option("--as", "as_user", default=None, help="The granting owner (default: local admin).")
 @json_option
 @handles_errors
 def licence_grant(home: Path | None, dataset: str, operator: str, epsilon: float, delta: float, purpose: str,
-                  expires, tables: tuple[str, ...], approval: str, accounting: str, as_user: str | None,
-                  as_json: bool) -> None:
+                  expires, tables: tuple[str, ...], approval: str, accounting: str, min_epsilon: float | None,
+                  max_queries: int | None, as_user: str | None, as_json: bool) -> None:
     """Grant an operator a licence with a budget on a dataset."""
     from sandbox.licences import grant_licence
     from sandbox.users import actor_of, find_user
@@ -295,7 +300,8 @@ def licence_grant(home: Path | None, dataset: str, operator: str, epsilon: float
         actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
         lid = grant_licence(inst, actor, dataset=dataset, operator=operator, epsilon=epsilon, delta=delta,
                             purpose=purpose, expires=expires.date(), tables=list(tables) or None,
-                            approval=approval, accounting=accounting)
+                            approval=approval, accounting=accounting, min_epsilon_per_query=min_epsilon,
+                            max_queries=max_queries)
     _emit({"ok": True, "licence_id": lid}, as_json, lambda r: click.echo(f"granted licence {r['licence_id']}"))
 
 
@@ -458,8 +464,6 @@ def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | No
         click.echo(f"run {d['run_id']} on version {d['dataset_version']}: charged ε={d['cost']['epsilon']:g}, "
                    f"δ={d['cost']['delta']:g}")
         _print_table(d)
-        if d["suppressed_groups"]:
-            click.echo(f"  {d['suppressed_groups']} group(s) suppressed by partition selection")
 
     _emit(data, as_json, human)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from privacy.model import PrivacyLoss
-from queries.errors import BudgetExceeded, NotFound, SandboxError
+from queries.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, SandboxError
 from sandbox.models import Budget, LedgerEntry
 
 # Relative slack so that k equal shares of a budget fit exactly despite float rounding.
@@ -39,6 +39,8 @@ class BudgetStatus:
     accounting: str = "approx"
     rho: tuple[float, float, float] | None = None      # total, spent, reserved (zCDP levels)
     rho_delta: float = 0.0
+    min_epsilon: float = 0.0                            # floor on one query's ε
+    queries: tuple[int, int | None] = (0, None)         # runs reserved or charged, cap (None: none)
 
     @property
     def remaining(self) -> PrivacyLoss:
@@ -58,6 +60,8 @@ class BudgetStatus:
             "scope": self.scope, "accounting": self.accounting, "total": self.total.to_dict(),
             "spent": self.spent.to_dict(), "reserved": self.reserved.to_dict(),
             "remaining": self.remaining.to_dict(), "per_query": self.per_query.to_dict(),
+            "min_epsilon_per_query": self.min_epsilon,
+            "queries": {"used": self.queries[0], "max": self.queries[1]},
         }
         if self.rho is not None:
             out["rho"] = {"total": self.rho[0], "spent": self.rho[1], "reserved": self.rho[2],
@@ -74,6 +78,7 @@ def _converted(rho: float, delta: float) -> float:
 def status_of(b: Budget) -> BudgetStatus:
     clip = lambda x: min(max(x, 0.0), 0.999999)  # noqa: E731
     per_query = PrivacyLoss(b.max_epsilon_per_query, b.max_delta_per_query)
+    extra = {"min_epsilon": float(b.min_epsilon_per_query or 0.0), "queries": (int(b.queries_used or 0), b.max_queries)}
     if b.rho is not None:
         spent_rho, reserved_rho = max(b.spent_rho, 0.0), max(b.reserved_rho, 0.0)
         return BudgetStatus(
@@ -81,13 +86,14 @@ def status_of(b: Budget) -> BudgetStatus:
             spent=PrivacyLoss(_converted(spent_rho, b.rho_delta),
                               clip((b.rho_delta if spent_rho > 0 else 0.0) + b.spent_delta)),
             reserved=PrivacyLoss(_converted(reserved_rho, b.rho_delta), clip(b.reserved_delta)),
-            per_query=per_query, accounting="zcdp", rho=(b.rho, spent_rho, reserved_rho), rho_delta=b.rho_delta)
+            per_query=per_query, accounting="zcdp", rho=(b.rho, spent_rho, reserved_rho), rho_delta=b.rho_delta,
+            **extra)
     return BudgetStatus(
         scope=b.scope,
         total=PrivacyLoss(b.epsilon, b.delta),
         spent=PrivacyLoss(max(b.spent_epsilon, 0.0), clip(b.spent_delta)),
         reserved=PrivacyLoss(max(b.reserved_epsilon, 0.0), clip(b.reserved_delta)),
-        per_query=per_query,
+        per_query=per_query, **extra,
     )
 
 
@@ -118,7 +124,25 @@ def budget_rows(session: Session, dataset_id: int, licence_id: int) -> list[Budg
     return [dataset_budget, licence_budget]
 
 
-def _refusal(b: Budget, loss: PrivacyLoss) -> BudgetExceeded:
+def epsilon_floor(rows: list[Budget], default: float) -> float:
+    """The smallest ε one query may spend: the highest floor of the levels, or
+    ``default`` where no level declares one."""
+    floors = [float(b.min_epsilon_per_query or 0.0) for b in rows]
+    return max(floors) if any(floors) else default
+
+
+def check_floor(loss: PrivacyLoss, floor: float) -> None:
+    """Refuse an ε under the floor: a run at a vanishing ε would still show
+    whatever is exact around its numbers, at no cost to the budget."""
+    if loss.epsilon < floor:
+        raise InvalidInput(f"ε={loss.epsilon:g} is below this licence's floor of ε={floor:g} per query",
+                           code="epsilon_below_floor", floor=floor, requested=loss.epsilon)
+
+
+def _refusal(b: Budget, loss: PrivacyLoss) -> SandboxError:
+    if b.max_queries is not None and b.queries_used >= b.max_queries:
+        return Forbidden(f"the {b.scope} allows {b.max_queries} queries and all have been run",
+                         code="query_limit_reached", level=b.scope, max_queries=b.max_queries)
     st = status_of(b)
     if loss.epsilon > st.per_query.epsilon * (1 + REL) + ABS_EPS or loss.delta > st.per_query.delta * (1 + REL) + ABS_DELTA:
         level = f"{b.scope}_per_query"
@@ -145,8 +169,11 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
     loss = q.loss
     rows = rows if rows is not None else budget_rows(session, dataset_id, licence_id)
     for b in rows:
+        check_floor(loss, float(b.min_epsilon_per_query or 0.0))
         caps = (Budget.max_epsilon_per_query * (1 + REL) + ABS_EPS >= loss.epsilon,
-                Budget.max_delta_per_query * (1 + REL) + ABS_DELTA >= loss.delta)
+                Budget.max_delta_per_query * (1 + REL) + ABS_DELTA >= loss.delta,
+                or_(Budget.max_queries.is_(None), Budget.queries_used < Budget.max_queries))
+        counted = {"queries_used": Budget.queries_used + 1}
         if b.rho is not None:
             if q.rho <= 0:
                 raise SandboxError("a zCDP budget level can only be charged a zCDP release", code="zcdp_charge_missing",
@@ -156,14 +183,15 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
                 Budget.spent_rho + Budget.reserved_rho + q.rho <= Budget.rho * (1 + REL) + ABS_EPS,
                 Budget.spent_delta + Budget.reserved_delta + q.pure_delta
                 <= (Budget.delta - Budget.rho_delta) * (1 + REL) + ABS_DELTA,
-            ).values(reserved_rho=Budget.reserved_rho + q.rho, reserved_delta=Budget.reserved_delta + q.pure_delta)
+            ).values(reserved_rho=Budget.reserved_rho + q.rho, reserved_delta=Budget.reserved_delta + q.pure_delta,
+                     **counted)
         else:
             stmt = update(Budget).where(
                 Budget.id == b.id, *caps,
                 Budget.spent_epsilon + Budget.reserved_epsilon + loss.epsilon <= Budget.epsilon * (1 + REL) + ABS_EPS,
                 Budget.spent_delta + Budget.reserved_delta + loss.delta <= Budget.delta * (1 + REL) + ABS_DELTA,
             ).values(reserved_epsilon=Budget.reserved_epsilon + loss.epsilon,
-                     reserved_delta=Budget.reserved_delta + loss.delta)
+                     reserved_delta=Budget.reserved_delta + loss.delta, **counted)
         result = session.execute(stmt.execution_options(synchronize_session=False))
         if result.rowcount != 1:
             session.refresh(b)
@@ -214,7 +242,8 @@ def charge(session: Session, dataset_id: int, licence_id: int, run_id: str,
 
 def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss | QueryLoss,
            ids: list[int] | None = None) -> None:
-    """Give back a reservation whose query never reached the data."""
+    """Give back a reservation whose query never reached the data (it does not
+    count towards a query cap either)."""
     r = reserved if isinstance(reserved, QueryLoss) else QueryLoss(reserved)
     out = _moves(r, -1)
     for bid in _level_ids(session, dataset_id, licence_id, ids):
@@ -223,6 +252,7 @@ def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, rese
                 reserved_epsilon=Budget.reserved_epsilon + out["eps"],
                 reserved_delta=Budget.reserved_delta + out["delta"],
                 reserved_rho=Budget.reserved_rho + out["rho"],
+                queries_used=Budget.queries_used - 1,
             ).execution_options(synchronize_session=False)
         )
         session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="cancel",

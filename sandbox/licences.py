@@ -28,7 +28,8 @@ def _as_utc(d: datetime) -> datetime:
 def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, epsilon: float, delta: float,
                   purpose: str, expires: date, tables: list[str] | None = None,
                   approval: str = "automatic", accounting: str = "approx",
-                  max_epsilon_per_query: float | None = None) -> int:
+                  max_epsilon_per_query: float | None = None, min_epsilon_per_query: float | None = None,
+                  max_queries: int | None = None) -> int:
     if not (purpose or "").strip():
         raise InvalidInput("a licence needs a purpose", code="missing_purpose")
     if approval not in APPROVAL_MODES:
@@ -40,6 +41,13 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
         raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
     if accounting == "zcdp" and loss.delta <= 0:
         raise InvalidInput("zCDP accounting needs a licence δ greater than 0", code="invalid_budget")
+    if max_queries is not None and (isinstance(max_queries, bool) or not isinstance(max_queries, int)
+                                    or max_queries < 1):
+        raise InvalidInput("max_queries must be a positive whole number", code="invalid_budget")
+    if min_epsilon_per_query is not None:
+        PrivacyLoss(min_epsilon_per_query)   # finite, non-negative
+        if min_epsilon_per_query <= 0:
+            raise InvalidInput("the per-query floor on ε must be greater than 0", code="invalid_budget")
     expires_at = datetime.combine(expires, time(23, 59, 59), tzinfo=timezone.utc)
     if expires_at <= datetime.now(timezone.utc):
         raise InvalidInput("the expiry date is in the past", code="invalid_expiry")
@@ -58,6 +66,11 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
         if loss.epsilon > dsb.epsilon or loss.delta > dsb.delta:
             raise InvalidInput("a licence's budget cannot exceed the dataset's total budget", code="invalid_budget")
         per_q = min(max_epsilon_per_query or dsb.max_epsilon_per_query, dsb.max_epsilon_per_query, loss.epsilon)
+        # a licence may raise the dataset's floor on one query's ε, never lower it
+        floor = max(min_epsilon_per_query or 0.0, float(dsb.min_epsilon_per_query or 0.0))
+        if floor > per_q:
+            raise InvalidInput(f"the per-query floor ε={floor:g} exceeds the per-query cap ε={per_q:g}",
+                               code="invalid_budget")
         lic = Licence(dataset_id=ds.id, operator_id=op.id, purpose=purpose.strip(), tables=tables,
                       approval_mode=approval, accounting=accounting, expires_at=expires_at,
                       granted_by=get_user(s, actor.name).id if actor.role != "system" else owner.id)
@@ -73,9 +86,10 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
             rho = rho_for(loss.epsilon, rho_delta)
         s.add(Budget(scope="licence", dataset_id=ds.id, licence_id=lic.id, epsilon=loss.epsilon, delta=loss.delta,
                      max_epsilon_per_query=per_q, max_delta_per_query=min(dsb.max_delta_per_query, loss.delta),
-                     rho=rho, rho_delta=rho_delta or 0.0))
+                     rho=rho, rho_delta=rho_delta or 0.0, min_epsilon_per_query=floor, max_queries=max_queries))
         audit.append(s, inst.signer, actor, "licence.grant", "licence", lic.id, {
             "dataset": ds.name, "operator": op.name, "epsilon": loss.epsilon, "delta": loss.delta,
+            "min_epsilon_per_query": floor, "max_queries": max_queries,
             "purpose": lic.purpose, "expires": expires_at.isoformat(), "tables": tables,
             "approval": approval, "accounting": accounting,
         })

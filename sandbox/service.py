@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import secrets
+import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 import privacy
 from privacy.model import CostEstimate, NoisyRelease, PrivacyLoss
 from queries import plan_query
-from queries.errors import ExecutionFailed, Forbidden, InvalidInput, NotFound, QueryRejected, SandboxError
+from queries.parse import whole_span
+from queries.errors import (ExecutionFailed, Forbidden, InvalidInput, NotFound, QueryRejected, RateLimited,
+                            RunFailed, SandboxError)
 from queries.model import BoundedPlan
 from sandbox import audit, ledger
+from sandbox.store import lock_for_update
 from sandbox.datasets import get_dataset, get_version, version_policy
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
@@ -57,31 +62,82 @@ class QueryResult:
         return {"ok": True, "run_id": self.run_id, "dataset_version": self.dataset_version,
                 "columns": r["columns"], "rows": r["rows"], "intervals": r["intervals"], "alpha": r["alpha"],
                 "cost": {"epsilon": r["epsilon"], "delta": r["delta"]},
-                "suppressed_groups": r["suppressed_groups"], "mechanisms": r["mechanisms"]}
+                "mechanisms": r["mechanisms"], "notes": r["notes"]}
+
+
+def _number(value: object, what: str, code: str) -> float:
+    """A finite, positive, normal float (no subnormal: it would vanish in noise scales)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInput(f"{what} must be a number", code=code)
+    v = float(value)
+    if not math.isfinite(v) or v <= 0 or v < 2.2250738585072014e-308:
+        raise InvalidInput(f"{what} must be a finite number greater than 0", code=code)
+    return v
 
 
 def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], lic: Licence,
                     epsilon: float | None, target: tuple[str, float] | None = None) -> PrivacyLoss:
     """The (ε, δ) a run asks for: the given ε, or the smallest ε that meets an
-    accuracy target (capped by the per-query cap), or the default ε."""
+    accuracy target (capped by the per-query cap, raised to the floor), or the
+    default ε. An ε under the floor is refused before anything is reserved."""
     per_q_eps = min(b.max_epsilon_per_query for b in budgets)
     per_q_delta = min(b.max_delta_per_query for b in budgets)
+    floor = ledger.epsilon_floor(budgets, min(inst.settings.min_epsilon_per_query, per_q_eps))
     needs_delta = plan.partition_selection or lic.accounting == "zcdp"
     delta = per_q_delta if needs_delta else 0.0
     if target is not None:
         if epsilon is not None:
             raise InvalidInput("give either an ε or an accuracy target, not both", code="invalid_budget")
         output, half_width = target
+        half_width = _number(half_width, "the target half-width", "invalid_target")
         if output not in {o.name for o in plan.outputs}:
             raise InvalidInput(f"the query has no output column '{output}'", code="unknown_output")
-        epsilon = privacy.epsilon_for_width(plan, output, half_width, delta=delta, alpha=inst.settings.alpha,
-                                            cap=per_q_eps, accounting=lic.accounting)
+        epsilon = max(privacy.epsilon_for_width(plan, output, half_width, delta=delta, alpha=inst.settings.alpha,
+                                                cap=per_q_eps, accounting=lic.accounting), floor)
     if epsilon is None:
-        epsilon = min(inst.settings.default_epsilon, per_q_eps)
-    loss = PrivacyLoss(epsilon, 0.0)
-    if loss.epsilon <= 0:
-        raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
+        epsilon = max(min(inst.settings.default_epsilon, per_q_eps), floor)
+    loss = PrivacyLoss(_number(epsilon, "epsilon", "invalid_budget"), 0.0)
+    ledger.check_floor(loss, floor)
     return PrivacyLoss(loss.epsilon, delta)
+
+
+def _check_concurrency(inst: Instance, s, user: User) -> None:
+    """Refuse a run while the operator already has ``max_concurrent_runs`` in flight,
+    so one licence cannot hold every worker. The operator's row is locked first, so
+    concurrent requests from many processes count each other."""
+    s.execute(lock_for_update(select(User.id).where(User.id == user.id), s)).all()
+    # a run whose process died stays "reserved": only recent ones count
+    since = datetime.now(timezone.utc) - timedelta(seconds=inst.settings.query_timeout_s + 180)
+    in_flight = s.execute(select(func.count()).select_from(QueryRun).where(
+        QueryRun.operator_id == user.id, QueryRun.status == "reserved", QueryRun.created_at >= since)).scalar_one()
+    limit = inst.settings.max_concurrent_runs
+    if in_flight >= limit:
+        raise RateLimited(f"you already have {in_flight} run(s) in flight; at most {limit} at once",
+                          code="too_many_runs", limit=limit)
+
+
+def response_deadline(elapsed: float, floor_s: float, ratio: float) -> float:
+    """The first point of the grid ``floor_s · ratio^k`` at or after ``elapsed`` (in
+    seconds): a run answers then, so its response time shows only which grid
+    interval its duration fell in. ``ratio`` ≤ 1 keeps only the floor."""
+    if floor_s <= 0:
+        return elapsed
+    point = floor_s
+    if ratio > 1:
+        while point < elapsed:
+            point *= ratio
+    return max(point, elapsed)
+
+
+def _answer_at(inst: Instance, started: float, *, failed: bool) -> None:
+    st = inst.settings
+    elapsed = time.monotonic() - started
+    # a failed run answers at the wall-clock limit whatever failed, and when
+    deadline = response_deadline(max(elapsed, st.query_timeout_s) if failed else elapsed,
+                                 st.min_response_ms / 1000.0, st.response_grid_ratio)
+    pause = deadline - (time.monotonic() - started)
+    if pause > 0:
+        time.sleep(pause)
 
 
 def _context(s, user: User, dataset: str, version: int | None):
@@ -126,12 +182,15 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     from sandbox.datasets import policy_hash
     from sandbox.storage import unwrap_key
 
+    started = time.monotonic()
     salt = secrets.token_hex(16)
     run_id = str(uuid.uuid4())
     # 1-3. plan, cost and reserve, in one write transaction.
     with inst.store.transaction() as s:
         user = get_user(s, user_name)
         ds, lic, v, budgets = _context(s, user, dataset, version)
+        if user.role == "operator":
+            _check_concurrency(inst, s, user)
         policy = version_policy(v)
         gate = approvals.gate_run(s, lic, sql, epsilon, template_id=template_id, params=params,
                                   request_id=request_id, policy_hash_now=policy_hash(policy))
@@ -169,16 +228,25 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         exact = inst.pool.execute(Path(v_path), data_key, plan.bounded_sql, plan.params)
         release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha)
     except ExecutionFailed as exc:
-        finish(None, actor, exc.code, charged=True)
-        raise
-    except Exception as exc:  # a bug after execution: still charged, never leak the detail
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("release failed (error id %s)", error_id)
-        finish(None, actor, "release_failed", charged=True)
-        raise ExecutionFailed("the query failed after it ran; it was charged", error_id=error_id,
-                              code="release_failed") from exc
-    # 5-6. store, charge and audit together; only then return.
+        if exc.code == "query_invalid":   # failed on an empty copy of the schema: no data involved
+            finish(None, actor, exc.code, charged=False)
+            raise QueryRejected("query_invalid", "the query cannot run on this dataset's schema (it fails even "
+                                "with no rows); nothing was charged", whole_span(sql)) from None
+        # anything else touched data: one outcome, charged, answered at the wall-clock limit
+        log.warning("run failed: cause=%s error_id=%s fingerprint=%s", exc.code, exc.error_id, plan.fingerprint)
+        finish(None, actor, "run_failed", charged=True)
+        _answer_at(inst, started, failed=True)
+        raise RunFailed(exc.error_id) from None
+    except Exception as exc:  # a bug after execution: the same outcome; only the exception's type is logged
+        error_id = uuid.uuid4().hex[:16]
+        log.error("run failed: cause=release_failed (%s) error_id=%s fingerprint=%s", type(exc).__name__,
+                  error_id, plan.fingerprint)
+        finish(None, actor, "run_failed", charged=True)
+        _answer_at(inst, started, failed=True)
+        raise RunFailed(error_id) from None
+    # 5-6. store, charge and audit together; only then return, on the response-time grid.
     finish(release, actor, None, charged=True)
+    _answer_at(inst, started, failed=False)
     return QueryResult(run_id, release, v_number)
 
 

@@ -50,7 +50,9 @@ def run_queries(home: str, url: str, attempts: int, epsilon: float, start) -> tu
     from sandbox.service import run_query
     from sandbox.settings import load_settings
 
-    inst = Instance.open(load_settings(env={}, home=home, database_url=url, workers=1))
+    # the ledger is under test here, not the per-operator limit or the response-time grid
+    inst = Instance.open(load_settings(env={}, home=home, database_url=url, workers=1, max_concurrent_runs=1000,
+                                       min_response_ms=0))
     ok = refused = 0
     start.wait()
     try:
@@ -65,3 +67,23 @@ def run_queries(home: str, url: str, attempts: int, epsilon: float, start) -> tu
     finally:
         inst.close()
     return ok, refused
+
+
+def run_one_each(home: str, url: str, start) -> tuple[str, str | None]:
+    """One run by operator1 from a separate process, with the default per-operator
+    limit: returns (outcome, run id)."""
+    from queries.errors import SandboxError
+    from sandbox.instance import Instance
+    from sandbox.service import run_query
+    from sandbox.settings import load_settings
+
+    inst = Instance.open(load_settings(env={}, home=home, database_url=url, workers=1, min_response_ms=0))
+    start.wait()
+    try:
+        result = run_query(inst, "operator1", "health", "SELECT sex, AVG(income) AS m FROM people GROUP BY sex",
+                           epsilon=0.1)
+        return "ok", result.run_id
+    except SandboxError as exc:
+        return exc.code, None
+    finally:
+        inst.close()

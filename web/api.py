@@ -129,7 +129,8 @@ def grant_licence(body: LicenceGrant):
     lid = grant(access.inst(), actor(), dataset=body.dataset, operator=body.operator, epsilon=body.epsilon,
                 delta=body.delta, purpose=body.purpose, expires=body.expires, tables=body.tables,
                 approval=body.approval, accounting=body.accounting,
-                max_epsilon_per_query=body.max_epsilon_per_query)
+                max_epsilon_per_query=body.max_epsilon_per_query, min_epsilon_per_query=body.min_epsilon_per_query,
+                max_queries=body.max_queries)
     return {"id": lid}
 
 

@@ -76,6 +76,8 @@ class LicenceGrant(Request):
     approval: Literal["automatic", "templates", "each"] = "automatic"
     accounting: Literal["approx", "zcdp"] = "approx"
     max_epsilon_per_query: float | None = Field(None, gt=0, le=1000)
+    min_epsilon_per_query: float | None = Field(None, gt=0, le=1000)
+    max_queries: int | None = Field(None, ge=1, le=1_000_000)
 
 
 class LicenceRevoke(Request):

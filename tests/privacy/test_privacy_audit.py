@@ -98,7 +98,6 @@ def test_partition_selection_release_rate_within_charged_delta():
     for _ in range(times):
         r = release(plan, d1, budget)
         released += len(r.rows)
-        assert r.suppressed_groups == GROUPS - len(r.rows)
     lo, _ = clopper_pearson(released, GROUPS * times, 0.999)
     assert lo <= r.loss.delta
     sel = [m for m in r.mechanisms if m.aggregate == "partition_selection"][0]

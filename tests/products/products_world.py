@@ -35,7 +35,7 @@ class World:
     version_id: int
 
     def run(self, sql: str, rows: list[list[Any]], *, operator: str = "operator1", epsilon: float = 0.5,
-            half_width: float = 3.0, suppressed_groups: int = 0, licence_id: int | None = None,
+            half_width: float = 3.0, licence_id: int | None = None,
             version_id: int | None = None) -> str:
         """Insert a charged run of ``sql`` with the given noisy rows (numbers get
         an interval of ± half_width) and charge the budgets."""
@@ -45,7 +45,7 @@ class World:
         intervals = [[[v - half_width, v + half_width] if isinstance(v, (int, float)) and not o.is_key else None
                       for v, o in zip(r, plan.outputs)] for r in rows]
         result = {"columns": columns, "rows": rows, "intervals": intervals, "alpha": 0.05, "epsilon": epsilon,
-                  "delta": 0.0, "suppressed_groups": suppressed_groups, "clamped": {},
+                  "delta": 0.0,
                   "mechanisms": [{"aggregate": "a0", "measure": "count", "mechanism": "discrete_laplace",
                                   "scale": 1 / epsilon, "sensitivity": 1.0, "epsilon": epsilon, "rho": 0.0,
                                   "delta": 0.0}], "notes": []}

@@ -80,6 +80,8 @@ def test_template_must_match_its_placeholders(templated):
 
 def test_template_run_cap_holds_under_concurrency(templated):
     inst, _ = templated
+    # the template cap is under test, not the per-operator limit on runs in flight
+    inst.settings = inst.settings.replace(max_concurrent_runs=100)
     tid = propose_template(inst, "operator1", "health", title="t", purpose="p", sql=TEMPLATE, parameters=SPECS,
                            epsilon_per_run=0.05, max_runs=4)
     decide_template(inst, "owner1", tid, "approve")
