@@ -134,14 +134,15 @@ def _ordinary(i: int) -> dict:
     }
 
 
-def write_planted(folder: Path, *, with_t: bool = True) -> Path:
+def write_planted(folder: Path, *, with_t: bool = True, t_visits: int = 3) -> Path:
     """Write the planted dataset's files and policy into ``folder`` (``with_t=False``:
-    the neighbouring dataset without T); returns the policy path."""
+    the neighbouring dataset without T; ``t_visits``: T's visits at the clinic only
+    T visits); returns the policy path."""
     folder.mkdir(parents=True, exist_ok=True)
     people = ([T] if with_t else []) + [_ordinary(i) for i in range(PEOPLE)]
     visits = []
-    if with_t:   # T's visits come first: one at a common clinic, three at the clinic only T visits
-        visits += [(1, T_CLINIC, 4000.0), (1, T_CLINIC, 4100.0), (1, T_CLINIC, 4200.0), (1, "C03", 4300.0)]
+    if with_t:   # T's visits come first: several at the clinic only T visits, one at a common clinic
+        visits += [(1, T_CLINIC, 4000.0 + k % 1000) for k in range(t_visits)] + [(1, "C03", 4300.0)]
     for i in range(PEOPLE):     # two clinics each (two or three visits): clinic groups of hundreds
         for j in range(2 + i % 2):
             visits.append((i + 2, CLINICS[(i + min(j, 1)) % len(CLINICS)], 50.0 + (i * 13 + j * 7) % 900))
