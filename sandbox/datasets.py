@@ -111,6 +111,9 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                 "dataset": ds.name, "number": number, "content_hash": stored.content_hash,
                 "policy_hash": phash, "row_counts": dict(stored.row_counts),
             })
+            from sandbox.sharing import on_new_version
+
+            on_new_version(s, inst, actor, ds, version, typed)
             return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True)
     except BaseException:
         Path(stored.path).unlink(missing_ok=True)

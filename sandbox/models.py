@@ -31,6 +31,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))            # owner | operator | reviewer | admin
     display_name: Mapped[str] = mapped_column(String(200), default="")
     organisation: Mapped[str] = mapped_column(String(200), default="")
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)   # sharing
     password_hash: Mapped[str] = mapped_column(String(200))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -276,3 +277,136 @@ class AuditRecord(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str] = mapped_column(String(128))
+
+
+# --- sharing between departments (the third supply mode) -------------------------
+
+class Organisation(Base):
+    __tablename__ = "organisations"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))           # department | company
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SharingSetting(Base):
+    """A dataset's effective [sharing] section: set at registration, changed only
+    by a reviewer's approval of a later version's section."""
+
+    __tablename__ = "sharing_settings"
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"), primary_key=True)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version_number: Mapped[int] = mapped_column(Integer)
+    approved_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SharingChange(Base):
+    __tablename__ = "sharing_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    version_number: Mapped[int] = mapped_column(Integer)
+    previous: Mapped[dict[str, Any]] = mapped_column(JSON)
+    proposed: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")   # pending | approved | rejected | superseded
+    proposed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ShareRequest(Base):
+    """A department's request for a dataset's columns; once granted, the grant."""
+
+    __tablename__ = "share_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    columns: Mapped[list[Any]] = mapped_column(JSON)
+    purpose: Mapped[str] = mapped_column(Text)
+    basis: Mapped[str] = mapped_column(Text)
+    condition: Mapped[str] = mapped_column(Text, default="")          # the declared condition it meets
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | granted | rejected | revoked
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    refusal_condition: Mapped[str] = mapped_column(Text, default="")
+    revoked_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    revoke_reason: Mapped[str] = mapped_column(Text, default="")
+    last_version: Mapped[int | None] = mapped_column(Integer, nullable=True)   # newest version pulled
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShareDelivery(Base):
+    """One pull or exact query under a grant: the usage figures are sums of these."""
+
+    __tablename__ = "share_deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("share_requests.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    provider_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id"), nullable=True)
+    recipient_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    version_number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))             # pull | query
+    rows: Mapped[int] = mapped_column(BigInteger, default=0)
+    audit_seq: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShareNotification(Base):
+    """The notification outbox: one event per grantee and new version."""
+
+    __tablename__ = "share_notifications"
+    __table_args__ = (UniqueConstraint("request_id", "version_number", "kind"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("share_requests.id"))
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    version_number: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))            # new_version
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ShareObjection(Base):
+    __tablename__ = "share_objections"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("share_requests.id"))
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    version_number: Mapped[int] = mapped_column(Integer)
+    filed_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    columns: Mapped[list[Any]] = mapped_column(JSON)
+    description: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")   # open | corrected | explained
+    answer: Mapped[str] = mapped_column(Text, default="")
+    correction_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShareDemand(Base):
+    """An on-demand request for data no one lists, addressed to the department
+    that should hold it, with a tracked response deadline."""
+
+    __tablename__ = "share_demands"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    requester_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    requester_org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id"))
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(Text)
+    basis: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")   # open | listed | declined
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id"), nullable=True)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

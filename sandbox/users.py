@@ -31,7 +31,7 @@ def actor_of(user: User) -> Actor:
 
 
 def add_user(inst: Instance, actor: Actor, name: str, role: str, password: str, *,
-             display_name: str = "", organisation: str = "") -> User:
+             display_name: str = "", organisation: str = "", org: str | None = None) -> User:
     if not USER_NAME.match(name or ""):
         raise InvalidInput("user name must be 2-64 lower-case letters, digits, '.', '_' or '-', starting with a letter",
                            code="invalid_user_name")
@@ -42,11 +42,18 @@ def add_user(inst: Instance, actor: Actor, name: str, role: str, password: str, 
     with inst.store.transaction() as s:
         if s.execute(select(User).where(User.name == name)).scalar_one_or_none():
             raise Conflict(f"user '{name}' already exists", code="user_exists")
+        org_id = None
+        if org:
+            from sandbox.organisations import get_organisation
+
+            registered = get_organisation(s, org)
+            org_id, organisation = registered.id, registered.name
         user = User(name=name, role=role, password_hash=_hasher.hash(password),
-                    display_name=display_name, organisation=organisation)
+                    display_name=display_name, organisation=organisation, org_id=org_id)
         s.add(user)
         s.flush()
-        audit.append(s, inst.signer, actor, "user.add", "user", user.id, {"name": name, "role": role})
+        audit.append(s, inst.signer, actor, "user.add", "user", user.id,
+                     {"name": name, "role": role, **({"org": organisation} if org_id else {})})
     return user
 
 
