@@ -26,6 +26,7 @@ from products.manifest import sign_package
 from queries.errors import InvalidInput
 from sandbox.instance import Instance
 from sandbox.models import Budget, Dataset, Licence, Product, ProductVersion, QueryRun, User
+from sandbox.sharing_usage import SharingUsage, sharing_usage
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ class TransparencyRegister:
     budgets: tuple[BudgetEntry, ...]
     withdrawals: tuple[WithdrawalEntry, ...]
     templates: tuple[TemplateEntry, ...] = ()
+    sharing: tuple[SharingUsage, ...] = ()      # usage of sharing between departments, per month
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -130,8 +132,8 @@ def _entries(inst: Instance) -> TransparencyRegister:
                         b.delta, b.spent_delta)
             for b in s.execute(select(Budget).where(Budget.scope == "dataset").order_by(Budget.dataset_id)).scalars())
         templates = _approved_templates(s, datasets)
-        return TransparencyRegister(iso(now()), inst.signer.key_id(), licences, tuple(products), budgets,
-                                    tuple(withdrawals), templates)
+    return TransparencyRegister(iso(now()), inst.signer.key_id(), licences, tuple(products), budgets,
+                                tuple(withdrawals), templates, tuple(sharing_usage(inst)))
 
 
 def _approved_templates(s, datasets: dict[int, Dataset]) -> tuple[TemplateEntry, ...]:
@@ -161,10 +163,11 @@ class DisclosureReport:
     agencies: tuple[dict[str, Any], ...]
     operators: tuple[dict[str, Any], ...]
     path: Path | None = None
+    sharing: tuple[dict[str, Any], ...] = ()    # sharing usage per month, dataset, provider and recipient
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "disclosure_report", "year": self.year, "generated_at": self.generated_at,
-                "agencies": list(self.agencies), "operators": list(self.operators)}
+                "agencies": list(self.agencies), "operators": list(self.operators), "sharing": list(self.sharing)}
 
     def to_html(self) -> str:
         e = html.escape
@@ -189,6 +192,10 @@ class DisclosureReport:
                                      l["granted_at"][:10], l["expires_at"][:10], l["status"]] for l in o["licences"]]))
             out.append(_html_table(["Product", "Title", "Version", "Released"],
                                    [[p["id"], p["title"], p["version"], p["released_at"][:10]] for p in o["products"]]))
+        out.append("<h2>Sharing between departments</h2>")
+        out.append(_html_table(["Month", "Dataset", "Provider", "Recipient", "Pulls", "Queries", "Rows", "Grants"],
+                               [[u["month"], u["dataset"], u["provider"], u["recipient"], u["pulls"], u["queries"],
+                                 u["rows"], u["grants"]] for u in self.sharing]))
         out.append("</html>")
         return "\n".join(out)
 
@@ -255,7 +262,8 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
                                              "products": [], "epsilon_spent": spent_op.get(p["operator"], 0.0)})
         operators[p["operator"]]["products"].append(p)
     report = DisclosureReport(year, iso(now()), tuple(json.loads(json.dumps(list(agencies.values())))),
-                              tuple(json.loads(json.dumps(sorted(operators.values(), key=lambda o: o["operator"])))))
+                              tuple(json.loads(json.dumps(sorted(operators.values(), key=lambda o: o["operator"])))),
+                              sharing=tuple(u.to_dict() for u in reg.sharing if u.month.startswith(f"{year:04d}-")))
     target = Path(out) if out is not None else inst.home / "register" / str(year)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
@@ -270,5 +278,6 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return DisclosureReport(report.year, report.generated_at, report.agencies, report.operators, target)
+    return DisclosureReport(report.year, report.generated_at, report.agencies, report.operators, target,
+                            report.sharing)
 

@@ -293,6 +293,156 @@ def share_review_change(home: Path | None, change_id: int, decision: str, reason
     click.echo(f"sharing change {change_id}: {status}")
 
 
+@share.command("object")
+@home_option
+@click.argument("request_id", type=int)
+@click.option("--columns", required=True, help="Comma-separated granted columns the objection is about.")
+@click.option("--text", "description", required=True, help="What is wrong with the values.")
+@click.option("--version", type=int, default=None, help="The version objected to (default: newest).")
+@_as(help="The grant's holder.")
+@json_option
+@handles_errors
+def share_object(home: Path | None, request_id: int, columns: str, description: str, version: int | None,
+                 as_user: str, as_json: bool) -> None:
+    """File a quality objection under a grant; the owner must answer it."""
+    from sandbox.sharing_feedback import file_objection
+
+    with _open(home) as inst:
+        view = file_objection(inst, as_user, request_id, columns=_split(columns), description=description,
+                              version=version)
+    _emit(view.to_dict(), as_json, lambda d: click.echo(f"objection {d['id']}: {d['status']}"))
+
+
+@share.command("answer")
+@home_option
+@click.argument("objection_id", type=int)
+@click.option("--correction-version", type=int, default=None, help="The new version that corrects the values.")
+@click.option("--explanation", default="", help="Why the values stand (or a note on the correction).")
+@_as(help="The dataset's owner.")
+@json_option
+@handles_errors
+def share_answer(home: Path | None, objection_id: int, correction_version: int | None, explanation: str,
+                 as_user: str, as_json: bool) -> None:
+    """Answer a quality objection with a correction (a newer version) or an explanation."""
+    from sandbox.sharing_feedback import answer_objection
+
+    with _open(home) as inst:
+        view = answer_objection(inst, as_user, objection_id, explanation=explanation,
+                                correction_version=correction_version)
+    _emit(view.to_dict(), as_json, lambda d: click.echo(f"objection {d['id']}: {d['status']}"))
+
+
+@share.command("objections")
+@home_option
+@click.option("--dataset", default=None)
+@click.option("--status", default=None)
+@_as()
+@json_option
+@handles_errors
+def share_objections(home: Path | None, dataset: str | None, status: str | None, as_user: str,
+                     as_json: bool) -> None:
+    """Quality objections the user filed or must answer."""
+    from sandbox.sharing_feedback import list_objections
+
+    with _open(home) as inst:
+        rows = [o.to_dict() for o in list_objections(inst, as_user, dataset=dataset, status=status)]
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['id']:<4} {x['status']:<10} {x['dataset']} v{x['version']} {', '.join(x['columns'])} "
+        f"({x['age_days']} days)  {x['description']}") for x in r])
+
+
+@share.command("demand")
+@home_option
+@click.option("--provider", required=True, help="The department that should hold the data.")
+@click.option("--title", required=True)
+@click.option("--description", required=True)
+@click.option("--purpose", required=True)
+@click.option("--basis", required=True)
+@click.option("--days", type=int, default=15, show_default=True, help="Response deadline, in days.")
+@_as(help="The department user asking.")
+@json_option
+@handles_errors
+def share_demand(home: Path | None, provider: str, title: str, description: str, purpose: str, basis: str,
+                 days: int, as_user: str, as_json: bool) -> None:
+    """Ask a department for data that no one lists, with a tracked response deadline."""
+    from sandbox.sharing_feedback import file_demand
+
+    with _open(home) as inst:
+        view = file_demand(inst, as_user, provider=provider, title=title, description=description,
+                           purpose=purpose, basis=basis, days=days)
+    _emit(view.to_dict(), as_json, lambda d: click.echo(f"on-demand request {d['id']}: due {d['due_at'][:10]}"))
+
+
+@share.command("respond")
+@home_option
+@click.argument("demand_id", type=int)
+@click.option("--dataset", default=None, help="The shareable dataset now listed for it.")
+@click.option("--reason", default="", help="Why not (when declining).")
+@_as(help="A user of the addressed department.")
+@json_option
+@handles_errors
+def share_respond(home: Path | None, demand_id: int, dataset: str | None, reason: str, as_user: str,
+                  as_json: bool) -> None:
+    """Answer an on-demand request: list a dataset for it, or decline with a reason."""
+    from sandbox.sharing_feedback import answer_demand
+
+    with _open(home) as inst:
+        view = answer_demand(inst, as_user, demand_id, dataset=dataset, reason=reason)
+    _emit(view.to_dict(), as_json, lambda d: click.echo(f"on-demand request {d['id']}: {d['status']}"))
+
+
+@share.command("demands")
+@home_option
+@click.option("--status", default=None)
+@_as()
+@json_option
+@handles_errors
+def share_demands(home: Path | None, status: str | None, as_user: str, as_json: bool) -> None:
+    """On-demand requests to or from the user's department, with their deadlines."""
+    from sandbox.sharing_feedback import list_demands
+
+    with _open(home) as inst:
+        rows = [d.to_dict() for d in list_demands(inst, as_user, status=status)]
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['id']:<4} {x['status']:<9} due {x['due_at'][:10]}{' OVERDUE' if x['overdue'] else ''}  "
+        f"{x['department']} → {x['provider']}: {x['title']}") for x in r])
+
+
+@share.command("notifications")
+@home_option
+@_as()
+@json_option
+@handles_errors
+def share_notifications(home: Path | None, as_user: str, as_json: bool) -> None:
+    """The user's sharing notifications (new versions of datasets they hold grants on)."""
+    from sandbox.sharing_feedback import notifications
+
+    with _open(home) as inst:
+        rows = [n.to_dict() for n in notifications(inst, as_user)]
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['created_at'][:19]}  {x['dataset']} version {x['version']} (grant {x['request_id']})") for x in r])
+
+
+@share.command("usage")
+@home_option
+@click.option("--year", type=int, default=None)
+@_as(help="An owner (their datasets), a reviewer or an admin (all).")
+@json_option
+@handles_errors
+def share_usage(home: Path | None, year: int | None, as_user: str, as_json: bool) -> None:
+    """Usage figures: pulls, queries, rows and grants per month, dataset and recipient."""
+    from queries.errors import Forbidden
+    from sandbox.sharing_usage import may_see_usage, sharing_usage
+
+    with _open(home) as inst:
+        if not may_see_usage(inst, as_user):
+            raise Forbidden("usage figures are for owners, reviewers and admins", code="wrong_role")
+        rows = [u.to_dict() for u in sharing_usage(inst, year=year, user=as_user)]
+    _emit(rows, as_json, lambda r: [click.echo(
+        f"{x['month']}  {x['dataset']:<12} {x['provider']:<24} → {x['recipient']:<24} pulls {x['pulls']:<5} "
+        f"queries {x['queries']:<5} rows {x['rows']:<10} grants {x['grants']}") for x in r])
+
+
 def register(main: click.Group) -> None:
     main.add_command(org)
     main.add_command(share)

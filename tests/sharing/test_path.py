@@ -168,3 +168,16 @@ def test_usage_figures_match_the_audit_log(world, tmp_path):
     assert totals["grants"] == len(grants) == 2
     assert [(r.dataset, r.provider, r.recipient) for r in rows] == [("registry", "Health Department", TAX)]
     assert sharing_usage(inst, user="owner1") == rows
+
+    # the same figures in the transparency register and the signed disclosure report
+    from datetime import date
+
+    from products.manifest import verify_path
+    from products.register import disclosure_report, transparency_register
+
+    assert transparency_register(inst).sharing == tuple(rows)
+    report = disclosure_report(inst, date.today().year, out=tmp_path / "report")
+    assert list(report.sharing) == [r.to_dict() for r in rows]
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["sharing"] == [r.to_dict() for r in rows]
+    assert "Sharing between departments" in (tmp_path / "report" / "report.html").read_text()
+    assert verify_path(tmp_path / "report", inst.signer.public_pem()).ok
