@@ -2,11 +2,14 @@
 
 For each query it times
   * in-process: ``run_select`` (fresh cursor, statement check, Arrow result) on the
-    same decrypted, hardened database inside this process, and
+    same decrypted, hardened database inside this process,
+  * empty twin: ``run_select`` on the version's empty twin (same tables, no rows),
+    which the worker runs before the data: its added cost per query, and
   * worker:     ``WorkerPool.execute`` — pickle over a socket pair, the worker's
-    cached version, a fresh cursor, Arrow IPC back — on the encrypted version,
+    cached version, the empty-twin check, a fresh cursor, Arrow IPC back — on the
+    encrypted version,
 and prints medians, p95, the overhead (worker − in-process) and the ratio. The
-first worker call (start-up and decryption) is timed separately.
+first worker call (start-up, decryption, building the twin) is timed separately.
 
     python bench/worker_overhead.py --people 100000 --repeat 200
 
@@ -30,7 +33,7 @@ from queries.plan import plan_query  # noqa: E402
 from queries.policy import parse_policy  # noqa: E402
 from sandbox.demo_data import write_health  # noqa: E402
 from sandbox.storage import decrypt_file, ingest_version, unwrap_key  # noqa: E402
-from sandbox.worker import WorkerLimits, WorkerPool, open_hardened, run_select  # noqa: E402
+from sandbox.worker import WorkerLimits, WorkerPool, open_empty_twin, open_hardened, run_select  # noqa: E402
 
 QUERIES = {
     "trivial": "SELECT COUNT(*) FROM people",
@@ -73,31 +76,40 @@ def main() -> None:
         local_dir.mkdir()
         decrypt_file(version.path, key, local_dir / "ds.duckdb")
         local = open_hardened(local_dir / "ds.duckdb", limits)
+        start = time.perf_counter()
+        twin = open_empty_twin(local, local_dir / "empty", limits)
+        built_ms = (time.perf_counter() - start) * 1000
 
         print(f"people={args.people:,} visits={version.row_counts['visits']:,} repeat={args.repeat}")
         with WorkerPool(1, limits) as pool:
             start = time.perf_counter()
             pool.execute(version.path, key, "SELECT 1", {})
-            print(f"first call (worker start-up + decrypting the version): {(time.perf_counter() - start) * 1000:.0f} ms")
-            print(f"{'query':<20} {'in-process ms':>14} {'worker ms':>10} {'overhead ms':>12} {'ratio':>6} "
-                  f"{'p95 in/worker':>15}")
-            overheads = []
+            print(f"first call (worker start-up + decrypting the version + its empty twin): "
+                  f"{(time.perf_counter() - start) * 1000:.0f} ms (the twin alone: {built_ms:.0f} ms)")
+            print(f"{'query':<20} {'in-process ms':>14} {'twin ms':>8} {'worker ms':>10} {'overhead ms':>12} "
+                  f"{'ratio':>6} {'p95 in/worker':>15}")
+            overheads, checks = [], []
             for name, sql in QUERIES.items():
                 plan = plan_query(sql, policy, salt="bench")
                 local_fn = lambda: run_select(local, plan.bounded_sql, plan.params)  # noqa: E731
+                twin_fn = lambda: run_select(twin, plan.bounded_sql, plan.params)  # noqa: E731
                 worker_fn = lambda: pool.execute(version.path, key, plan.bounded_sql, plan.params)  # noqa: E731
                 assert local_fn().equals(worker_fn())
-                _times(local_fn, 5), _times(worker_fn, 5)               # warm both
-                inproc, worker = [], []
+                _times(local_fn, 5), _times(twin_fn, 5), _times(worker_fn, 5)     # warm all three
+                inproc, empty, worker = [], [], []
                 for _ in range(args.repeat // 20 or 1):                # interleave to share the noise
                     inproc += _times(local_fn, 20)
+                    empty += _times(twin_fn, 20)
                     worker += _times(worker_fn, 20)
-                mi, mw = statistics.median(inproc), statistics.median(worker)
+                mi, me, mw = statistics.median(inproc), statistics.median(empty), statistics.median(worker)
                 overheads.append(mw - mi)
-                print(f"{name:<20} {mi:>14.2f} {mw:>10.2f} {mw - mi:>12.2f} {mw / mi:>6.2f} "
+                checks.append(me)
+                print(f"{name:<20} {mi:>14.2f} {me:>8.2f} {mw:>10.2f} {mw - mi:>12.2f} {mw / mi:>6.2f} "
                       f"{_p95(inproc):>7.2f}/{_p95(worker):.2f}")
             print(f"fixed round-trip cost (trivial query): {overheads[0]:.2f} ms; "
-                  f"median overhead over the queries: {statistics.median(overheads):.2f} ms (target <= 5 ms)")
+                  f"median overhead over the queries: {statistics.median(overheads):.2f} ms (target <= 5 ms), "
+                  f"of which the empty-twin check: {statistics.median(checks):.2f} ms")
+        twin.close()
         local.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -1,6 +1,8 @@
-"""An instance of dp-sandbox: its settings, store, keys and worker pool.
+"""An instance of dp-sandbox: its settings, store, keys, logs and worker pool.
 
-``init_home`` creates a home (idempotent); ``Instance.open`` opens an existing one.
+``init_home`` creates a home (idempotent); ``Instance.open`` opens an existing one
+and sends the dp-sandbox loggers to ``<home>/logs/dp-sandbox.log`` at
+``DPS_LOG_LEVEL`` (rotated under ``log_max_bytes``); ``close`` detaches them.
 Services take an ``Instance`` and an acting user.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 from queries.errors import BadMasterKey, SandboxError
 from sandbox.keys import SigningKey, create_master_key, create_signing_key, load_master_key
+from sandbox.logs import attach_instance_log, detach_instance_log
 from sandbox.settings import Settings, load_settings
 from sandbox.store import Store
 
@@ -62,6 +65,7 @@ class Instance:
     master_key: bytes
     _pool: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _log_key: str | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, migrate: bool = False) -> "Instance":
@@ -74,12 +78,23 @@ class Instance:
             store.migrate()
         elif not store.has_schema():
             raise SandboxError("the metadata store has no schema; run 'dp-sandbox init'", code="not_initialised")
-        return cls(settings, store, SigningKey.load(settings.signing_key_path),
+        inst = cls(settings, store, SigningKey.load(settings.signing_key_path),
                    load_master_key(settings.master_key_path))
+        try:
+            inst._log_key = attach_instance_log(inst.log_dir, settings.log_level, settings.log_max_bytes,
+                                                settings.log_backups)
+        except BaseException:
+            store.dispose()
+            raise
+        return inst
 
     @property
     def home(self) -> Path:
         return self.settings.home_path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
 
     @property
     def session_secret(self) -> bytes:
@@ -98,11 +113,13 @@ class Instance:
                 self._pool = WorkerPool(
                     size=s.workers,
                     limits=WorkerLimits(memory_mb=s.worker_memory_mb, threads=s.worker_threads,
-                                        timeout_s=s.query_timeout_s, min_response_ms=s.min_response_ms,
+                                        timeout_s=s.query_timeout_s,
                                         address_space_mb=s.worker_address_space_mb,
                                         cpu_seconds=s.worker_cpu_seconds),
-                    log_dir=self.home / "logs",
+                    log_dir=self.log_dir,
                     temp_root=Path(s.worker_temp_root) if s.worker_temp_root else None,
+                    log_max_bytes=s.log_max_bytes, log_backups=s.log_backups,
+                    debug_engine_messages=s.debug_engine_messages,
                 )
             return self._pool
 
@@ -111,6 +128,9 @@ class Instance:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            if self._log_key is not None:
+                detach_instance_log(self._log_key)
+                self._log_key = None
         self.store.dispose()
 
     def __enter__(self) -> "Instance":

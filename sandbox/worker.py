@@ -12,13 +12,23 @@ Inside, a version is decrypted once into the worker's private temp dir (0700)
 as ``ds.duckdb`` and opened READ_ONLY, so the bounded SQL reads ``ds.<table>``;
 the database is then hardened (no external access, no extension loading, no
 local file system, no spilling to disk, memory/thread/time limits, configuration
-locked) and cached for later queries on that version. Each query gets a fresh
-cursor, so temp macros, temp views and variables never outlive it, and only a
-single SELECT statement is accepted.
+locked) and cached for later queries on that version, together with its *empty
+twin*: the same catalog, tables and column types with zero rows, hardened the
+same way. Each query gets a fresh cursor, so temp macros, temp views and
+variables never outlive it, and only a single SELECT statement is accepted.
 
-Any failure becomes :class:`ExecutionFailed` with a generic, data-free message
-and an ``error_id``; the DuckDB detail (which can quote data) goes only to the
-restricted log ``<log_dir>/worker-errors.log`` (mode 0600).
+A query runs on the empty twin first. What fails there fails whatever the data
+hold, so the pool refuses it as :class:`QueryInvalid` (``query_invalid``, HTTP
+400) before any row is read. Whatever fails after that, on the data — an engine
+error, the time, memory or CPU limit, the worker's death — reaches the caller
+as one outcome, ``run_failed``, with one fixed message and a random
+``error_id``: nothing in it depends on the cause, so nothing in it depends on a
+data value. The cause goes to ``<log_dir>/worker-errors.log`` as a code, with the
+error id and the plan fingerprint; never the engine's message (which can quote
+data) nor the SQL, unless the pool runs with ``debug_engine_messages`` (unsafe,
+for debugging only). The worker's stderr is drained by the parent into
+``worker-stderr.log`` under the same rule. Both files are 0600 and rotate under
+``log_max_bytes``, keeping ``log_backups`` old files.
 """
 
 from __future__ import annotations
@@ -44,6 +54,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +62,33 @@ import duckdb
 import pyarrow as pa
 
 from queries.errors import ExecutionFailed, InvalidInput
+from sandbox.logs import PrivateLogFile, private_logger
 from sandbox.storage import VersionCorrupt, decrypt_file, unwrap_key
 
-__all__ = ["WorkerLimits", "WorkerPool", "unwrap_key", "open_hardened", "run_select"]
+__all__ = ["WorkerLimits", "WorkerPool", "QueryInvalid", "unwrap_key", "open_hardened", "open_empty_twin",
+           "run_select", "RUN_FAILED_MESSAGE", "QUERY_INVALID_MESSAGE"]
 
 log = logging.getLogger("sandbox.worker")
 
-MESSAGES = {
-    "query_timeout": "The query ran longer than its time limit and was stopped.",
-    "query_resources": "The query exceeded its memory or CPU limit and was stopped.",
-    "statement_refused": "The worker runs exactly one SELECT statement.",
-    "version_corrupt": "The dataset version could not be opened (damaged file or wrong key).",
-    "query_failed": "The query failed while running.",
-}
+ERRORS_LOG = "worker-errors.log"
+STDERR_LOG = "worker-stderr.log"
+
+RUN_FAILED_MESSAGE = ("The query ran on the data but produced no result. Every failure on the data gets this "
+                      "same message, whatever its cause.")
+QUERY_INVALID_MESSAGE = ("The query cannot run on this dataset's schema: it fails even with no rows, so it was "
+                         "refused before any data was read.")
+
+
+class QueryInvalid(ExecutionFailed):
+    """The bounded SQL failed on the version's empty twin (same tables and column
+    types, no rows): the failure depends on the SQL and the schema alone, and no
+    data was read."""
+
+    code = "query_invalid"
+    status = 400
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(f"{QUERY_INVALID_MESSAGE} (error id {error_id})", error_id=error_id, code="query_invalid")
 
 
 @dataclass(frozen=True)
@@ -73,12 +98,20 @@ class WorkerLimits:
     timeout_s: float = 30.0         # wall clock per query; also DuckDB max_execution_time
     address_space_mb: int = 4096    # RLIMIT_AS of the worker process
     cpu_seconds: int = 120          # RLIMIT_CPU budget per query
-    min_response_ms: int = 0        # pad every response (success or failure) to at least this
     cached_versions: int = 2        # decrypted versions a worker keeps open
     load_timeout_s: float = 120.0   # worker start + decrypting a version
 
 
 # ---------------------------------------------------------------- inside the worker
+
+_LOCKED_DOWN = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "allow_community_extensions": False,
+    "temp_directory": "",
+}
+
 
 def open_hardened(db_path: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnection:
     """Open a decrypted version read-only as catalog ``ds`` (the file is named
@@ -86,18 +119,39 @@ def open_hardened(db_path: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnect
     first query go into the connect config; the rest are set globally, and
     ``lock_configuration`` last."""
     db = duckdb.connect(str(db_path), read_only=True, config={
-        "enable_external_access": False,
-        "autoinstall_known_extensions": False,
-        "autoload_known_extensions": False,
-        "allow_community_extensions": False,
+        **_LOCKED_DOWN,
         "memory_limit": f"{int(limits.memory_mb)}MB",
         "threads": int(limits.threads),
-        "temp_directory": "",
         "max_execution_time": max(1, int(limits.timeout_s * 1000)),
     })
     db.execute("SET GLOBAL disabled_filesystems = 'LocalFileSystem'")
     db.execute("SET GLOBAL lock_configuration = true")
     return db
+
+
+def open_empty_twin(db: duckdb.DuckDBPyConnection, folder: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnection:
+    """The version's empty twin: every table of ``db`` with its exact DuckDB
+    definition (names, column types) and no rows, written as ``<folder>/ds.duckdb``
+    and opened with :func:`open_hardened`, so the bounded SQL binds to it exactly as
+    it binds to the data. Only tables are copied: anything else the SQL names is
+    missing in the twin, and the query is refused."""
+    cur = db.cursor()
+    try:
+        definitions = [sql for (sql,) in cur.execute(
+            "SELECT sql FROM duckdb_tables() WHERE database_name = current_database() AND NOT temporary "
+            "ORDER BY schema_name, table_name").fetchall()]
+    finally:
+        cur.close()
+    folder.mkdir(mode=0o700)
+    path = folder / "ds.duckdb"
+    builder = duckdb.connect(str(path), config=dict(_LOCKED_DOWN))
+    try:
+        for sql in definitions:
+            builder.execute(sql)
+        builder.execute("CHECKPOINT")
+    finally:
+        builder.close()
+    return open_hardened(path, limits)
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -136,7 +190,8 @@ class _Refused(Exception):
     pass
 
 
-def _error_code(exc: BaseException) -> str:
+def _cause(exc: BaseException) -> str:
+    """The internal cause of a failure, as a code (for the log only)."""
     if isinstance(exc, _Refused):
         return "statement_refused"
     if isinstance(exc, duckdb.InterruptException):
@@ -148,38 +203,50 @@ def _error_code(exc: BaseException) -> str:
     return "query_failed"
 
 
+@dataclass
+class _Version:
+    db: duckdb.DuckDBPyConnection       # the data, read-only and hardened
+    empty: duckdb.DuckDBPyConnection    # its empty twin, read-only and hardened
+    folder: Path
+
+    def close(self) -> None:
+        self.empty.close()
+        self.db.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 class _VersionCache:
-    """Decrypted, hardened databases by (version path, data-key digest), least recently used out."""
+    """Decrypted, hardened databases and their empty twins by (version path,
+    data-key digest), least recently used out."""
 
     def __init__(self, root: Path, limits: WorkerLimits) -> None:
         self.root, self.limits = root, limits
-        self.open: OrderedDict[tuple[str, str], tuple[duckdb.DuckDBPyConnection, Path]] = OrderedDict()
+        self.open: OrderedDict[tuple[str, str], _Version] = OrderedDict()
 
-    def get(self, path: str, data_key: bytes) -> duckdb.DuckDBPyConnection:
+    def get(self, path: str, data_key: bytes) -> _Version:
         key = (path, hashlib.sha256(data_key).hexdigest())
         if key in self.open:
             self.open.move_to_end(key)
-            return self.open[key][0]
+            return self.open[key]
         while len(self.open) >= max(1, self.limits.cached_versions):
-            self._drop(next(iter(self.open)))
+            self.open.pop(next(iter(self.open))).close()
         folder = Path(tempfile.mkdtemp(dir=self.root))
+        db = None
         try:
             decrypt_file(Path(path), data_key, folder / "ds.duckdb")
             db = open_hardened(folder / "ds.duckdb", self.limits)
+            version = _Version(db, open_empty_twin(db, folder / "empty", self.limits), folder)
         except BaseException:
+            if db is not None:
+                db.close()
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self.open[key] = (db, folder)
-        return db
-
-    def _drop(self, key: tuple[str, str]) -> None:
-        db, folder = self.open.pop(key)
-        db.close()
-        shutil.rmtree(folder, ignore_errors=True)
+        self.open[key] = version
+        return version
 
     def close(self) -> None:
-        for key in list(self.open):
-            self._drop(key)
+        while self.open:
+            self.open.popitem(last=False)[1].close()
 
 
 def _harden_process(limits: WorkerLimits) -> None:
@@ -214,17 +281,25 @@ def _to_ipc(table: pa.Table) -> bytes:
 
 
 def worker_main(conn: multiprocessing.connection.Connection) -> None:
-    """The worker loop. First message in: ("init", limits, root, parent pid); then
-    ("query", path, key, sql, params) or ("stop",). Out, per query: ("ready",)
-    once the version is open, then ("done", code, payload) where code is "" and
-    payload Arrow IPC bytes, or code is an error code and payload the error
-    detail (for the restricted log only)."""
-    _, fields, root, parent_pid = conn.recv()
+    """The worker loop. First message in: ("init", limits, root, parent pid,
+    keep details); then ("query", path, key, sql, params) or ("stop",).
+
+    Out, per query: ("ready",) once the version is open, ("checked",) once the SQL
+    ran on the empty twin, then ("done", stage, cause, payload): stage is "load",
+    "check" or "run"; cause is "" and payload Arrow IPC bytes, or cause is an
+    internal cause code and payload the engine's message if details are kept
+    (debugging only), else empty."""
+    _, fields, root, parent_pid, keep_details = conn.recv()
     limits = WorkerLimits(**fields)
     root_path = Path(root)
     _harden_process(limits)
     threading.Thread(target=_watch_parent, args=(parent_pid, root_path), daemon=True).start()
     cache = _VersionCache(root_path, limits)
+
+    def failed(stage: str, exc: Exception) -> tuple:
+        detail = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace") if keep_details else b""
+        return ("done", stage, _cause(exc), detail)
+
     try:
         while True:
             try:
@@ -236,12 +311,21 @@ def worker_main(conn: multiprocessing.connection.Connection) -> None:
             _, path, data_key, sql, params = msg
             _cpu_budget(limits.cpu_seconds)
             try:
-                db = cache.get(path, data_key)
-                conn.send(("ready",))
-                payload = _to_ipc(run_select(db, sql, params))
-                reply = ("done", "", payload)
-            except Exception as exc:  # every failure becomes a code + detail
-                reply = ("done", _error_code(exc), f"{type(exc).__name__}: {exc}".encode("utf-8", "replace"))
+                version = cache.get(path, data_key)
+            except Exception as exc:
+                conn.send(failed("load", exc))
+                continue
+            conn.send(("ready",))
+            try:
+                run_select(version.empty, sql, params)
+            except Exception as exc:
+                conn.send(failed("check", exc))
+                continue
+            conn.send(("checked",))
+            try:
+                reply = ("done", "run", "", _to_ipc(run_select(version.db, sql, params)))
+            except Exception as exc:
+                reply = failed("run", exc)
             conn.send(reply)
     finally:
         cache.close()
@@ -265,6 +349,10 @@ def _child_env() -> dict[str, str]:
 
 # ---------------------------------------------------------------- the parent side
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 class _Timeout(Exception):
     pass
 
@@ -273,34 +361,57 @@ class _Died(Exception):
     pass
 
 
+def _drain_stderr(fd: int, pid: int, sink: logging.Logger, verbatim: bool) -> None:
+    """Read a worker's stderr until it exits. Kept verbatim only in debug mode;
+    otherwise one line says that the worker wrote something, never what."""
+    told = False
+    try:
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            if verbatim:
+                sink.info(json.dumps({"time": _now(), "pid": pid, "stderr": chunk.decode("utf-8", "replace")}))
+            elif not told:
+                sink.info(json.dumps({"time": _now(), "pid": pid, "event": "stderr_withheld"}))
+                told = True
+    finally:
+        os.close(fd)
+
+
 class _Worker:
     """One worker process (a fresh interpreter, never a fork of the server) and its
-    private temp dir, talking over a socket pair."""
+    private temp dir, talking over a socket pair. Its stderr is a pipe that a
+    thread drains into the pool's stderr log (or /dev/null without a log dir)."""
 
-    def __init__(self, limits: WorkerLimits, temp_root: Path | None, log_dir: Path | None) -> None:
+    def __init__(self, limits: WorkerLimits, temp_root: Path | None, stderr_log: logging.Logger | None,
+                 keep_details: bool) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="dps-worker-", dir=temp_root))
         ours, theirs = socket.socketpair()
-        stderr = subprocess.DEVNULL
-        if log_dir is not None:
-            stderr = os.open(log_dir / "worker-stderr.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-s", "-c", _CHILD_CODE, str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=stderr, cwd=self.root, env=_child_env(), close_fds=True)
+                stderr=subprocess.PIPE if stderr_log is not None else subprocess.DEVNULL,
+                cwd=self.root, env=_child_env(), close_fds=True)
         finally:
             theirs.close()
-            if log_dir is not None:
-                os.close(stderr)
+        self.drain: threading.Thread | None = None
+        if stderr_log is not None:
+            fd = os.dup(self.proc.stderr.fileno())
+            self.proc.stderr.close()
+            self.drain = threading.Thread(target=_drain_stderr, args=(fd, self.proc.pid, stderr_log, keep_details),
+                                          name=f"dps-worker-stderr-{self.proc.pid}", daemon=True)
+            self.drain.start()
         self.conn = multiprocessing.connection.Connection(ours.detach())
-        self.conn.send(("init", asdict(limits), str(self.root), os.getpid()))
+        self.conn.send(("init", asdict(limits), str(self.root), os.getpid(), keep_details))
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def receive(self, timeout: float) -> tuple:
-        if not self.conn.poll(timeout):
+        if not self.conn.poll(max(0.0, timeout)):
             raise _Timeout()
         try:
             return self.conn.recv()
@@ -315,6 +426,8 @@ class _Worker:
         except subprocess.TimeoutExpired:
             pass
         self.conn.close()
+        if self.drain is not None:
+            self.drain.join(5)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def stop(self) -> None:
@@ -327,27 +440,42 @@ class _Worker:
 
 
 class WorkerPool:
-    """A fixed number of worker processes shared by many threads."""
+    """A fixed number of worker processes shared by many threads.
+
+    With a ``log_dir``, failures are recorded in ``worker-errors.log`` and the
+    workers' stderr in ``worker-stderr.log`` (both 0600, rotated at
+    ``log_max_bytes`` with ``log_backups`` old files kept). ``debug_engine_messages``
+    adds DuckDB's messages and the SQL to those logs: they can quote data values,
+    so it is for debugging on data that may be seen, never in production."""
 
     def __init__(self, size: int = 2, limits: WorkerLimits = WorkerLimits(), log_dir: Path | None = None,
-                 temp_root: Path | None = None) -> None:
+                 temp_root: Path | None = None, *, log_max_bytes: int = 1 << 20, log_backups: int = 3,
+                 debug_engine_messages: bool = False) -> None:
         if size < 1:
             raise InvalidInput("a worker pool needs at least one worker")
         self.size, self.limits = size, limits
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.temp_root = temp_root
+        self.debug_engine_messages = bool(debug_engine_messages)
         self._idle: queue.Queue[_Worker] = queue.Queue()
         self._live: set[_Worker] = set()
         self._lock = threading.Lock()
         self._closed = False
+        self._errors_log: logging.Logger | None = None
+        self._stderr_log: logging.Logger | None = None
+        handlers: list[logging.Handler] = []
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._finalizer = weakref.finalize(self, WorkerPool._shutdown, self._live, self._lock)
+            handlers = [PrivateLogFile(self.log_dir / name, log_max_bytes, log_backups)
+                        for name in (ERRORS_LOG, STDERR_LOG)]
+            self._errors_log = private_logger("sandbox.worker.errors", handlers[0])
+            self._stderr_log = private_logger("sandbox.worker.stderr", handlers[1])
+        self._finalizer = weakref.finalize(self, WorkerPool._shutdown, self._live, self._lock, handlers)
         for _ in range(size):
             self._idle.put(self._start())
 
     def _start(self) -> _Worker:
-        worker = _Worker(self.limits, self.temp_root, self.log_dir)
+        worker = _Worker(self.limits, self.temp_root, self._stderr_log, self.debug_engine_messages)
         with self._lock:
             if not self._closed:
                 self._live.add(worker)
@@ -383,13 +511,20 @@ class WorkerPool:
             return [w.pid for w in self._live]
 
     def execute(self, version_path: Path, data_key: bytes, sql: str, params: dict | None = None, *,
-                timeout_s: float | None = None) -> pa.Table:
+                timeout_s: float | None = None, fingerprint: str | None = None) -> pa.Table:
         """Run one bounded SELECT on a version and return its result as Arrow.
 
-        ``timeout_s`` overrides the wall-clock limit for this query; DuckDB's own
-        ``max_execution_time`` stays at ``limits.timeout_s``, so a longer override
-        only helps queries that DuckDB cannot interrupt. Raises ``ExecutionFailed``."""
-        started = time.monotonic()
+        The SQL runs on the version's empty twin first; a failure there raises
+        :class:`QueryInvalid` (``query_invalid``) and no data is read. Any failure
+        on the data raises ``ExecutionFailed`` with code ``run_failed``, one fixed
+        message and an ``error_id``; the cause is logged as a code with
+        ``fingerprint`` (the plan's; the SQL's SHA-256 if None). A version that does
+        not decrypt raises ``version_corrupt``, a closed pool ``pool_closed``.
+
+        ``timeout_s`` overrides the wall-clock limit (empty twin and data together)
+        for this query; DuckDB's own ``max_execution_time`` stays at
+        ``limits.timeout_s``, so a longer override only helps queries that DuckDB
+        cannot interrupt."""
         timeout = self.limits.timeout_s if timeout_s is None else float(timeout_s)
         request = ("query", str(Path(version_path).resolve()), bytes(data_key), sql, dict(params or {}))
         worker = self._take()
@@ -399,51 +534,58 @@ class WorkerPool:
             self._replace(worker)
             worker = self._take()
             worker.conn.send(request)
-        code, payload = "", b""
+        stage, cause, payload, exit_code = "load", "", b"", None
         try:
-            first = worker.receive(self.limits.load_timeout_s)
-            if first[0] == "ready":
-                first = worker.receive(timeout)
-            _, code, payload = first
+            reply = worker.receive(self.limits.load_timeout_s)
+            if reply[0] == "ready":
+                stage, deadline = "check", time.monotonic() + timeout
+                reply = worker.receive(timeout)
+                if reply[0] == "checked":
+                    stage = "run"
+                    reply = worker.receive(deadline - time.monotonic())
+            _, stage, cause, payload = reply
         except _Timeout:
             self._replace(worker)
-            code, payload = "query_timeout", b"killed by the parent after the wall-clock limit"
+            cause = "query_timeout" if stage != "load" else "load_timeout"
         except (_Died, OSError, ValueError):
             self._replace(worker)
-            exitcode = worker.proc.returncode
-            code, payload = "query_resources", f"worker died (exit code {exitcode})".encode()
+            cause, exit_code = "worker_died", worker.proc.returncode
         except BaseException:
             self._replace(worker)
             raise
         else:
             self._idle.put(worker)
-        if code:
-            error = self._failure(code, payload, sql)
-        else:
-            result = pa.ipc.open_stream(payload).read_all()
-        pad = self.limits.min_response_ms / 1000.0 - (time.monotonic() - started)
-        if pad > 0:
-            time.sleep(pad)
-        if code:
-            raise error
-        return result
+        if not cause:
+            return pa.ipc.open_stream(payload).read_all()
+        raise self._failure(stage, cause, payload, sql, fingerprint, exit_code)
 
-    def _failure(self, code: str, detail: bytes, sql: str) -> ExecutionFailed:
+    def _failure(self, stage: str, cause: str, detail: bytes, sql: str, fingerprint: str | None,
+                 exit_code: int | None) -> ExecutionFailed:
+        """The caller's error for a failure, and its log record. Only a damaged
+        version (or the wrong key) is told apart on the data side: it cannot depend
+        on a data value. Everything else that fails on the data is ``run_failed``."""
         error_id = secrets.token_hex(8)
-        if self.log_dir is not None:
-            record = {"error_id": error_id, "time": time.time(), "code": code,
-                      "sql_sha256": hashlib.sha256(sql.encode()).hexdigest(), "sql": sql,
-                      "detail": detail.decode("utf-8", "replace")}
-            path = self.log_dir / "worker-errors.log"
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.fchmod(fd, 0o600)
-                os.write(fd, (json.dumps(record) + "\n").encode())
-            finally:
-                os.close(fd)
-        log.warning("worker query failed: code=%s error_id=%s", code, error_id)
-        message = MESSAGES.get(code, MESSAGES["query_failed"])
-        return ExecutionFailed(f"{message} (error id {error_id})", error_id=error_id, code=code)
+        if stage == "check":
+            error: ExecutionFailed = QueryInvalid(error_id)
+        elif cause == "version_corrupt":
+            error = ExecutionFailed(f"The dataset version could not be opened (damaged file or wrong key). "
+                                    f"(error id {error_id})", error_id=error_id, code="version_corrupt")
+        else:
+            error = ExecutionFailed(f"{RUN_FAILED_MESSAGE} (error id {error_id})", error_id=error_id,
+                                    code="run_failed")
+        record: dict[str, Any] = {
+            "time": _now(), "error_id": error_id, "outcome": error.code, "stage": stage, "cause": cause,
+            "fingerprint": fingerprint or hashlib.sha256(sql.encode()).hexdigest(),
+        }
+        if exit_code is not None:
+            record["exit_code"] = exit_code
+        if self.debug_engine_messages:
+            record["detail"] = detail.decode("utf-8", "replace")
+            record["sql"] = sql
+        if self._errors_log is not None:
+            self._errors_log.info(json.dumps(record))
+        log.warning("worker: %s (stage %s, cause %s, error id %s)", error.code, stage, cause, error_id)
+        return error
 
     def close(self) -> None:
         """Stop every worker and remove its temp dir (also run at interpreter exit)."""
@@ -452,12 +594,14 @@ class WorkerPool:
         self._finalizer()
 
     @staticmethod
-    def _shutdown(live: set[_Worker], lock: threading.Lock) -> None:
+    def _shutdown(live: set[_Worker], lock: threading.Lock, handlers: list[logging.Handler]) -> None:
         with lock:
             workers = list(live)
             live.clear()
         for worker in workers:
             worker.stop()
+        for handler in handlers:
+            handler.close()
 
     def __enter__(self) -> "WorkerPool":
         return self

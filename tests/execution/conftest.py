@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from sandbox.storage import ingest_version, unwrap_key
 from sandbox.worker import WorkerLimits, WorkerPool
 
 PEOPLE = 5_000
+CITIES = ("Oslo", "Bergen", "Trondheim", "Stavanger", "Drammen", "Kristiansand", "Tromso", "Bodo", "Alesund",
+          "Hamar")
 TEST_LIMITS = WorkerLimits(memory_mb=256, threads=1, timeout_s=3.0, address_space_mb=2048, cpu_seconds=60)
 
 
@@ -78,3 +81,16 @@ def assert_no_leak(pool: WorkerPool, temp_root: Path, pids: list[int] | None = N
         assert not alive(pid), f"worker {pid} still running"
     assert pool.pids() == []
     assert [p.name for p in temp_root.iterdir() if p.name.startswith("dps-worker-")] == []
+
+
+def log_record(log_dir: Path, error_id: str) -> dict:
+    """The one record of ``worker-errors.log`` (or a rotated copy) with this error id."""
+    found = [record for path in sorted(log_dir.glob("worker-errors.log*")) if not path.name.endswith(".lock")
+             for record in map(json.loads, path.read_text().splitlines()) if record["error_id"] == error_id]
+    assert len(found) == 1, f"{len(found)} records for error id {error_id}"
+    return found[0]
+
+
+def log_text(log_dir: Path) -> str:
+    """Everything under a log dir, as text."""
+    return "".join(p.read_bytes().decode("utf-8", "replace") for p in sorted(log_dir.rglob("*")) if p.is_file())

@@ -18,6 +18,8 @@ from queries.errors import ExecutionFailed
 from sandbox.storage import decrypt_file
 from sandbox.worker import WorkerLimits, open_hardened
 
+from .conftest import CITIES, log_record
+
 TARGET = "/tmp/dps-escape-target"
 
 
@@ -96,16 +98,18 @@ def test_every_escape_vector_is_refused_on_a_live_worker(pool, version, data_key
         try:
             pool.execute(version.path, data_key, sql, {})
         except ExecutionFailed as exc:
-            outcomes[sql] = exc.code
+            outcomes[sql] = (exc.code, log_record(worker_home / "log", exc.error_id)["cause"])
             assert exc.error_id in str(exc)
         else:
-            outcomes[sql] = "RAN"
-    assert [sql for sql, code in outcomes.items() if code == "RAN"] == []
-    assert set(outcomes.values()) <= {"statement_refused", "query_failed"}
+            outcomes[sql] = ("RAN", "")
+    assert [sql for sql, (code, _) in outcomes.items() if code == "RAN"] == []
+    # every vector fails on the empty twin already: refused before any data is read
+    assert {code for code, _ in outcomes.values()} == {"query_invalid"}
+    assert {cause for _, cause in outcomes.values()} <= {"statement_refused", "query_failed"}
     # the refused-at-the-door group never reached DuckDB
     for sql in ("SET VARIABLE secret = 1", "CREATE TEMP MACRO least(a, b) AS a", "SELECT 1; SELECT 2",
                 f"COPY ds.people TO '{TARGET}.csv'", "INSTALL httpfs", "PRAGMA disable_optimizer"):
-        assert outcomes[sql] == "statement_refused", sql
+        assert outcomes[sql][1] == "statement_refused", sql
     # nothing was written anywhere, the data are intact, the worker still answers
     for suffix in ("", ".csv", ".parquet", ".duckdb"):
         assert not Path(TARGET + suffix).exists()
@@ -122,19 +126,19 @@ def test_contained_sql_inside_strings(pool, version, data_key):
     assert got.column("n").to_pylist() == [version.row_counts["visits"]]
 
 
-def test_errors_never_quote_data_but_the_restricted_log_does(pool, version, data_key, worker_home):
+def test_errors_quote_no_data_and_the_log_only_codes(pool, version, data_key, worker_home):
     with pytest.raises(ExecutionFailed) as err:
         pool.execute(version.path, data_key, "SELECT CAST(city AS INTEGER) FROM ds.people", {})
-    assert err.value.code == "query_failed"
+    assert err.value.code == "run_failed"
     text = json.dumps(err.value.to_dict())
-    for city in ("Oslo", "Bergen", "Trondheim", "Stavanger", "Drammen", "Kristiansand", "Tromso", "Bodo",
-                 "Alesund", "Hamar"):
+    for city in CITIES:
         assert city not in text
     log = worker_home / "log" / "worker-errors.log"
     assert log.stat().st_mode & 0o777 == 0o600
-    records = [json.loads(line) for line in log.read_text().splitlines()]
-    mine = [r for r in records if r["error_id"] == err.value.error_id]
-    assert len(mine) == 1 and "Conversion Error" in mine[0]["detail"]
+    record = log_record(worker_home / "log", err.value.error_id)
+    assert record["cause"] == "query_failed" and record["stage"] == "run"
+    assert set(record) == {"time", "error_id", "outcome", "stage", "cause", "fingerprint"}
+    assert "Conversion" not in log.read_text()
     with pytest.raises(ExecutionFailed) as err:
         pool.execute(version.path, data_key, "SELECT error(diagnosis) FROM ds.people", {})
     assert "J06" not in str(err.value) and "I10" not in str(err.value)
@@ -147,8 +151,9 @@ def test_failed_and_successful_responses_look_alike(pool, version, data_key):
         pool.execute(version.path, data_key, "SELECT age // (age - age) AS x FROM ds.people", {})
     with pytest.raises(ExecutionFailed) as second:
         pool.execute(version.path, data_key, "SELECT CAST(diagnosis AS DATE) FROM ds.people", {})
-    # one shape, one message per code, only the id differs
+    # one shape, one code, one message: only the id differs
     assert set(first.value.to_dict()) == set(second.value.to_dict()) == {"code", "message", "error_id"}
+    assert first.value.code == second.value.code == "run_failed"
     assert str(first.value).replace(first.value.error_id, "") == str(second.value).replace(second.value.error_id, "")
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import hashlib
 
 import pytest
 
 from queries.errors import ExecutionFailed
-from sandbox.worker import parameter_names
+from sandbox.worker import QueryInvalid, WorkerLimits, parameter_names
+
+from .conftest import log_record
 
 
 def test_parameter_names_come_from_the_tokenizer():
@@ -24,10 +28,27 @@ def test_unused_parameters_are_dropped_and_used_ones_bound(pool, version, data_k
     assert got.column("s").to_pylist() == ["$salt"]
 
 
-def test_a_missing_parameter_fails_generically(pool, version, data_key):
+def test_a_missing_parameter_is_refused_before_the_data(pool, version, data_key):
     with pytest.raises(ExecutionFailed) as err:
         pool.execute(version.path, data_key, "SELECT $missing AS x", {"other": 1})
-    assert err.value.code == "query_failed"
+    assert err.value.code == "query_invalid" and err.value.status == 400
+    assert isinstance(err.value, QueryInvalid)
+
+
+def test_the_log_names_the_plan_by_fingerprint(pool, version, data_key, worker_home):
+    sql = "SELECT CAST(diagnosis AS INTEGER) AS x FROM ds.people"
+    with pytest.raises(ExecutionFailed) as given:
+        pool.execute(version.path, data_key, sql, {}, fingerprint="plan-4f2a")
+    with pytest.raises(ExecutionFailed) as default:
+        pool.execute(version.path, data_key, sql, {})
+    assert log_record(worker_home / "log", given.value.error_id)["fingerprint"] == "plan-4f2a"
+    assert log_record(worker_home / "log", default.value.error_id)["fingerprint"] == \
+        hashlib.sha256(sql.encode()).hexdigest()
+
+
+def test_the_pool_does_not_pad_response_time():
+    """The service pads the whole request; a worker limit for it would pad twice."""
+    assert "min_response_ms" not in {f.name for f in dataclasses.fields(WorkerLimits)}
 
 
 def test_results_keep_their_types(pool, version, data_key, reference):
