@@ -250,13 +250,13 @@ class Observer:
                  lvl["reserved"]["delta"], lvl.get("queries", {}).get("used", 0)] for lvl in body]
 
     def http(self, sql: str, city: str, *, epsilon: float = 1.0) -> Observation:
-        plan, _ = self._preview_service(sql, epsilon, None)
-        fingerprint = plan.fingerprint if plan is not None else None
-        key_flags = [o.is_key for o in plan.outputs] if plan is not None else None
         request = {"dataset": DATASET, "sql": sql, "epsilon": epsilon}
         texts: list[str] = []
         pre = self._api("POST", "/api/v1/queries/preview", json=request)
         texts.append(pre.get_data(as_text=True))
+        checked = pre.get_json()["data"] if pre.status_code == 200 else None
+        fingerprint = checked["plan"]["fingerprint"] if checked else None
+        keys = {k["name"] for k in checked["plan"]["group_keys"]} if checked else set()
         preview = {"status": pre.status_code, "body": self._scrub(pre.get_json(), city, fingerprint)}
         before = self._snapshot()
         total = self._api("GET", f"/api/v1/queries?dataset={DATASET}&per_page=1").get_json()["meta"]["total"]
@@ -264,8 +264,10 @@ class Observer:
         resp = self._api("POST", "/api/v1/queries", json=request)
         texts.append(resp.get_data(as_text=True))
         body = resp.get_json()
+        key_flags = None
         if resp.status_code < 300:
             data = dict(body["data"])
+            key_flags = [column in keys for column in data["columns"]]
             body = {**body, "data": self._mask_result(data, key_flags, city, fingerprint)}
         run = {"outcome": "ok" if resp.status_code < 300 else body.get("code"), "status": resp.status_code,
                "mimetype": resp.mimetype,

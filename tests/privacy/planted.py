@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 CITY_T, CITY_F = "Planted", "Nowhere"
 assert len(CITY_T) == len(CITY_F)
 CITIES = ("Oslo", "Bergen", "Tromso")
-PEOPLE = 900                       # ordinary people; T comes on top
+PEOPLE = 1023                      # ordinary people (T comes on top): 1023 · 2^53 = 2^63 - 2^53
 DIAGNOSES = ("J06", "I10", "E11")
 BLOOD = ("A", "B", "AB", "O")      # ordinary people cycle A, B, AB, O; T is "O" and comes first
 CLINICS = ("C01", "C02", "C03", "C04")
@@ -47,6 +47,14 @@ T = {
     "days": 2_000_000_000, "weight": float("nan"), "height": None, "huge": 1e19, "score": None,
 }
 CANARIES = ("Q9Z7", "987654", "wxyzq", "zq7x", "9223372036854775808", "1903-07-19", "2000000000", "CQ9")
+
+# Settings of the functional tests (not of the timing test, which keeps the defaults):
+# one worker; responses padded to 1 ms only (response time is the timing test's
+# subject); a short wall-clock limit, which is where failed runs answer; and no
+# practical limit on runs in flight: runs are sequential there, and a run left in
+# flight by a crash must not refuse every later query (the limit has its own test).
+FAST = {"workers": 1, "min_response_ms": 1, "response_grid_ratio": 0.0, "query_timeout_s": 1.0,
+        "max_concurrent_runs": 1000}
 
 OWNER, OPERATOR = "owner1", "operator1"
 PASSWORD = "planted person password"

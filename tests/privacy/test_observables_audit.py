@@ -32,7 +32,7 @@ import pytest
 
 from .conftest import clopper_pearson
 from .observe import Observer, diff, leaked
-from .planted import CANARIES, CITY_T, open_planted, write_planted
+from .planted import CANARIES, CITY_T, FAST, open_planted, write_planted
 
 D_PRIME, D = 1, 2      # version numbers
 EPSILON = 0.5          # charged per run in the slow audit
@@ -72,8 +72,7 @@ def neighbours(tmp_path_factory):
     root = tmp_path_factory.mktemp("neighbours")
     with_t = write_planted(root / "d", with_t=True)
     without_t = write_planted(root / "d-prime", with_t=False)
-    inst = open_planted(root / "home", without_t, neighbour=with_t, workers=1, min_response_ms=1,
-                        query_timeout_s=1.0, max_concurrent_runs=1000)
+    inst = open_planted(root / "home", without_t, neighbour=with_t, **FAST)
     observer = Observer(inst).open()
     observer.service("SELECT COUNT(*) FROM people", "-", version=D)
     observer.service("SELECT COUNT(*) FROM people", "-", version=D_PRIME)

@@ -19,24 +19,18 @@ import duckdb
 import pytest
 
 from .observe import Observer, diff, leaked
-from .planted import CANARIES, CITY_F, CITY_T, OPERATOR, PASSWORD, open_planted, write_planted
+from .planted import CANARIES, CITY_F, CITY_T, FAST, OPERATOR, PASSWORD, open_planted, write_planted
 from .side_channel_pairs import CLASSES, PAIRS, Pair
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """One planted instance for the module: SQLite store, one worker, the default
-    wall-clock grid shrunk to 1 ms (response time is the slow timing test's
-    subject), a short wall-clock limit, which is where failed runs answer, and no
-    practical limit on runs in flight: the runs here are sequential, and a run
-    left in flight by a crash must not refuse every later pair (the limit has its
-    own test in test_timing.py)."""
+    """One planted instance for the module (SQLite store, ``FAST`` settings), an API
+    client of the real app and operator1's bearer token."""
     from web.app import create_app
 
     root = tmp_path_factory.mktemp("side-channels")
-    source = write_planted(root / "source")
-    inst = open_planted(root / "home", source, workers=1, min_response_ms=1, query_timeout_s=1.0,
-                        max_concurrent_runs=1000)
+    inst = open_planted(root / "home", write_planted(root / "source"), **FAST)
     client = create_app(inst, {"TESTING": True}).test_client()
     r = client.post("/api/v1/tokens", json={"user": OPERATOR, "password": PASSWORD})
     assert r.status_code == 201, r.get_json()
@@ -53,6 +47,7 @@ def check_pair(pair: Pair, t, f) -> None:
         run = obs.view["run"]
         assert not run["outcome"].startswith("exception") and run.get("status") != 500, \
             f"{pair.name}: {label} broke the service: {run}"
+        assert run["outcome"] != "run_failed", f"{pair.name}: {label} failed after it reached the data"
     found = leaked(t.texts + f.texts, CANARIES)
     assert not found, f"{pair.name}: T's values {found} reached a response, the store or a log"
     differences = diff(t.view, f.view)
