@@ -1,5 +1,5 @@
-"""Who is asking: sessions with CSRF protection for pages, bearer tokens for the
-API, role checks on every route, and an in-process login rate limit.
+"""Who is asking: server-side sessions with CSRF protection for pages, bearer
+tokens for the API, role checks on every route, and an in-process login back-off.
 
 Every view is wrapped by ``allow(*roles)``, which records the roles on the view
 (``view.allowed_roles``) so that tests can walk every route with every role.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -55,37 +56,70 @@ ANONYMOUS = Principal(None, "public")
 
 
 class LoginLimiter:
-    """At most ``max_failures`` failed logins per (client address, user name)
-    within ``window_s`` seconds; a success clears the count. In-process: each
-    server process keeps its own counts."""
+    """Slows password guessing without locking the owner out.
 
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0) -> None:
-        self.max_failures = max_failures
+    * Per user name, exponential back-off: the first ``free_failures`` failed
+      logins cost nothing; each later one doubles the wait before the next
+      attempt (``base_delay_s``, 2×, 4×, … up to ``max_delay_s``). A success
+      clears the count. Five bad logins from a shared address therefore never
+      lock the user out, and a guesser gets one try per ``max_delay_s`` at most.
+    * Per client address, at most ``max_address_failures`` failed logins, for
+      any user names, within ``window_s`` seconds (password spraying).
+
+    In-process: each server process keeps its own counts. ``clock`` is a
+    monotonic clock in seconds (tests give one they can advance)."""
+
+    def __init__(self, free_failures: int = 5, window_s: float = 900.0, *, base_delay_s: float = 1.0,
+                 max_delay_s: float = 60.0, max_address_failures: int = 50,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.free_failures = free_failures
         self.window_s = window_s
-        self._failures: dict[tuple[str, str], deque[float]] = defaultdict(deque)
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
+        self.max_address_failures = max_address_failures
+        self.clock = clock
+        self._user: dict[str, tuple[int, float]] = {}      # name -> (failures, time of the last)
+        self._address: dict[str, deque[float]] = defaultdict(deque)
         self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        q = self._failures[key]
+    def delay_after(self, failures: int) -> float:
+        """Seconds to wait after ``failures`` consecutive failed logins of one user."""
+        if failures <= self.free_failures:
+            return 0.0
+        return min(self.base_delay_s * 2 ** (failures - self.free_failures - 1), self.max_delay_s)
+
+    def _recent(self, address: str, now: float) -> deque[float]:
+        q = self._address[address]
         while q and q[0] <= now - self.window_s:
             q.popleft()
         return q
 
     def check(self, key: tuple[str, str]) -> None:
-        now = time.monotonic()
+        address, name = key
+        now = self.clock()
         with self._lock:
-            q = self._recent(key, now)
-            if len(q) >= self.max_failures:
+            q = self._recent(address, now)
+            if len(q) >= self.max_address_failures:
                 retry = int(q[0] + self.window_s - now) + 1
-                raise TooManyAttempts("too many failed logins; try again later", retry_after=retry)
+                raise TooManyAttempts("too many failed logins from this address; try again later",
+                                      retry_after=retry)
+            failures, last = self._user.get(name, (0, 0.0))
+            wait = last + self.delay_after(failures) - now
+            if wait > 0:
+                raise TooManyAttempts(f"too many failed logins for this user; try again in {math.ceil(wait)} s",
+                                      retry_after=math.ceil(wait))
 
     def failed(self, key: tuple[str, str]) -> None:
+        address, name = key
+        now = self.clock()
         with self._lock:
-            self._recent(key, time.monotonic()).append(time.monotonic())
+            self._recent(address, now).append(now)
+            failures, _ = self._user.get(name, (0, 0.0))
+            self._user[name] = (failures + 1, now)
 
     def succeeded(self, key: tuple[str, str]) -> None:
         with self._lock:
-            self._failures.pop(key, None)
+            self._user.pop(key[1], None)
 
 
 def login_key(user_name: str) -> tuple[str, str]:
@@ -116,6 +150,7 @@ def load_principal() -> None:
     """``before_request``: set ``g.principal`` from the bearer token (API) or the
     session (pages)."""
     from sandbox.users import user_for_token
+    from web.sessions import is_session_scope
 
     inst = current_app.extensions["dps"]
     g.principal = ANONYMOUS
@@ -126,21 +161,21 @@ def load_principal() -> None:
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("use 'Authorization: Bearer <token>'", code="bad_token")
             user, scopes = user_for_token(inst, token.strip())
+            if is_session_scope(scopes):
+                raise Unauthorized("invalid or revoked token", code="bad_token")
             g.principal = Principal(user.name, user.role, tuple(scopes), "token")
         return
-    name = session.get("user")
-    if name:
-        from sandbox.users import find_user
+    sid = session.get("sid")
+    if sid:
+        from web.sessions import session_user
 
-        try:
-            user = find_user(inst, name)
-        except SandboxError:
-            session.clear()
-            return
-        if not user.active or user.role != session.get("role"):
+        user = session_user(inst, sid)
+        if user is None or user.name != session.get("user") or user.role != session.get("role"):
             session.clear()
             return
         g.principal = Principal(user.name, user.role, (ALL_SCOPE,), "session")
+    elif session.get("user"):
+        session.clear()       # a cookie from before server-side sessions: sign in again
 
 
 def csrf_token() -> str:

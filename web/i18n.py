@@ -336,6 +336,10 @@ ZH: dict[str, str] = {
     "ε spent this year": "本年度消耗的 ε",
 }
 
+from web.i18n_terms import ZH_TERMS  # noqa: E402  (the pages' newer strings)
+
+ZH.update(ZH_TERMS)
+
 
 def current_language() -> str:
     """The language of this request: ?lang=, then the session, then Accept-Language."""

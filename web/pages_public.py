@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
-from queries.errors import SandboxError
+from queries.errors import InvalidInput, SandboxError
 from web import access
 from web.auth import allow, csrf_token, login, principal
 from web.downloads import file_response, table_bytes
@@ -12,10 +14,27 @@ from web.downloads import file_response, table_bytes
 bp = Blueprint("public", __name__)
 
 
-def safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("public.catalog")
+class BadNext(InvalidInput):
+    code = "invalid_next"
+
+
+def safe_next(target: str | None) -> str | None:
+    """The local path to go to after sign-in, or None for the default.
+
+    Browsers drop tabs and line breaks from URLs and read ``\\`` as ``/``, so
+    ``/\t/evil.example`` is ``//evil.example``: a target holding a control
+    character is refused outright (``invalid_next``), and the rest is judged
+    after the normalisation a browser would apply."""
+    if not target:
+        return None
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in target):
+        raise BadNext("the page to return to after signing in is not a valid address")
+    normal = target.replace("\\", "/")
+    parts = urlsplit(normal)
+    if (not normal.startswith("/") or normal.startswith("//") or parts.scheme or parts.netloc
+            or normal != target):
+        return None
+    return target
 
 
 @bp.get("/")
@@ -69,31 +88,48 @@ def login_form():
 @bp.post("/login")
 @allow("public")
 def login_submit():
+    from web.sessions import end_session, start_session
+
     name = request.form.get("user", "")
-    target = safe_next(request.form.get("next"))
     try:
+        target = safe_next(request.form.get("next"))
         user = login(name, request.form.get("password", ""))
     except SandboxError as exc:
         msg = ("Too many attempts. Try again in a few minutes." if exc.status == 429
+               else "The page to return to is not a valid address." if exc.code == BadNext.code
                else "Wrong user name or password.")
-        return render_template("login.html", next=target, error=msg, user=name), exc.status
+        return render_template("login.html", next="", error=msg, user=name), exc.status
     lang = session.get("lang")
+    end_session(access.inst(), session.get("sid", ""))
     session.clear()          # a fresh session (and CSRF token) on sign-in
+    session["sid"] = start_session(access.inst(), user)
     session["user"], session["role"] = user.name, user.role
     if lang:
         session["lang"] = lang
     csrf_token()
-    return redirect(target)
+    return redirect(target or workspace(user.role))
 
 
 @bp.post("/logout")
 @allow("public")
 def logout():
+    from web.sessions import end_session
+
     lang = session.get("lang")
+    end_session(access.inst(), session.get("sid", ""))
     session.clear()
     if lang:
         session["lang"] = lang
     return redirect(url_for("public.catalog"))
+
+
+WORKSPACES = {"owner": "owner.datasets", "operator": "operator.editor", "reviewer": "products.review_queue",
+              "admin": "admin.overview"}
+
+
+def workspace(role: str) -> str:
+    """Where a role lands after signing in."""
+    return url_for(WORKSPACES.get(role, "public.catalog"))
 
 
 @bp.get("/.well-known/dp-sandbox/signing-key.pem")

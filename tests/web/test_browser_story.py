@@ -2,7 +2,7 @@
 dataset, the operator is refused, runs, drafts and submits a product, two
 reviewers approve, the public product page shows the chart with error bars and
 the downloaded zip verifies. Screenshots of each page, in English and Chinese,
-go to tests/web/screenshots/."""
+go to $DPS_SCREENSHOTS (default /tmp/dp-sandbox-screenshots/)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from web_helpers import PASSWORD, start_live_server
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SHOTS = Path(__file__).parent / "screenshots"
+# Screenshots stay out of the working tree (and out of git).
+SHOTS = Path(os.environ.get("DPS_SCREENSHOTS", "/tmp/dp-sandbox-screenshots"))
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,7 +48,7 @@ def live(app):
 class Story:
     def __init__(self, browser, url: str) -> None:
         self.browser, self.url = browser, url
-        SHOTS.mkdir(exist_ok=True)
+        SHOTS.mkdir(parents=True, exist_ok=True)
 
     def as_user(self, name: str | None):
         ctx = self.browser.new_context(accept_downloads=True, locale="en-GB")
@@ -58,7 +59,7 @@ class Story:
             page.get_by_label("User name").fill(name)
             page.get_by_label("Password").fill(PASSWORD)
             page.get_by_role("button", name="Log in").click()
-            page.wait_for_url(f"{self.url}/")
+            page.wait_for_url(lambda u: "/login" not in u)      # each role lands on its workspace
         return page
 
     def shoot(self, page, name: str, both: bool = True) -> None:

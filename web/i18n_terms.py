@@ -1,0 +1,12 @@
+"""Chinese translations of the pages' newer strings (merged into ``web.i18n.ZH``).
+
+Kept apart from ``web/i18n.py`` so that the catalogue of each part of the
+interface can grow without edits to one shared dictionary.
+"""
+
+from __future__ import annotations
+
+ZH_TERMS: dict[str, str] = {
+    # sign-in
+    "The page to return to is not a valid address.": "登录后要返回的页面地址无效。",
+}
