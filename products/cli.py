@@ -230,6 +230,12 @@ def verify(path, key_file, as_json) -> None:
         if r["ok"]:
             click.echo(f"OK: {r['subject']} — {r['files_checked']} files and the signature check out "
                        f"(key {r['key_id']})")
+            if key_file:
+                click.echo(f"Key: read from {key_file}.")
+            else:
+                click.echo("Key: taken from the package itself (manifest.json), so this shows the files are "
+                           "intact, not who signed them. Compare the key id with the publisher's "
+                           "(dp-sandbox keys show, or /.well-known/dp-sandbox/signing-key.pem), or pass --key.")
         else:
             click.echo(f"FAILED: {path}")
             for p in r["problems"]:

@@ -74,6 +74,26 @@ class _Reader:
                 shortest = min(tops, key=len)
                 self.prefix = shortest[: -len(MANIFEST)]
 
+    def stray_members(self) -> list[str]:
+        """Problems of the zip's own listing: a member named twice (which copy a
+        tool extracts is up to the tool), or a member outside the package folder."""
+        if self.zip is None:
+            return []
+        problems = []
+        seen: dict[str, int] = {}
+        for n in self.zip.namelist():
+            seen[n] = seen.get(n, 0) + 1
+        for n, count in seen.items():
+            if count > 1:
+                problems.append(f"{n}: the zip holds {count} members with this name")
+        for n in seen:
+            inside = n.startswith(self.prefix) and _safe_name(n[len(self.prefix):] or ".")
+            if n.endswith("/") and (self.prefix.startswith(n) or inside):
+                continue
+            if not inside:
+                problems.append(f"{n}: outside the package folder in the zip")
+        return problems
+
     def names(self) -> list[str]:
         if self.zip is not None:
             return sorted(n[len(self.prefix):] for n in self.zip.namelist()
@@ -119,7 +139,11 @@ def _safe_name(name: str) -> bool:
 
 def verify_path(path: str | Path, public_key_pem: str | bytes | None = None) -> VerificationReport:
     """Check a signed package offline: the signature over ``manifest.json`` and
-    the SHA-256 and size of every listed file; unlisted files are reported too."""
+    the SHA-256 and size of every listed file. Unlisted files, and in a zip
+    members named twice or lying outside the package folder, are problems too.
+    Without ``public_key_pem`` the key embedded in the manifest is used
+    (``key_source == "manifest"``): that proves the files match the manifest,
+    not who signed it."""
     path = Path(path)
     problems: list[str] = []
 
@@ -128,7 +152,8 @@ def verify_path(path: str | Path, public_key_pem: str | bytes | None = None) -> 
         if manifest:
             kind = manifest.get("kind")
             subject = _subject(manifest)
-        return VerificationReport(ok and not problems, str(path), kind, subject, kid, n, tuple(problems))
+        return VerificationReport(ok and not problems, str(path), kind, subject, kid, n, tuple(problems),
+                                  "given" if public_key_pem is not None else "manifest")
 
     if not path.exists():
         problems.append("no such file or folder")
@@ -139,6 +164,7 @@ def verify_path(path: str | Path, public_key_pem: str | bytes | None = None) -> 
         problems.append("not a folder or a zip file")
         return report(False)
     try:
+        problems.extend(reader.stray_members())
         raw = reader.read(MANIFEST)
         if raw is None:
             problems.append("manifest.json is missing")

@@ -136,6 +136,7 @@ class VerificationReport:
     key_id: str | None
     files_checked: int
     problems: tuple[str, ...] = ()
+    key_source: str = "given"        # given (by the caller) | manifest (embedded in the package itself)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -139,6 +139,59 @@ def test_zip_export_verifies_and_tampered_zip_fails(released, tmp_path):
     assert not report.ok and any("corrupt" in p or "differs" in p for p in report.problems)
 
 
+def _rezip(src_zip, target, extra=(), duplicate_last=None):
+    """A copy of ``src_zip`` with ``extra`` (name, bytes) members appended, and
+    optionally a second member named like ``duplicate_last`` (its bytes differ)."""
+    import warnings
+
+    with zipfile.ZipFile(src_zip) as src, zipfile.ZipFile(target, "w") as dst:
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+        for name, data in extra:
+            dst.writestr(name, data)
+        if duplicate_last:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)     # zipfile warns of the duplicate name
+                dst.writestr(duplicate_last, b"city,n\nOslo,999999\n")
+    return target
+
+
+def test_zip_with_stray_or_duplicate_members_fails(released, tmp_path):
+    w, pid, runs, path = released
+    z = export_product(w.inst, None, pid, tmp_path, as_zip=True)
+    top = zipfile.ZipFile(z).namelist()[0].split("/")[0]
+    key = w.inst.signer.public_pem()
+    assert verify_path(z, key).ok
+    outside = verify_path(_rezip(z, tmp_path / "outside.zip", extra=[("README-evil.txt", b"trust me")]), key)
+    assert not outside.ok and any("README-evil.txt" in p and "outside" in p for p in outside.problems)
+    sibling = verify_path(_rezip(z, tmp_path / "sibling.zip", extra=[("other/tables/x.csv", b"a\n")]), key)
+    assert not sibling.ok
+    dup = verify_path(_rezip(z, tmp_path / "dup.zip", duplicate_last=f"{top}/tables/table_1.csv"), key)
+    assert not dup.ok and any("table_1.csv" in p and "2 members" in p for p in dup.problems)
+    inside = verify_path(_rezip(z, tmp_path / "inside.zip", extra=[(f"{top}/notes.txt", b"x")]), key)
+    assert not inside.ok and any("not listed" in p for p in inside.problems)
+
+
+def test_verify_without_key_says_where_the_key_came_from(released, tmp_path):
+    from click.testing import CliRunner
+
+    from sandbox.cli import main
+
+    w, pid, runs, path = released
+    z = export_product(w.inst, None, pid, tmp_path, as_zip=True)
+    assert verify_path(z).key_source == "manifest"
+    assert verify_path(z, w.inst.signer.public_pem()).key_source == "given"
+    out = CliRunner().invoke(main, ["verify", str(z)])
+    assert out.exit_code == 0 and "taken from the package itself" in out.output
+    keyfile = tmp_path / "signing.pem"
+    keyfile.write_text(w.inst.signer.public_pem())
+    out = CliRunner().invoke(main, ["verify", str(z), "--key", str(keyfile)])
+    assert out.exit_code == 0 and f"read from {keyfile}" in out.output and "package itself" not in out.output
+    dup = _rezip(z, tmp_path / "dup.zip", duplicate_last=zipfile.ZipFile(z).namelist()[-1])
+    out = CliRunner().invoke(main, ["verify", str(dup), "--key", str(keyfile)])
+    assert out.exit_code == 1 and "FAILED" in out.output
+
+
 def test_unreleased_products_have_no_package(sqlite_world):
     from products.service import draft_product
 
