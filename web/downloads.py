@@ -13,22 +13,16 @@ from flask import Response
 
 from queries.errors import InvalidInput
 
-FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json", "parquet": "application/vnd.apache.parquet"}
+FORMATS = {"csv": "text/csv; charset=utf-8", "json": "application/json", "parquet": "application/vnd.apache.parquet",
+           "zip": "application/zip"}
 
 
 def result_table(result: dict[str, Any]) -> pa.Table:
-    """Columns of a released result plus ``<col>_lower``/``<col>_upper`` where a
-    column has intervals."""
-    columns = list(result["columns"])
-    rows = result["rows"]
-    intervals = result.get("intervals") or [[None] * len(columns) for _ in rows]
-    data: dict[str, list[Any]] = {}
-    for j, col in enumerate(columns):
-        data[col] = [r[j] for r in rows]
-        if any(iv[j] is not None for iv in intervals):
-            data[f"{col}_lower"] = [iv[j][0] if iv[j] is not None else None for iv in intervals]
-            data[f"{col}_upper"] = [iv[j][1] if iv[j] is not None else None for iv in intervals]
-    return pa.table(data)
+    """Columns of a released result plus ``<col>__ci_lower``/``<col>__ci_upper``
+    where a column has intervals: the layout of a product package's tables."""
+    from products.package import arrow_table
+
+    return arrow_table(list(result["columns"]), result["rows"], result.get("intervals") or [])
 
 
 def table_bytes(table: pa.Table, fmt: str, extra: dict[str, Any] | None = None) -> bytes:
@@ -52,7 +46,8 @@ def table_bytes(table: pa.Table, fmt: str, extra: dict[str, Any] | None = None) 
 
 
 def file_response(data: bytes, fmt: str, filename: str) -> Response:
-    resp = Response(data, mimetype=FORMATS.get(fmt, "application/octet-stream"))
+    # content_type, not mimetype: Flask would add a second "; charset=utf-8" to text/csv
+    resp = Response(data, content_type=FORMATS.get(fmt, "application/octet-stream"))
     resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return resp
 

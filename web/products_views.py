@@ -15,7 +15,7 @@ from queries.errors import InvalidInput, SandboxError
 from web import access
 from web.auth import allow, principal
 from web.charts import bar_chart
-from web.downloads import file_response, result_file
+from web.downloads import file_response
 
 bp = Blueprint("products", __name__)
 
@@ -70,18 +70,57 @@ def product_zip(product_id: int, version: int | None) -> tuple[bytes, str]:
 
 
 def product_file(product_id: int, fmt: str, version: int | None, table: int):
+    """The zip of a released version, or one table in one format.
+
+    A table of a released version is the signed file itself
+    (``tables/table_<n>.<fmt>`` of the package, listed in its manifest). A product
+    with no released version yet (a draft its author or a reviewer may see) gets
+    a file built from the draft's results, labelled unsigned in its name and in
+    the ``X-DPS-Signed: no`` header."""
     if fmt == "zip":
         data, name = product_zip(product_id, version)
         resp = file_response(data, "zip", name)
         resp.mimetype = "application/zip"
         return resp
     detail = svc().get_product(access.inst(), me(), product_id).to_dict()
+    released = any(v.get("released_at") for v in detail["versions"])
+    if released:
+        from products.manifest import read_manifest
+
+        folder = svc().package_path(access.inst(), me(), product_id, version)
+        manifest = read_manifest(folder)
+        names = [t["name"] for t in manifest.get("tables", [])]
+        if not 1 <= table <= len(names):
+            raise InvalidInput(f"the product has {len(names)} table(s)", code="unknown_table")
+        rel = f"tables/{names[table - 1]}.{fmt}"
+        if rel not in manifest.get("files", {}):
+            raise InvalidInput(f"this version has no {fmt} file of table {table}", code="unknown_table")
+        resp = file_response((folder / rel).read_bytes(), fmt,
+                             f"product-{product_id}-v{manifest['product']['version']}-{names[table - 1]}.{fmt}")
+        manifest_url = url_for("products.package_file", product_id=product_id,
+                               version=manifest["product"]["version"], path="manifest.json")
+        resp.headers["X-DPS-Signed"] = f"yes; manifest={manifest_url}"
+        return resp
     tables = detail["tables"]
     if not 1 <= table <= len(tables):
         raise InvalidInput(f"the product has {len(tables)} table(s)", code="unknown_table")
     t = tables[table - 1]
-    return result_file({**t, "cost": {"epsilon": t.get("epsilon"), "delta": t.get("delta")}}, fmt,
-                       f"product-{product_id}-table-{table}")
+    resp = file_response(unsigned_table_bytes(t, fmt), fmt, f"product-{product_id}-table_{table}-UNSIGNED-draft.{fmt}")
+    resp.headers["X-DPS-Signed"] = "no; draft results, not a released package"
+    return resp
+
+
+def unsigned_table_bytes(t: dict[str, Any], fmt: str) -> bytes:
+    """One draft table in the package's own layout (same columns as the signed files)."""
+    from products.package import write_table
+
+    out = Path(tempfile.mkdtemp(prefix="dps-draft-"))
+    try:
+        write_table(out, "table", list(t["columns"]), t["rows"], t.get("intervals") or [],
+                    float(t.get("alpha") or 0.05))
+        return (out / f"table.{fmt}").read_bytes()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def verification(product_id: int) -> dict[str, Any] | None:

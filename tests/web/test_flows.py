@@ -125,7 +125,7 @@ def test_operator_runs_a_query_and_downloads_the_result(licensed_app):
     assert '<svg class="chart"' in page and 'class="errorbar"' in page and "Oslo" in page
     run_id = r.headers["Location"].rsplit("/", 1)[1]
     csv_text = c.get(f"/operator/runs/{run_id}/result.csv").get_data(as_text=True)
-    assert csv_text.splitlines()[0] == "city,people,people_lower,people_upper"
+    assert csv_text.splitlines()[0] == "city,people,people__ci_lower,people__ci_upper"
     table = pq.read_table(io.BytesIO(c.get(f"/operator/runs/{run_id}/result.parquet").data))
     assert table.num_rows == 10
     data = json.loads(c.get(f"/operator/runs/{run_id}/result.json").data)
