@@ -377,18 +377,18 @@ def _width_target(text: str | None) -> tuple[str, float] | None:
 
 
 def _print_table(result: dict) -> None:
+    """Values with their intervals, digits chosen from each interval's width (sandbox.numbers)."""
+    from sandbox.numbers import format_estimate
+
     cols = result["columns"]
-    click.echo("  ".join(f"{c:>18}" for c in cols))
-    for row, ivs in zip(result["rows"], result["intervals"]):
-        cells = []
-        for v, iv in zip(row, ivs):
-            if isinstance(v, float):
-                cells.append(f"{v:>18.6g}")
-            else:
-                cells.append(f"{str(v):>18}")
-        click.echo("  ".join(cells))
-        if any(iv for iv in ivs):
-            click.echo("  ".join(f"{'' if iv is None else f'[{iv[0]:.4g}, {iv[1]:.4g}]':>18}" for iv in ivs))
+    shown = [[format_estimate(v, iv) for v, iv in zip(row, ivs)]
+             for row, ivs in zip(result["rows"], result["intervals"] or [[None] * len(cols)] * len(result["rows"]))]
+    width = max([18, *(len(c) for c in cols), *(len(x) for r in shown for v, iv in r for x in (v, iv or ""))])
+    click.echo("  ".join(f"{c:>{width}}" for c in cols))
+    for cells in shown:
+        click.echo("  ".join(f"{v:>{width}}" for v, _ in cells))
+        if any(iv for _, iv in cells):
+            click.echo("  ".join(f"{iv or '':>{width}}" for _, iv in cells))
 
 
 @query.command("check")
@@ -413,10 +413,12 @@ def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | 
     data = checked.to_dict()
 
     def human(d: dict) -> None:
+        from sandbox.numbers import format_half_width
+
         c = d["cost"]
         click.echo(f"ok: would cost ε={c['epsilon']:g}, δ={c['delta']:g} on version {d['dataset_version']}")
         for name, hw in c["expected_half_width"].items():
-            click.echo(f"  {name}: ± {hw:.4g} ({int((1 - c['alpha']) * 100)}% interval)")
+            click.echo(f"  {name}: ± {format_half_width(hw)} ({int((1 - c['alpha']) * 100)}% interval)")
         for note in d["notes"]:
             click.echo(f"  note: {note}")
 

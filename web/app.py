@@ -76,6 +76,9 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     from web import products_views
 
     products_views.register(app)
+    from sandbox.numbers import format_estimate, format_half_width, format_plain
+
+    app.jinja_env.filters.update(plain=format_plain, estimate=format_estimate, half_width=format_half_width)
     app.view_functions["static"].allowed_roles = frozenset({"public"})
 
     app.before_request(auth.load_principal)

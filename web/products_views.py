@@ -158,7 +158,11 @@ def product_page(product_id: int, error: SandboxError | None = None, status: int
     if access.products_service() is None:
         return _unavailable("Data products")
     p = svc().get_product(access.inst(), me(), product_id).to_dict()
-    charts = [bar_chart(t, t.get("sql", "")) for t in p["tables"]]
+    hints: dict[str, Any] = {}
+    for v in p["versions"]:
+        hints.update(v.get("chart_hints") or {})
+    charts = [bar_chart(t, "", hints.get(t.get("run_id", "")) or hints.get(f"table_{i}"))
+              for i, t in enumerate(p["tables"], start=1)]
     ver = verification(product_id) if any(v.get("released_at") for v in p["versions"]) else None
     return render_template("product.html", p=p, charts=charts, ver=ver, error=error,
                            default_attestation=svc().DEFAULT_ATTESTATION), status
