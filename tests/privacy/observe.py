@@ -28,8 +28,7 @@ from .planted import DATASET, OPERATOR
 NOISY = "<noisy>"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b")
-_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?")
-_NUMBER = re.compile(r"\d+(\.\d+)?(e[+-]?\d+)?")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}([.,]\d+)?(Z|[+-]\d{2}:?\d{2})?")
 LOGGERS = ("sandbox", "queries", "privacy", "products", "web")
 
 
@@ -185,8 +184,8 @@ class Observer:
         return view, texts
 
     def _log_delta(self, before: dict[str, Any], city: str) -> tuple[dict[str, list[str]], list[str]]:
-        """New log lines per file (and of the Python loggers), with numbers, ids and
-        times replaced: the *shape* of what was logged must not depend on data."""
+        """New log lines per file (and of the Python loggers), with ids and times
+        replaced: what was logged must not depend on data."""
         now = self._logs()
         delta: dict[str, list[str]] = {}
         raw: list[str] = []
@@ -300,10 +299,11 @@ def _budget_numbers(b) -> list[float]:
 
 
 def _shape(line: str, city: str) -> str:
+    """A log line with its time, ids and fingerprints replaced; every other
+    character (numbers included) is compared exactly."""
     line = _UUID.sub("<uuid>", line.replace(city, "<city>"))
     line = _TIME.sub("<time>", line)
-    line = _HEX.sub("<hex>", line)
-    return _NUMBER.sub("<n>", line)
+    return _HEX.sub("<hex>", line)
 
 
 def leaked(texts: list[str], canaries: tuple[str, ...]) -> list[str]:

@@ -123,6 +123,11 @@ PAIRS: list[Pair] = [
     make_pair("order_two_keys", "order",
               "SELECT blood, age < 50 AS young, COUNT(*) FROM people WHERE city = '{city}' OR age >= 20 GROUP BY 1, 2"),
 
+    make_pair("null_key_only_with_t", "order",
+              "SELECT CASE WHEN city = '{city}' THEN NULL ELSE blood END AS k, COUNT(*) FROM people GROUP BY 1"),
+    make_pair("nan_key_only_with_t", "order",
+              "SELECT CASE WHEN city = '{city}' THEN weight ELSE 1.0 END AS k, COUNT(*) FROM people GROUP BY 1"),
+
     # -- 6. the rewrite's internal names
     make_pair("unit_alias_in_subquery", "internal_name",
               "SELECT COUNT(*) FROM (SELECT person_id AS __unit, age FROM people WHERE city = '{city}') t",
