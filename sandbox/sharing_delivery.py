@@ -12,6 +12,7 @@ the worker runs is emitted from a checked tree (:mod:`queries.shared_sql`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Iterator
@@ -151,6 +152,13 @@ def record_delivery(inst: Instance, grant: OpenGrant, kind: DeliveryKind, rows: 
 
 # ---------------------------------------------------------------- exact SQL
 
+def _plain(value: Any) -> Any:
+    """DuckDB's exact integer sums arrive as decimals: whole ones become ints."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
 @dataclass(frozen=True)
 class SharedQueryResult:
     request_id: int
@@ -176,7 +184,7 @@ def run_shared_query(inst: Instance, user: str, request_id: int, sql: str, *,
     truncated = table.num_rows > SHARED_QUERY_MAX_ROWS
     if truncated:
         table = table.slice(0, SHARED_QUERY_MAX_ROWS)
-    rows = tuple(zip(*(table.column(i).to_pylist() for i in range(table.num_columns)))) if table.num_columns else ()
+    rows = tuple(tuple(map(_plain, r)) for r in zip(*(table.column(i).to_pylist() for i in range(table.num_columns))))
     rec = record_delivery(inst, grant, DeliveryKind.QUERY, table.num_rows,
                           {"sql": sql, "columns_read": list(checked.columns), "truncated": truncated})
     return SharedQueryResult(grant.request_id, grant.dataset, grant.version, tuple(table.column_names), rows,

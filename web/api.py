@@ -233,3 +233,4 @@ def audit_status():
 
 from web import api_products  # noqa: E402,F401  (registers the product routes on ``api``)
 from web import api_approvals  # noqa: E402,F401  (approvals, product edit/re-run, disclosure reports)
+from web import api_sharing  # noqa: E402,F401  (sharing between departments)

@@ -341,6 +341,12 @@ from web.i18n_terms import ZH_TERMS  # noqa: E402  (the pages' newer strings)
 ZH.update(ZH_TERMS)
 
 
+from web.i18n_sharing import SHARING_ZH  # noqa: E402
+
+for _key, _text in SHARING_ZH.items():
+    ZH.setdefault(_key, _text)
+
+
 def current_language() -> str:
     """The language of this request: ?lang=, then the session, then Accept-Language."""
     lang = request.args.get("lang")

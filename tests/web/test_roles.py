@@ -58,9 +58,10 @@ EXPECTED: dict[str, set[str]] = {
 
 
 def expected_roles(endpoint: str) -> set[str]:
+    from web.pages_sharing import EXPECTED_ROLES as SHARING
     from web.products_views import EXPECTED_ROLES
 
-    return EXPECTED.get(endpoint) or EXPECTED_ROLES[endpoint]
+    return EXPECTED.get(endpoint) or SHARING.get(endpoint) or EXPECTED_ROLES[endpoint]
 
 
 def concrete(rule) -> str:
