@@ -1,4 +1,10 @@
-"""Registering datasets from their policy files, and reading them back."""
+"""Registering datasets from their policy files, and reading them back.
+
+What is published about a version is its number, date and :func:`published_digest`
+(the plain content hash for open data, a keyed digest otherwise). Exact row counts
+and the quality report are the owner's alone. Public tables' statistics
+(:func:`public_stats_of`) are exact: they describe public data.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from queries.errors import Forbidden, NotFound, PolicyError, SandboxError
 from queries.policy import DatasetPolicy, parse_policy
@@ -22,11 +28,14 @@ from sandbox.models import Budget, Dataset, DatasetColumn, DatasetTable, Dataset
 
 @dataclass(frozen=True)
 class RegisteredVersion:
+    """What registering a version tells the owner (or admin) who registered it."""
+
     dataset: str
     number: int
     content_hash: str
     row_counts: dict[str, int]
     created: bool           # False when the same data and policy were already registered
+    digest: str             # what the catalog publishes (see published_digest)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -74,7 +83,9 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                 latest = _latest_version(s, ds.id)
                 if latest is not None and latest.content_hash == stored.content_hash and latest.policy_hash == phash:
                     _discard(stored.path, latest.path)
-                    return RegisteredVersion(ds.name, latest.number, latest.content_hash, latest.row_counts, False)
+                    _refresh_digests(s, inst, ds)
+                    return RegisteredVersion(ds.name, latest.number, latest.content_hash, latest.row_counts, False,
+                                             latest.digest)
             if ds is None:
                 ds = Dataset(name=policy.name, title=policy.title, description=policy.description,
                              publisher=policy.publisher, owner_id=owner.id,
@@ -93,10 +104,11 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                 dataset_id=ds.id, number=number, content_hash=stored.content_hash, policy_hash=phash,
                 path=str(stored.path), wrapped_key=stored.wrapped_key, policy=json.loads(json.dumps(typed.to_dict(), default=str)),
                 row_counts=dict(stored.row_counts), quality=json.loads(json.dumps(stored.quality, default=str)),
-                created_by=owner.id if actor.name == policy.owner else owner.id,
+                public_stats=stored.public_stats, created_by=owner.id if actor.name == policy.owner else owner.id,
             )
             s.add(version)
             s.flush()
+            _refresh_digests(s, inst, ds)
             for table in typed.tables:
                 t = DatasetTable(version_id=version.id, name=table.name, public=table.public,
                                  rows_per_unit=table.rows_per_unit, max_rows_per_unit=table.max_rows_per_unit,
@@ -108,16 +120,80 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                     s.add(DatasetColumn(table_id=t.id, name=c.name, column_class=c.cls, type=c.type,
                                         min=c.min, max=c.max, domain=list(c.domain) if c.domain else None))
             audit.append(s, inst.signer, actor, "dataset.version", "dataset_version", version.id, {
-                "dataset": ds.name, "number": number, "content_hash": stored.content_hash,
+                "dataset": ds.name, "number": number, "digest": version.digest,
                 "policy_hash": phash, "row_counts": dict(stored.row_counts),
             })
             from sandbox.sharing import on_new_version
 
             on_new_version(s, inst, actor, ds, version, typed)
-            return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True)
+            return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True,
+                                     version.digest)
     except BaseException:
         Path(stored.path).unlink(missing_ok=True)
         raise
+
+
+def published_digest(inst: Instance, v: DatasetVersion, classification: str | None = None) -> str:
+    """The hash a version publishes (catalog, listings, CLI, API, manifests): its
+    content hash only when the version was registered as open *and* its dataset is
+    open now (``classification``, read from the version's session if not given);
+    otherwise the keyed digest of :func:`sandbox.storage.version_digest`. Computed
+    here, so it is right for versions whose stored ``digest`` is missing (registered
+    before digests existed) or stale (the dataset was reclassified since)."""
+    from sandbox.storage import version_digest
+
+    if classification is None:
+        classification = object_session(v).get(Dataset, v.dataset_id).classification
+    registered_as = (v.policy or {}).get("classification", classification)
+    kind = "open" if classification == "open" and registered_as == "open" else "keyed"
+    return version_digest(v.content_hash, kind, inst.master_key)
+
+
+def _refresh_digests(s: Session, inst: Instance, ds: Dataset) -> None:
+    """Store every version's published digest: it is missing on versions
+    registered before digests existed and changes when the dataset is reclassified."""
+    for v in s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)).scalars():
+        digest = published_digest(inst, v, ds.classification)
+        if v.digest != digest:
+            v.digest = digest
+    s.flush()
+
+
+def public_stats_of(version: DatasetVersion, inst: Instance | None = None) -> dict[str, Any]:
+    """Exact statistics of the version's public tables, by table: ``rows`` and, per
+    column, ``max_rows_per_value`` (the most rows sharing one non-NULL value).
+
+    Versions registered before statistics existed have none stored. With ``inst``
+    they are computed once by the instance's worker pool on the encrypted version
+    and set on ``version``, so the caller's session stores them when it commits.
+    Without it they come back empty: the planner then treats the public tables as
+    having no statistics and refuses the joins it cannot bound."""
+    stats = version.public_stats
+    if stats is None and inst is not None:
+        stats = _compute_public_stats(inst, version)
+        version.public_stats = stats
+    return _typed_stats(stats or {})
+
+
+def _typed_stats(stats: dict[str, Any]) -> dict[str, Any]:
+    try:
+        from queries.model import PublicTableStats
+    except ImportError:             # the planner's type is not there yet: plain values
+        return {t: {"rows": int(v["rows"]), "max_rows_per_value": dict(v["max_rows_per_value"])}
+                for t, v in stats.items()}
+    return {t: PublicTableStats(rows=int(v["rows"]), max_rows_per_value=dict(v["max_rows_per_value"]))
+            for t, v in stats.items()}
+
+
+def _compute_public_stats(inst: Instance, version: DatasetVersion) -> dict[str, Any]:
+    from sandbox.storage import public_stats_from_row, public_stats_query, unwrap_key
+
+    sql, labels = public_stats_query(version_policy(version))
+    if sql is None:
+        return {}
+    data_key = unwrap_key(version.wrapped_key, inst.master_key)
+    row = inst.pool.execute(Path(version.path), data_key, sql, {}, fingerprint="public-stats").to_pylist()[0]
+    return public_stats_from_row(labels, [row[f"s{i}"] for i in range(len(labels))])
 
 
 def _discard(new_path: Path, kept_path: str) -> None:
@@ -178,6 +254,7 @@ def get_version(s: Session, ds: Dataset, number: int | None) -> DatasetVersion:
 
 
 def list_datasets(inst: Instance) -> list[dict[str, Any]]:
+    """Public metadata of every dataset (no hash, no row count)."""
     with inst.store.read() as s:
         out = []
         for ds in s.execute(select(Dataset).order_by(Dataset.name)).scalars():
@@ -192,7 +269,9 @@ def list_datasets(inst: Instance) -> list[dict[str, Any]]:
 
 
 def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) -> dict[str, Any]:
-    """Public metadata of a dataset; the quality report only for its owner."""
+    """Public metadata of a dataset, each version with its published ``digest``
+    (never the content hash of non-open data); ``include_quality`` (for its owner
+    only) adds the exact row counts and the quality report."""
     with inst.store.read() as s:
         ds = get_dataset(s, name)
         versions = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
@@ -206,7 +285,8 @@ def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) ->
             "name": ds.name, "title": ds.title, "description": ds.description, "publisher": ds.publisher,
             "classification": ds.classification, "privacy_unit": ds.privacy_unit,
             "owner": s.get(User, ds.owner_id).name,
-            "versions": [{"number": v.number, "content_hash": v.content_hash, "created_at": v.created_at.isoformat(),
+            "versions": [{"number": v.number, "digest": published_digest(inst, v, ds.classification),
+                          "created_at": v.created_at.isoformat(),
                           **({"row_counts": v.row_counts, "quality": v.quality} if include_quality else {})}
                          for v in versions],
             "tables": [{

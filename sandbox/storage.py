@@ -19,7 +19,15 @@ Ingestion checks the files against the policy (declared columns present, no
 undeclared column, types compatible with bounds, domains and declared types)
 and reports data quality to the owner. Values outside declared bounds or
 domains are **kept** and counted: the bounded SQL clamps every value at query
-time, so dropping rows would only change the data the owner supplied.
+time, so dropping rows would only change the data the owner supplied. It also
+records exact statistics of the *public* tables (rows, and the most rows that
+share one value of each column), from which the planner bounds join fan-out.
+
+The content hash identifies a version's data exactly, so it is published only
+for open data. For conditional and restricted data the published
+:func:`version_digest` is an HMAC-SHA256 of it under a key derived from the
+master key (HKDF-SHA256): without the instance's key, nobody can confirm a guess
+about the rows by hashing candidates.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import secrets
 import shutil
 import struct
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -39,7 +47,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
 from queries.errors import BadMasterKey, InvalidInput, NotFound, PolicyError, VersionCorrupt  # noqa: F401 (re-exported)
@@ -50,6 +60,7 @@ CHUNK_SIZE = 1 << 20
 SUFFIX = ".dpsv"
 _TAG = 16
 _HASH_BATCH = 131_072
+DIGEST_INFO = b"dp-sandbox version digest v1"
 
 _INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
                   "UINTEGER", "UBIGINT", "UHUGEINT"}
@@ -61,9 +72,10 @@ class StoredVersion:
     path: Path
     content_hash: str
     wrapped_key: bytes
-    row_counts: dict[str, int]
+    row_counts: dict[str, int]          # exact, every table: owner-only
     types: dict[str, dict[str, str]]
-    quality: dict
+    quality: dict                       # owner-only
+    public_stats: dict[str, dict] = field(default_factory=dict)   # public tables only: see public_stats_query
 
 
 @dataclass(frozen=True)
@@ -93,6 +105,20 @@ def unwrap_key(wrapped: bytes, master_key: bytes) -> bytes:
         return aes_key_unwrap(bytes(master_key), wrapped)
     except (InvalidUnwrap, ValueError):
         raise BadMasterKey("the master key does not open this dataset version") from None
+
+
+def version_digest(content_hash: str, classification: str, master_key: bytes) -> str:
+    """The hash a version publishes: its content hash for ``open`` data; for any
+    other classification an HMAC-SHA256 of the content hash under a key derived
+    from the master key with HKDF-SHA256 (info ``DIGEST_INFO``). 64 hex digits
+    either way."""
+    if classification == "open":
+        return content_hash
+    _check_master_key(master_key)
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DIGEST_INFO).derive(bytes(master_key))
+    mac = hmac.HMAC(key, hashes.SHA256())
+    mac.update(bytes.fromhex(content_hash))
+    return mac.finalize().hex()
 
 
 def _nonce(index: int, last: bool) -> bytes:
@@ -339,6 +365,42 @@ def _check_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, 
                           key=f"tables.{table.name}.rows_per_unit")
 
 
+def public_stats_query(policy: DatasetPolicy) -> tuple[str | None, list[tuple[str, str | None]]]:
+    """One SELECT over the version (tables as ``ds.<table>``) whose single row holds,
+    for each public table, its row count and, per column, the most rows sharing one
+    non-NULL value (NULL never matches an equality join); and the (table, column)
+    each output column stands for (column None: the row count). None when the
+    policy has no public table."""
+    parts, labels = [], []
+    for table in policy.tables:
+        if not table.public:
+            continue
+        t = f"ds.{_quote(table.name)}"
+        parts.append(f"(SELECT count(*) FROM {t})")
+        labels.append((table.name, None))
+        for col in table.column_names:
+            c = _quote(col)
+            parts.append(f"(SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM {t} WHERE {c} IS NOT NULL "
+                         f"GROUP BY {c}))")
+            labels.append((table.name, col))
+    if not parts:
+        return None, []
+    return "SELECT " + ", ".join(f"{part} AS s{i}" for i, part in enumerate(parts)), labels
+
+
+def public_stats_from_row(labels: list[tuple[str, str | None]], row) -> dict[str, dict]:
+    """``{table: {"rows": n, "max_rows_per_value": {column: m}}}`` from the row of
+    :func:`public_stats_query`."""
+    stats: dict[str, dict] = {}
+    for (table, col), value in zip(labels, row):
+        entry = stats.setdefault(table, {"rows": 0, "max_rows_per_value": {}})
+        if col is None:
+            entry["rows"] = int(value)
+        else:
+            entry["max_rows_per_value"][col] = int(value)
+    return stats
+
+
 def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, master_key: bytes,
                    progress: Callable[[str, int], None] | None = None) -> StoredVersion:
     """Read, check and encrypt one new immutable version of ``policy``'s dataset.
@@ -378,6 +440,8 @@ def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, mast
                 row_counts[table.name] = quality[table.name]["rows"]
                 types[table.name] = table_types
                 report(f"read {table.name}", row_counts[table.name])
+            stats_sql, labels = public_stats_query(policy)
+            public_stats = public_stats_from_row(labels, con.execute(stats_sql).fetchall()[0]) if stats_sql else {}
             digest = hashlib.sha256(b"dp-sandbox content v1\n")
             for table in policy.tables:
                 _hash_table(con, table, types[table.name], digest)
@@ -396,7 +460,7 @@ def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, mast
         finally:
             partial.unlink(missing_ok=True)
         report("encrypt", final.stat().st_size)
-        return StoredVersion(final, content_hash, wrapped, row_counts, types, quality)
+        return StoredVersion(final, content_hash, wrapped, row_counts, types, quality, public_stats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
