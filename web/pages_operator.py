@@ -39,7 +39,8 @@ def editor():
 @bp.post("/")
 @allow("operator")
 def submit():
-    from sandbox.service import check_query, run_query
+    from sandbox.service import run_query
+    from web.preview import blank_epsilon, preview_query
 
     f = request.form
     dataset, sql, eps_text = f.get("dataset", ""), f.get("sql", ""), f.get("epsilon", "").strip()
@@ -48,10 +49,11 @@ def submit():
     try:
         epsilon, target = epsilon_or_target(eps_text, output, width_text)
         if f.get("action") == "run":
+            if epsilon is None and target is None:      # a blank ε: the default, as the preview showed
+                epsilon = blank_epsilon(access.inst(), principal().name, dataset)
             result = run_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
             return redirect(url_for("operator.run_page", run_id=result.run_id))
-        checked = check_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon,
-                              target=target).to_dict()
+        checked = preview_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
         return _editor(preview=checked, **ctx)
     except QueryRejected as exc:
         span = exc.span.to_dict() if exc.span else None
