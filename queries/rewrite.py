@@ -13,7 +13,11 @@ contributions by per-unit aggregation there instead of row sampling.
 Clamping rule: a summed value is first cast to DOUBLE; NaN and ±inf become NULL
 (dropped by every aggregate); finite values are clamped to ``[lower, upper]``
 with ``LEAST``/``GREATEST``; integer aggregates cast the clamped value to BIGINT.
-A column of an integer type is clamped without the cast (it holds no NaN/inf).
+A column of an integer type is clamped without the cast to DOUBLE (it holds no
+NaN/inf), with ``CASE WHEN x < lo THEN lo WHEN x > hi THEN hi ELSE x END``. A NULL
+stays NULL: DuckDB's ``GREATEST`` ignores NULL arguments, so ``GREATEST(NULL, lo)``
+would be ``lo``; the CASE form falls through to ``x`` (NULL), and the DOUBLE form is
+guarded by ``isfinite``, which is NULL for NULL.
 """
 
 from __future__ import annotations
@@ -53,9 +57,12 @@ def literal(value: Any) -> str:
 
 def clamp(value_sql: str, bounds: Interval, *, integer_column: bool = False) -> str:
     """The clamped value, NULL for NULL/NaN/±inf. An integer-typed column cannot
-    hold NaN or ±inf, so it is clamped as it is (no cast to DOUBLE)."""
+    hold NaN or ±inf, so it is clamped as it is (no cast to DOUBLE), by comparisons
+    that let NULL through (LEAST/GREATEST would turn it into a bound)."""
     if integer_column and bounds.integer and max(abs(bounds.lo), abs(bounds.hi)) < 2**53:
-        return f"CAST(LEAST(GREATEST({value_sql}, {number(bounds.lo)}), {number(bounds.hi)}) AS BIGINT)"
+        lo, hi = number(bounds.lo), number(bounds.hi)
+        return (f"CAST(CASE WHEN {value_sql} < {lo} THEN {lo} WHEN {value_sql} > {hi} THEN {hi} "
+                f"ELSE {value_sql} END AS BIGINT)")
     as_double = f"TRY_CAST({value_sql} AS DOUBLE)"
     clamped = f"LEAST(GREATEST({as_double}, {number(bounds.lo)}), {number(bounds.hi)})"
     if bounds.integer:

@@ -95,3 +95,18 @@ def accepted_blocks() -> list[dict]:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+def small_dataset(policy_text: str, *statements: str) -> tuple[DatasetPolicy, duckdb.DuckDBPyConnection]:
+    """A small dataset for exact checks: ``statements`` create and fill tables in
+    schema ``ds`` of a fresh in-memory DuckDB; the policy gets their column types."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA ds")
+    for statement in statements:
+        con.execute(statement)
+    return typed(parse_policy(policy_text), con), con
+
+
+def run_bounded(plan, con: duckdb.DuckDBPyConnection) -> list[tuple]:
+    params = {"salt": plan.params.get("salt", "")} if "$salt" in plan.bounded_sql else None
+    return con.cursor().execute(plan.bounded_sql, params).fetchall()
