@@ -1,11 +1,23 @@
-"""The allow-list: which sqlglot node classes and function names a query may use.
+"""The allow-list: which sqlglot node classes and function names a query may use,
+and how their arguments may be given.
 
 Anything not listed is refused. The check walks the whole tree (every CTE and
 subquery too) before any name is resolved, so an unknown construct is refused
 with its own code wherever it hides.
+
+Arguments that steer a function rather than feed it data are literals only: date
+units and parts (``DATE_TRUNC``, ``DATE_DIFF``, ``DATE_PART``, ``EXTRACT``) must be
+known DuckDB date parts, formats (``STRFTIME``, ``STRPTIME``) string literals
+(``non_literal_argument``); a unit read from a column would make the run's success
+depend on a value. Functions whose cost grows with an argument's value
+(``LPAD``/``RPAD`` lengths, ``REPEAT`` counts) take a literal under a cap
+(``query_too_costly``); range and list builders are not allowed at all.
+No identifier may start with ``__``: that prefix is the rewrite's (``reserved_name``).
 """
 
 from __future__ import annotations
+
+import math
 
 from sqlglot import exp
 
@@ -31,7 +43,20 @@ SCALARS = (
     exp.TimestampTrunc, exp.DateTrunc, exp.Extract, exp.Year, exp.Quarter, exp.Month,
     exp.Week, exp.Day, exp.DayOfWeek, exp.DayOfWeekIso, exp.DayOfMonth, exp.DayOfYear,
     exp.Hour, exp.Interval, exp.DateFromParts, exp.DateDiff, exp.Monthname,
+    exp.TimeToStr, exp.StrToTime, exp.Pad, exp.Repeat, exp.Minute, exp.Second, exp.Dayname,
 )
+
+# Date parts DuckDB knows (as sqlglot emits them, lower-cased).
+DATE_PARTS = frozenset("""
+    century centuries c cent day days d dayofmonth decade decades dec decs hour hours h hr hrs microseconds
+    microsecond us usec usecs millennium millennia mil mils millenium milliseconds millisecond ms msec msecs
+    minute minutes m min mins month months mon mons quarter quarters second seconds s sec secs year years y yr
+    yrs week weeks w weekofyear dow dayofweek weekday isodow doy dayofyear yearweek isoyear era julian epoch
+    timezone timezone_hour timezone_minute
+""".split())
+# Literal size arguments: (node class, argument, cap, what).
+SIZE_ARGUMENTS = ((exp.Pad, "expression", 1_000, "a padded length"), (exp.Repeat, "times", 100, "a repeat count"))
+RESERVED_PREFIX = "__"
 
 # Functions sqlglot leaves as exp.Anonymous that are plain, data-independent scalars.
 ANONYMOUS_SCALARS = frozenset({"date_part", "datepart", "minute", "second", "dayname", "yearweek", "isoyear",
@@ -76,9 +101,77 @@ def is_aggregate(node: exp.Expression) -> bool:
     return isinstance(node, exp.AggFunc)
 
 
+def _unit_name(node: exp.Expression | None) -> str | None:
+    if isinstance(node, exp.Var) or (isinstance(node, exp.Literal) and node.is_string):
+        return str(node.this).lower()
+    return None
+
+
+def _function_label(node: exp.Expression) -> str:
+    if isinstance(node, exp.Pad):
+        return "LPAD" if node.args.get("is_left") else "RPAD"
+    return function_name(node).upper()
+
+
+def check_arguments(sql: str, node: exp.Expression) -> None:
+    """Units, parts and formats are literals; size arguments literals under a cap."""
+    unit = None
+    if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc, exp.DateDiff)):
+        unit = node.args.get("unit")
+    elif isinstance(node, exp.Extract):
+        unit = node.this
+    elif isinstance(node, exp.Anonymous) and function_name(node) in ("date_part", "datepart"):
+        unit = node.expressions[0] if node.expressions else node
+        if not (isinstance(unit, exp.Literal) and unit.is_string):
+            raise reject("non_literal_argument", f"the date part of {_function_label(node)} must be a literal "
+                         "such as 'month'", sql, unit)
+    if unit is not None and _unit_name(unit) not in DATE_PARTS:
+        shown = _unit_name(unit) or render_short(unit)
+        raise reject("non_literal_argument", f"the unit of {_function_label(node)} must be a literal date part "
+                     f"such as 'month', not {shown}", sql, node)
+    if isinstance(node, (exp.TimeToStr, exp.StrToTime)):
+        fmt = node.args.get("format")
+        if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+            raise reject("non_literal_argument", f"the format of {_function_label(node)} must be a string literal",
+                         sql, fmt or node)
+    for cls, arg, cap, what in SIZE_ARGUMENTS:
+        if isinstance(node, cls):
+            size = node.args.get(arg)
+            text = str(size.this) if isinstance(size, exp.Literal) and not size.is_string else ""
+            if not (text.isdigit() and int(text) <= cap):
+                raise reject("query_too_costly", f"{_function_label(node)} needs {what} given as a whole number "
+                             f"literal of at most {cap}", sql, size or node)
+
+
+def render_short(node: exp.Expression) -> str:
+    return node.sql(dialect="duckdb")[:40]
+
+
+def check_names(sql: str, node: exp.Expression) -> None:
+    if isinstance(node, exp.Identifier) and str(node.this).startswith(RESERVED_PREFIX):
+        raise reject("reserved_name", f"names starting with {RESERVED_PREFIX} are reserved: rename "
+                     f"'{node.this}'", sql, node)
+
+
+def literal_quantile(agg: exp.Expression, sql: str) -> float:
+    """The q of ``QUANTILE_CONT(x, q)``: a number literal between 0 and 1."""
+    q = agg.args.get("expression")
+    if isinstance(q, exp.Literal) and not q.is_string:
+        try:
+            value = float(q.this)
+        except ValueError:
+            value = math.nan
+        if 0 <= value <= 1:
+            return value
+    raise reject("invalid_quantile", "the quantile must be a number between 0 and 1", sql, q or agg)
+
+
 def check_allowed(sql: str, root: exp.Expression) -> None:
-    """Refuse the first node (in source order, roughly) that is not on the allow-list."""
+    """Refuse the first node (in source order, roughly) that is not on the allow-list,
+    names a reserved identifier, or passes a non-literal unit, format or size."""
     for node in root.walk(bfs=False):
+        check_names(sql, node)
+        check_arguments(sql, node)
         if isinstance(node, exp.Window):
             raise reject("window_function", "window functions are not allowed", sql, node)
         if isinstance(node, exp.SetOperation):
@@ -96,6 +189,9 @@ def check_allowed(sql: str, root: exp.Expression) -> None:
             if not isinstance(node, exp.Subquery) or not isinstance(node.parent, (exp.From, exp.Join, exp.CTE)):
                 raise reject("subquery_not_allowed", "subqueries are only allowed in FROM and WITH", sql, node)
             continue
+        if isinstance(node, exp.Is) and not isinstance(node.expression, (exp.Null, exp.Boolean)):
+            # sqlglot reads `x IS 10`, which DuckDB cannot parse back
+            raise reject("unsupported_syntax", "IS takes NULL, TRUE or FALSE; use = for values", sql, node)
         if isinstance(node, STRUCTURE) or isinstance(node, SCALARS):
             continue
         if isinstance(node, exp.Anonymous):

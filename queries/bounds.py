@@ -15,6 +15,10 @@ from typing import Callable
 from sqlglot import exp
 
 INF = math.inf
+# Largest bound magnitude of a released or clamped value: integers up to 2^53 are
+# exact as DOUBLE, so clamping through DOUBLE and casting back to BIGINT is exact
+# and cannot overflow.
+MAX_EXACT = 2**53
 _T = exp.DataType.Type
 INTEGER_TYPES = {_T.TINYINT, _T.SMALLINT, _T.INT, _T.BIGINT, _T.INT128, _T.UTINYINT, _T.USMALLINT, _T.UINT,
                  _T.UBIGINT, _T.MEDIUMINT}
@@ -191,7 +195,7 @@ def _date_part(node: exp.Expression) -> str | None:
         first = node.expressions[0] if node.expressions else None
         return str(first.name).lower() if isinstance(first, exp.Literal) else None
     if isinstance(node, (exp.Month, exp.Day, exp.Quarter, exp.Week, exp.DayOfWeek, exp.DayOfWeekIso,
-                         exp.DayOfMonth, exp.DayOfYear, exp.Hour)):
+                         exp.DayOfMonth, exp.DayOfYear, exp.Hour, exp.Minute, exp.Second)):
         return node.key.lower()
     return None
 

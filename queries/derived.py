@@ -6,7 +6,16 @@
   bounded to the row source's ``max_rows`` (keyed hash) and values clamped, so
   each result has bounds: a SUM over at most n rows of [lo, hi] lies in
   [min(lo, n·lo), max(hi, n·hi)]; COUNT in [0, n]; AVG/MIN/MAX/MEDIAN in [lo, hi].
+  The aggregates are computed in an inner ``SELECT`` (``m0``, ``m1``, ...), and the
+  select list and ``HAVING`` are evaluated over them in an outer one, where they can
+  be made total (DuckDB allows no aggregate inside ``TRY``). An unbounded argument
+  of SUM/AVG/VAR/STDDEV/MEDIAN/QUANTILE is read as ``TRY_CAST(x AS DOUBLE)``: a
+  DOUBLE sum cannot overflow, a HUGEINT or DECIMAL one can.
 * Subqueries over public tables only are plain SQL (no unit, no bounding).
+
+Output columns get generated SQL names (``c0``, ``c1``, ...): the operator's names
+stay in the scope, and never reach the bounded SQL, so no alias can name an
+internal column such as ``__unit``.
 """
 
 from __future__ import annotations
@@ -16,13 +25,13 @@ from dataclasses import replace
 
 from sqlglot import exp
 
-from queries.allowlist import PER_UNIT_AGGREGATES, PRIVATE_AGGREGATES
-from queries.bounds import UNBOUNDED, Interval, interval_of
+from queries.allowlist import PER_UNIT_AGGREGATES, PRIVATE_AGGREGATES, literal_quantile
+from queries.bounds import MAX_EXACT, UNBOUNDED, Interval, interval_of
 from queries.domains import derive_domain
 from queries.parse import reject
 from queries.relations import Context, check_clauses, collect_ctes, row_source
 from queries.rewrite import bounded_layer, clamp, render, rows_layer
-from queries.scope import UNIT, ColumnInfo, Relation, widest_class
+from queries.scope import UNIT, ColumnInfo, Relation, bind, widest_class
 from queries.select_list import expand_items, group_expressions, replace_terms
 
 
@@ -40,7 +49,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
     aggregated = bool(select.args.get("group")) or bool(select.args.get("having")) or any(
         i.node.find(exp.AggFunc) for i in items)
     alias = ctx.alias()
-    where_sql = render(rs.where) if rs.where is not None else None
+    where_sql = ctx.scalars.emit(rs.where, scope.type_of, condition=True) if rs.where is not None else None
     columns: dict[str, ColumnInfo] = {}
 
     def add(out: str, info: ColumnInfo, where: exp.Expression) -> None:
@@ -48,13 +57,18 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             raise reject("duplicate_column", f"column '{out}' appears twice in a subquery", sql, where)
         columns[out] = info
 
+    def relation(text: str, *, max_rows: int, one: bool) -> Relation:
+        return Relation(name=name, alias=alias, source_sql=f"({text})", columns=columns, private=rs.private,
+                        unit=UNIT if rs.private else None, max_rows=max_rows, one_per_unit=one,
+                        max_groups=rs.max_groups, tables=rs.tables)
+
     if not aggregated:
         sql_items = []
         for index, item in enumerate(items):
-            out = _name(item.name, index)
+            col = f"c{index}"
             node = item.node
             if isinstance(node, exp.Column):
-                info = replace(scope.info(node), name=out)
+                info = replace(scope.info(node), name=col)
             else:
                 refs = [scope.info(c) for c in node.find_all(exp.Column)]
                 for ref in refs:
@@ -63,16 +77,14 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                                      f"identifier column {ref.origin} cannot be used in an expression",
                                      sql, item.source)
                 iv = interval_of(node, scope.interval)
-                info = ColumnInfo(name=out, cls=widest_class([r for r in refs if r]),
+                info = ColumnInfo(name=col, cls=widest_class([r for r in refs if r]),
                                   lower=iv.lo if iv.finite else None, upper=iv.hi if iv.finite else None,
                                   integer=iv.integer, domain=derive_domain(node, scope.values),
-                                  origin=f"{name or 'subquery'}.{out}")
-            add(out, info, item.source)
-            sql_items.append((render(exp.to_identifier(out, quoted=True)), render(node)))
+                                  origin=f"{name or 'subquery'}.{_name(item.name, index)}")
+            add(_name(item.name, index), info, item.source)
+            sql_items.append((col, ctx.scalars.emit(node, scope.type_of)))
         text = rows_layer(rs.unit_sql, sql_items, rs.from_sql, where_sql)
-        return Relation(name=name, alias=alias, source_sql=f"({text})", columns=columns, private=rs.private,
-                        unit=UNIT if rs.private else None, max_rows=rs.max_rows, one_per_unit=rs.one_per_unit,
-                        max_groups=rs.max_groups, tables=rs.tables)
+        return relation(text, max_rows=rs.max_rows, one=rs.one_per_unit)
 
     keys = group_expressions(select, items, scope, identifiers=None)
     n = 1 if rs.one_per_unit else rs.max_rows
@@ -93,7 +105,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                 raise reject("identifier_in_group", f"identifier column {ref_info.origin} cannot be a group key",
                              sql, origin)
         col = f"k{index}"
-        key_cols.append((col, render(bound)))
+        key_cols.append((col, ctx.scalars.emit(bound, scope.type_of)))
         replacements.append((bound, exp.column(col)))
         if info is None:
             iv = interval_of(bound, scope.interval)
@@ -107,15 +119,26 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                      f"GROUP BY {ctx.policy.privacy_unit}", sql, select.args.get("group") or select)
 
     values: list[tuple[str, str]] = []
-    intervals: dict[int, Interval] = {}
+    measures: list[tuple[str, str]] = []
+    intervals: dict[str, Interval] = {}
 
-    def value(text: str) -> str:
+    def value(text: str) -> exp.Column:
         for col, existing in values:
             if existing == text:
-                return col
+                return exp.column(col)
         col = f"v{len(values)}"
         values.append((col, text))
-        return col
+        return exp.column(col)
+
+    def measure(agg: exp.Expression, result: Interval) -> exp.Column:
+        text = render(agg)
+        for col, existing in measures:
+            if existing == text:
+                return exp.column(col)
+        col = f"m{len(measures)}"
+        measures.append((col, text))
+        intervals[col] = result if result.finite else UNBOUNDED
+        return exp.column(col)
 
     def on_aggregate(agg: exp.AggFunc) -> exp.Expression:
         if not (type(agg) in PRIVATE_AGGREGATES or isinstance(agg, PER_UNIT_AGGREGATES)):
@@ -124,17 +147,12 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
         distinct = isinstance(arg, exp.Distinct)
         if isinstance(agg, exp.Count):
             if arg is None or isinstance(arg, exp.Star):
-                out = exp.Count(this=exp.Star())
-                lo = 1
-            else:
-                target = arg.expressions[0] if distinct else arg
-                if distinct and len(arg.expressions) != 1:
-                    raise reject("distinct_not_allowed", "COUNT(DISTINCT ...) takes one column", sql, agg)
-                col = exp.column(value(render(target)))
-                out = exp.Count(this=exp.Distinct(expressions=[col]) if distinct else col)
-                lo = 0
-            intervals[id(out)] = Interval(lo, n, True)
-            return out
+                return measure(exp.Count(this=exp.Star()), Interval(1, n, True))
+            target = arg.expressions[0] if distinct else arg
+            if distinct and len(arg.expressions) != 1:
+                raise reject("distinct_not_allowed", "COUNT(DISTINCT ...) takes one column", sql, agg)
+            col = value(ctx.scalars.emit(target, scope.type_of))
+            return measure(exp.Count(this=exp.Distinct(expressions=[col]) if distinct else col), Interval(0, n, True))
         if distinct:
             raise reject("distinct_not_allowed", "DISTINCT is only allowed in COUNT", sql, agg)
         for col in arg.find_all(exp.Column):
@@ -143,45 +161,59 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                 raise reject("identifier_in_aggregate", f"identifier column {info.origin} can only be counted",
                              sql, col)
         iv = interval_of(arg, scope.interval)
-        col = exp.column(value(clamp(render(arg), iv) if iv.finite else render(arg)))
-        if isinstance(agg, exp.Sum):
-            out, result = exp.Sum(this=col), Interval(min(iv.lo, n * iv.lo), max(iv.hi, n * iv.hi), iv.integer)
-        elif isinstance(agg, (exp.Min, exp.Max)):
-            out, result = agg.__class__(this=col), iv
-        elif isinstance(agg, exp.Avg):
-            out, result = exp.Avg(this=col), Interval(iv.lo, iv.hi, False)
-        elif isinstance(agg, (exp.Median, exp.PercentileCont, exp.Quantile)):
-            q = agg.args.get("expression")
-            out = exp.Median(this=col) if q is None else exp.PercentileCont(this=col, expression=q.copy())
-            result = Interval(iv.lo, iv.hi, False)
+        text = ctx.scalars.emit(arg, scope.type_of)
+        if iv.finite:
+            if max(abs(iv.lo), abs(iv.hi)) > MAX_EXACT:   # too large to hold exactly as BIGINT: clamp as DOUBLE
+                iv = Interval(iv.lo, iv.hi, False)
+            col = value(clamp(text, iv))
+        elif isinstance(agg, PER_UNIT_AGGREGATES):
+            col = value(text)                              # MIN/MAX compare; they never fail
         else:
-            out = agg.__class__(this=col)
-            width = iv.hi - iv.lo
-            variance = isinstance(agg, (exp.Variance, exp.VariancePop))
-            result = Interval(0, width * width / 2 if variance else width / math.sqrt(2), False)
-        intervals[id(out)] = result if result.finite else UNBOUNDED
-        return out
+            col = value(f"TRY_CAST({text} AS DOUBLE)")
+        if isinstance(agg, exp.Sum):
+            return measure(exp.Sum(this=col), Interval(min(iv.lo, n * iv.lo), max(iv.hi, n * iv.hi), iv.integer))
+        if isinstance(agg, (exp.Min, exp.Max)):
+            return measure(agg.__class__(this=col), iv)
+        if isinstance(agg, exp.Avg):
+            return measure(exp.Avg(this=col), Interval(iv.lo, iv.hi, False))
+        if isinstance(agg, (exp.Median, exp.PercentileCont, exp.Quantile)):
+            q = None if isinstance(agg, exp.Median) else literal_quantile(agg, sql)
+            out = exp.Median(this=col) if q is None else \
+                exp.PercentileCont(this=col, expression=exp.Literal.number(repr(q)))
+            return measure(out, Interval(iv.lo, iv.hi, False))
+        width = iv.hi - iv.lo
+        variance = isinstance(agg, (exp.Variance, exp.VariancePop))
+        return measure(agg.__class__(this=col),
+                       Interval(0, width * width / 2 if variance else width / math.sqrt(2), False))
+
+    def type_of(col: exp.Column) -> str | None:
+        info = key_infos.get(col.name) if not col.table else None
+        return info.type if info is not None else None
+
+    def interval(col: exp.Column) -> Interval:
+        if col.name in key_infos:
+            return key_infos[col.name].interval
+        return intervals.get(col.name, UNBOUNDED)
 
     sql_items = []
     for index, item in enumerate(items):
-        out_name = _name(item.name, index)
+        col = f"c{index}"
         node = replace_terms(item.node, replacements, on_aggregate, scope, has_aggregates=True)
         if isinstance(node, exp.Column) and node.name in key_infos:
-            info = replace(key_infos[node.name], name=out_name)
+            info = replace(key_infos[node.name], name=col)
         else:
-            iv = interval_of(node, lambda c: key_infos[c.name].interval if c.name in key_infos else UNBOUNDED,
-                             lambda x: intervals.get(id(x)))
-            info = ColumnInfo(name=out_name, cls="sensitive", lower=iv.lo if iv.finite else None,
+            iv = interval_of(node, interval)
+            info = ColumnInfo(name=col, cls="sensitive", lower=iv.lo if iv.finite else None,
                               upper=iv.hi if iv.finite else None, integer=iv.integer,
-                              origin=f"{name or 'subquery'}.{out_name}")
-        add(out_name, info, item.source)
-        sql_items.append(f"{render(node)} AS {render(exp.to_identifier(out_name, quoted=True))}")
+                              origin=f"{name or 'subquery'}.{_name(item.name, index)}")
+        add(_name(item.name, index), info, item.source)
+        sql_items.append(f"{ctx.scalars.emit(node, type_of)} AS {col}")
     having = select.args.get("having")
     having_sql = None
     if having is not None:
-        from queries.scope import bind
         bound = bind(having.this, scope, identifiers=None)
-        having_sql = render(replace_terms(bound, replacements, on_aggregate, scope, has_aggregates=True))
+        having_sql = ctx.scalars.emit(replace_terms(bound, replacements, on_aggregate, scope, has_aggregates=True),
+                                      type_of, condition=True)
 
     rows = rows_layer(rs.unit_sql, key_cols + values, rs.from_sql, where_sql)
     if rs.private and n > 1:
@@ -190,13 +222,13 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
     else:
         source = rows
     group_cols = ([UNIT] if rs.private else []) + [c for c, _ in key_cols]
-    head = ([UNIT] if rs.private else []) + sql_items
-    text = f"SELECT {', '.join(head)} FROM ({source}) AS __p"
+    inner_items = group_cols + [f"{text} AS {col}" for col, text in measures]
+    inner = f"SELECT {', '.join(inner_items or ['COUNT(*) AS __n'])} FROM ({source}) AS __p"
     if group_cols:
-        text += f" GROUP BY {', '.join(group_cols)}"
+        inner += f" GROUP BY {', '.join(group_cols)}"
+    head = ([UNIT] if rs.private else []) + sql_items
+    text = f"SELECT {', '.join(head)} FROM ({inner}) AS __a"
     if having_sql:
-        text += f" HAVING {having_sql}"
+        text += f" WHERE {having_sql}"
     one = rs.private and not key_cols
-    return Relation(name=name, alias=alias, source_sql=f"({text})", columns=columns, private=rs.private,
-                    unit=UNIT if rs.private else None, max_rows=1 if one else n, one_per_unit=one,
-                    max_groups=rs.max_groups, tables=rs.tables)
+    return relation(text, max_rows=1 if one else n, one=one)

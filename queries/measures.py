@@ -47,7 +47,20 @@ class Measured:
 
 
 def _total(sql: str, integer: bool) -> str:
-    return f"CAST(COALESCE(SUM({sql}), 0) AS {'BIGINT' if integer else 'DOUBLE'})"
+    """A sum over rows or units: HUGEINT for integers (values within 2^62 over
+    fewer than 2^63 rows cannot overflow it), DOUBLE otherwise (never raises)."""
+    return f"CAST(COALESCE(SUM({sql}), 0) AS {'HUGEINT' if integer else 'DOUBLE'})"
+
+
+def _count(sql: str) -> str:
+    """A sum of per-unit counts: at most the number of rows, so it fits BIGINT."""
+    return f"CAST(COALESCE(SUM({sql}), 0) AS BIGINT)"
+
+
+def _exact(value: float, integer: bool) -> int | float:
+    """Bounds of an integer aggregate as Python ints, so their products are exact
+    and render as integer literals (a float above 2^53 would render as DOUBLE)."""
+    return int(value) if integer else float(value)
 
 
 def row_measures(m: Measured) -> list[tuple[str, str]]:
@@ -97,26 +110,28 @@ def unit_measures(m: Measured, partials: UnitPartials, max_rows: int) -> list[tu
         return [(agg.columns["count"], "COUNT(*)")]
     n = f"LEAST({partials.add(f'COUNT({v})' if v else 'COUNT(*)')}, {r})"
     if agg.kind == "count":
-        return [(agg.columns["count"], _total(n, True))]
-    lo, hi = float(agg.lower), float(agg.upper)
+        return [(agg.columns["count"], _count(n))]
+    integer = agg.integer
+    lo, hi = _exact(agg.lower, integer), _exact(agg.upper, integer)
     s = partials.add(f"SUM({v})")
-    s_clamped = f"LEAST(GREATEST(COALESCE({s}, 0), {number(r * min(lo, 0.0))}), {number(r * max(hi, 0.0))})"
+    s_clamped = f"LEAST(GREATEST(COALESCE({s}, 0), {number(r * min(lo, 0))}), {number(r * max(hi, 0))})"
     out = []
     for role, col in agg.columns.items():
         if role == "count":
-            out.append((col, _total(n, True)))
+            out.append((col, _count(n)))
         elif role == "sum":
-            out.append((col, _total(s_clamped, agg.integer)))
+            out.append((col, _total(s_clamped, integer)))
         elif role == "sumsq":
-            mid, c, _ = centre_point(lo, hi, agg.integer)
+            mid_f, c_f, _ = centre_point(float(lo), float(hi), integer)
+            mid, c = _exact(mid_f, integer), _exact(c_f, integer)
             d = f"({v} - {number(mid)})"
-            if agg.integer and c * c >= 2 ** 31:
+            if integer and c * c >= 2 ** 31:
                 d = f"CAST({d} AS HUGEINT)"
             q = partials.add(f"SUM({d} * {d})")
             q_clamped = f"LEAST(COALESCE({q}, 0), {number(r * c * c)})"
             # back to raw squares: sum x² = sum (x-mid)² + 2·mid·sum x - mid²·n
             raw = f"{q_clamped} + {number(2 * mid)} * {s_clamped} - {number(mid * mid)} * {n}" if mid else q_clamped
-            out.append((col, _total(raw, agg.integer)))
+            out.append((col, _total(raw, integer)))
     return out
 
 

@@ -14,6 +14,10 @@ Contract between packages (keep it stable; add fields with defaults):
 * Each privacy unit contributes to at most ``max_groups`` groups and, within a
   group, at most ``max_rows`` rows; every summed value is already clamped to
   ``[lower, upper]`` and NaN/±inf are mapped to NULL and dropped in the SQL.
+* No value in the data can make it fail: every user scalar in it is total
+  (``queries.total``), ``user_scalars`` lists their exact text, and the
+  generated arithmetic cannot overflow (integer sums are HUGEINT, counts BIGINT,
+  other sums DOUBLE; bound magnitudes are checked when planning).
 * ``outputs`` are the operator's select list, as SQL over group-key names and
   aggregate names; ``having``/``order_by``/``limit`` are post-processing over
   the output names. None of it touches data: it runs on the noisy table.
@@ -93,6 +97,7 @@ class BoundedPlan:
     fan_out: int = 1                # join fan-out already folded into max_rows
     sql: str = ""                   # the operator's text (never executed)
     notes: tuple[str, ...] = ()     # human-readable planning notes (bounding skipped, ...)
+    user_scalars: tuple[str, ...] = ()  # text of every (total) user scalar in bounded_sql
 
     def summary(self) -> dict[str, Any]:
         """What the release manifest and the preview show of the plan."""

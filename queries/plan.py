@@ -6,8 +6,8 @@ import math
 
 from sqlglot import exp
 
-from queries.allowlist import PRIVATE_AGGREGATES, check_allowed
-from queries.bounds import Interval, interval_of
+from queries.allowlist import PRIVATE_AGGREGATES, check_allowed, literal_quantile
+from queries.bounds import MAX_EXACT, Interval, interval_of
 from queries.domains import derive_domain
 from queries.errors import QueryRejected
 from queries.fingerprint import plan_fingerprint
@@ -19,6 +19,7 @@ from queries.measures import Measured, bounded_sql as build_bounded_sql
 from queries.rewrite import candidate_grid, clamp, domain_filter, render, rows_layer
 from queries.scope import Scope, bind
 from queries.select_list import expand_items, group_expressions, replace_terms
+from queries.total import typed_membership
 
 MEASURES = {
     "count": ("count",), "count_units": ("count",), "sum": ("sum",), "avg": ("sum", "count"),
@@ -28,11 +29,21 @@ MEASURES = {
 }
 
 
+VARIANCE_KINDS = ("var_pop", "var_samp", "stddev_pop", "stddev_samp")
+# Generated integer sums are HUGEINT over fewer than 2^63 rows (DuckDB counts rows
+# in BIGINT): a unit's clamped contribution must stay within 2^62 for a sum, and a
+# unit's sum of squares within 2^60 (the raw squares rebuilt from the centred ones
+# add a few such terms), so no total can reach 2^127.
+MAX_UNIT_SUM = 2**62
+MAX_UNIT_SQUARES = 2**60
+
+
 class _Aggregates:
     """The private aggregates of one query, deduplicated, with their measures."""
 
-    def __init__(self, scope: Scope, sql: str) -> None:
-        self.scope, self.sql = scope, sql
+    def __init__(self, ctx: Context, scope: Scope, sql: str) -> None:
+        self.ctx, self.scope, self.sql = ctx, scope, sql
+        self.nodes: list[exp.Expression] = []       # the aggregate as written, for spans
         self.list: list[Aggregate] = []
         self.keys: dict[str, str] = {}          # canonical text -> name
         self.values: list[tuple[str, str]] = []
@@ -68,7 +79,7 @@ class _Aggregates:
             elif arg is not None and not isinstance(arg, exp.Star):
                 if not isinstance(arg, exp.Column):
                     self._no_identifiers(arg)
-                value = self.value(render(arg))
+                value = self.value(self.ctx.scalars.emit(arg, scope.type_of))
         else:
             if distinct:
                 raise reject("distinct_not_allowed", "DISTINCT is only allowed as COUNT(DISTINCT <unit>)", sql, agg)
@@ -81,9 +92,14 @@ class _Aggregates:
                              "min/max; clamp it with LEAST(GREATEST(x, lo), hi)", sql, agg)
             lower, upper, integer = float(iv.lo), float(iv.hi), iv.integer
             info = scope.info(arg) if isinstance(arg, exp.Column) else None
-            value = self.value(clamp(render(arg), iv, integer_column=info is not None and info.sql_integer))
+            if max(abs(iv.lo), abs(iv.hi)) > MAX_EXACT:
+                raise reject("bounds_too_large", f"{agg.key.upper()} needs bounds within ±2^53 "
+                             f"(about 9.0e15); its argument lies in [{iv.lo:g}, {iv.hi:g}]: clamp it with "
+                             "LEAST(GREATEST(x, lo), hi)", sql, agg)
+            text = self.ctx.scalars.emit(arg, scope.type_of)
+            value = self.value(clamp(text, iv, integer_column=info is not None and info.sql_integer))
             if kind == "quantile":
-                q = 0.5 if isinstance(agg, exp.Median) else _quantile(agg, sql)
+                q = 0.5 if isinstance(agg, exp.Median) else literal_quantile(agg, sql)
         canonical = f"{kind}|{value}|{q}"
         if canonical in self.keys:
             return exp.column(self.keys[canonical])
@@ -97,6 +113,7 @@ class _Aggregates:
         agg_ = Aggregate(name=name, kind=kind, columns=columns, lower=lower, upper=upper, integer=integer,
                          quantile=q, candidates=candidates, sql=render(_display(agg)))
         self.list.append(agg_)
+        self.nodes.append(agg)
         self.measured.append(Measured(agg_, value, step, base))
         return exp.column(name)
 
@@ -124,18 +141,6 @@ def _display(agg: exp.Expression) -> exp.Expression:
         return None
     from queries.scope import rebuild
     return rebuild(agg, strip)
-
-
-def _quantile(agg: exp.Expression, sql: str) -> float:
-    q = agg.args.get("expression")
-    if isinstance(q, exp.Literal) and not q.is_string:
-        try:
-            value = float(q.this)
-        except ValueError:
-            value = math.nan
-        if 0 <= value <= 1:
-            return value
-    raise reject("invalid_quantile", "the quantile must be a number between 0 and 1", sql, q or agg)
 
 
 def _limits(value: int | None, policy_value: int, what: str, sql: str) -> int:
@@ -204,9 +209,9 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         group_keys.append(GroupKey(name=name, column=col, domain=domain, sql=render(_display(bound))))
         replacements.append((bound, exp.column(name, quoted=True)))
         canonical_keys.append((bound, exp.column(col)))
-        key_cols.append((col, render(bound)))
+        key_cols.append((col, ctx.scalars.emit(bound, scope.type_of)))
 
-    aggs = _Aggregates(scope, sql)
+    aggs = _Aggregates(ctx, scope, sql)
     has_aggregates = any(i.node.find(exp.AggFunc) for i in items) or select.args.get("having") is not None \
         or any(o.find(exp.AggFunc) for o in (select.args["order"].expressions if select.args.get("order") else []))
     outputs: list[OutputColumn] = []
@@ -216,7 +221,9 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         node = replace_terms(item.node, replacements, aggs.add, scope, has_aggregates=has_aggregates)
         canon = replace_terms(item.node, canonical_keys, aggs.add, scope, has_aggregates=has_aggregates)
         name = item.label if item.name is None else item.name
-        if name in output_nodes:
+        # an output may not take an aggregate's name (a0, a1, ...) for something else:
+        # HAVING and ORDER BY over the noisy table would read the output instead
+        if name in output_nodes or (_aggregate_like(name) and render(node) != name.lower()):
             suffix = 2
             while f"{name}_{suffix}" in output_nodes:
                 suffix += 1
@@ -276,9 +283,11 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     if skip:
         plan_rows, plan_groups = 1, 1
         notes.append("bounding skipped: rows_per_unit = 1")
-    key_filter = domain_filter([(c, k.domain) for (c, _), k in zip(key_cols, group_keys)])
+    _check_magnitudes(aggs, plan_rows, sql)
+    key_filter = domain_filter([(c, k.domain, k.domain is not None and typed_membership(bound, k.domain, scope.type_of))
+                                for (c, _), k, (bound, _) in zip(key_cols, group_keys, canonical_keys)])
     units_column = "units" if partition_selection else None
-    where_sql = render(rs.where) if rs.where is not None else None
+    where_sql = ctx.scalars.emit(rs.where, scope.type_of, condition=True) if rs.where is not None else None
     rows = rows_layer(rs.unit_sql, key_cols + aggs.values, rs.from_sql, where_sql)
     if skip:
         shape = "rows"
@@ -304,7 +313,27 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         max_groups=plan_groups, max_rows=plan_rows, fingerprint=fingerprint, params={"salt": salt},
         partition_selection=partition_selection, units_column=units_column, having=having,
         order_by=order_by, limit=limit, fan_out=rs.fan_out, sql=sql, notes=tuple(notes),
+        user_scalars=tuple(ctx.scalars.texts),
     )
+
+
+def _check_magnitudes(aggs: _Aggregates, max_rows: int, sql: str) -> None:
+    """Refuse bounds whose generated sums could overflow (see MAX_UNIT_SUM)."""
+    for agg, node in zip(aggs.list, aggs.nodes):
+        if agg.kind in ("count", "count_units"):
+            continue
+        r = int(agg.max_rows if agg.max_rows is not None else max_rows)
+        b = max(abs(agg.lower), abs(agg.upper))
+        if r * b > MAX_UNIT_SUM:
+            raise reject("bounds_too_large", f"{agg.sql}: up to {r} rows per unit of values within ±{b:g} could "
+                         "sum beyond 2^62; narrow the bounds", sql, node)
+        if agg.integer and agg.kind in VARIANCE_KINDS and r * b * b > MAX_UNIT_SQUARES:
+            raise reject("bounds_too_large", f"{agg.sql}: up to {r} rows per unit of integers within ±{b:g} have "
+                         "squares beyond 2^60; narrow the bounds or compute over CAST(x AS DOUBLE)", sql, node)
+
+
+def _aggregate_like(name: str) -> bool:
+    return name[:1].lower() == "a" and name[1:].isdigit()
 
 
 def _reserved(name: str) -> bool:

@@ -19,7 +19,8 @@ from sqlglot import exp
 from queries.parse import reject
 from queries.policy import DatasetPolicy, TablePolicy
 from queries.rewrite import render
-from queries.scope import UNIT, ColumnInfo, Relation, Scope, bind, fold
+from queries.scope import UNIT, ColumnInfo, Relation, Scope, bind, bound_column, fold
+from queries.total import UserScalars
 
 ALLOWED_SELECT_ARGS = {"with_", "expressions", "from_", "joins", "where", "group", "having", "order", "limit"}
 MAX_RELATIONS = 16
@@ -33,6 +34,7 @@ class Context:
     counter: itertools.count = field(default_factory=itertools.count)
     tables: set[str] = field(default_factory=set)
     relations: int = 0
+    scalars: UserScalars = field(default_factory=UserScalars)
 
     def alias(self) -> str:
         return f"t{next(self.counter)}"
@@ -102,6 +104,7 @@ def base_relation(ctx: Context, table: TablePolicy, name: str) -> Relation:
         columns[c.name] = ColumnInfo(
             name=c.name, cls=c.cls, is_unit=(not table.public and c.name == unit), lower=lo, upper=hi,
             integer=integer, domain=c.domain, origin=f"{table.name}.{c.name}", sql_integer=integer,
+            type=c.type,
         )
     ctx.tables.add(table.name)
     return Relation(
@@ -205,8 +208,7 @@ def _join_condition(ctx: Context, scope: Scope, join: exp.Join, right: Relation)
         elif "identifier" in (l_info.cls, r_info.cls):
             raise reject("identifier_in_filter", f"identifier column {r_info.origin} cannot be used in a join",
                          sql, ident)
-        parts.append(exp.EQ(this=exp.column(l_info.name, left.alias, quoted=True),
-                            expression=exp.column(r_info.name, right.alias, quoted=True)))
+        parts.append(exp.EQ(this=bound_column(left, l_info, ident), expression=bound_column(right, r_info, ident)))
         scope.merged.setdefault(name, left)
     for cond in _conjuncts(join.args.get("on")):
         if isinstance(cond, exp.EQ) and isinstance(cond.this, exp.Column) and isinstance(cond.expression, exp.Column):
@@ -258,7 +260,8 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
                 raise reject("join_not_allowed", "LEFT JOIN needs ON or USING", sql, join)
             text += f" CROSS JOIN {right.source_sql} AS {right.alias}"
         else:
-            text += f" {word} {right.source_sql} AS {right.alias} ON {render(cond)}"
+            text += f" {word} {right.source_sql} AS {right.alias} ON " \
+                    f"{ctx.scalars.emit(cond, scope.type_of, condition=True)}"
     where = select.args.get("where")
     bound_where = bind(where.this, scope, identifiers="identifier_in_filter", allow_aggregates=False) \
         if where is not None else None
@@ -269,9 +272,13 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
     one = bool(private) and all(r.one_per_unit for r in private) and not public
     if one:
         max_rows = 1
+    unit_sql = None
+    if private:
+        head = private[0]
+        unit_sql = f"{head.alias}.{UNIT}" if head.unit == UNIT else \
+            ctx.scalars.column(f"{head.alias}.{_quote(head.unit)}")
     return RowSource(
-        scope=scope, from_sql=text, where=bound_where,
-        unit_sql=f"{private[0].alias}.{_quote(private[0].unit)}" if private else None,
+        scope=scope, from_sql=text, where=bound_where, unit_sql=unit_sql,
         private=bool(private), max_rows=max_rows, fan_out=fan_out, one_per_unit=one,
         max_groups=max((r.max_groups for r in private), default=1),
         tables=frozenset().union(*(r.tables for r in scope.relations)),

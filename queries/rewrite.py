@@ -12,7 +12,8 @@ contributions by per-unit aggregation there instead of row sampling.
 
 Clamping rule: a summed value is first cast to DOUBLE; NaN and ±inf become NULL
 (dropped by every aggregate); finite values are clamped to ``[lower, upper]``
-with ``LEAST``/``GREATEST``; integer aggregates cast the clamped value to BIGINT.
+with ``LEAST``/``GREATEST``; integer aggregates cast the clamped value to BIGINT
+(the planner keeps integer bounds within 2^53, so the cast cannot overflow).
 A column of an integer type is clamped without the cast to DOUBLE (it holds no
 NaN/inf), with ``CASE WHEN x < lo THEN lo WHEN x > hi THEN hi ELSE x END``. A NULL
 stays NULL: DuckDB's ``GREATEST`` ignores NULL arguments, so ``GREATEST(NULL, lo)``
@@ -27,7 +28,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from queries.bounds import Interval
+from queries.bounds import MAX_EXACT, Interval
 
 
 def render(node: exp.Expression) -> str:
@@ -59,7 +60,7 @@ def clamp(value_sql: str, bounds: Interval, *, integer_column: bool = False) -> 
     """The clamped value, NULL for NULL/NaN/±inf. An integer-typed column cannot
     hold NaN or ±inf, so it is clamped as it is (no cast to DOUBLE), by comparisons
     that let NULL through (LEAST/GREATEST would turn it into a bound)."""
-    if integer_column and bounds.integer and max(abs(bounds.lo), abs(bounds.hi)) < 2**53:
+    if integer_column and bounds.integer and max(abs(bounds.lo), abs(bounds.hi)) <= MAX_EXACT:
         lo, hi = number(bounds.lo), number(bounds.hi)
         return (f"CAST(CASE WHEN {value_sql} < {lo} THEN {lo} WHEN {value_sql} > {hi} THEN {hi} "
                 f"ELSE {value_sql} END AS BIGINT)")
@@ -103,8 +104,16 @@ def bounded_layer(source: str, keys: list[str], values: list[str], *, max_groups
             f"WHERE {' AND '.join(conditions)}")
 
 
-def domain_filter(keys: list[tuple[str, tuple[Any, ...] | None]]) -> str | None:
-    parts = [f"{name} IN ({', '.join(literal(v) for v in domain)})" for name, domain in keys if domain is not None]
+def domain_filter(keys: list[tuple[str, tuple[Any, ...] | None, bool]]) -> str | None:
+    """Keys inside their public domains: ``(name, domain, typed)`` per key. A test
+    that is not a typed comparison (``queries.total``) is under TRY, so a key whose
+    type does not fit the domain's literals is dropped, not an error; a typed one
+    stays plain so that DuckDB can push it down to the scan."""
+    parts = []
+    for name, domain, typed in keys:
+        if domain is not None:
+            test = f"{name} IN ({', '.join(literal(v) for v in domain)})"
+            parts.append(test if typed else f"TRY({test})")
     return " AND ".join(parts) if parts else None
 
 

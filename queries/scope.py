@@ -40,6 +40,7 @@ class ColumnInfo:
     domain: tuple[Any, ...] | None = None
     origin: str = ""               # table.column, for messages
     sql_integer: bool = False      # its SQL type is an integer type (no NaN/inf)
+    type: str | None = None        # the policy's type of its values, when it is a column's
 
     @property
     def interval(self) -> Interval:
@@ -109,6 +110,11 @@ class Scope:
     def info(self, col: exp.Column) -> ColumnInfo | None:
         """The info of an already bound column."""
         return self.infos.get((col.table, col.name))
+
+    def type_of(self, col: exp.Column) -> str | None:
+        """The policy type of a bound column (None when computed or unknown)."""
+        info = self.info(col)
+        return info.type if info is not None else None
 
     def interval(self, col: exp.Column) -> Interval:
         info = self.info(col)
