@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from http import HTTPStatus
 from typing import Any, Mapping
@@ -80,6 +81,7 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     from sandbox.numbers import format_estimate, format_half_width, format_plain
 
     app.jinja_env.filters.update(plain=format_plain, estimate=format_estimate, half_width=format_half_width)
+    app.jinja_env.globals["e_to"] = lambda x: math.exp(min(float(x), 700.0))
     app.view_functions["static"].allowed_roles = frozenset({"public"})
 
     app.before_request(auth.load_principal)

@@ -21,6 +21,26 @@ ZH_TERMS: dict[str, str] = {
     "depends on the number of people in the group": "取决于组内的人数",
     "the interval is the whole candidate range; the value is one candidate": "区间为整个候选范围；取值为其中一个候选值",
     "the interval is computed with the result": "区间随结果一起计算",
+    # ε in plain language
+    "What ε and δ mean for a person in the data": "ε 和 δ 对数据中的每个人意味着什么",
+    "Differential privacy limits what anyone can learn about one person from the released numbers, whatever else they know.":
+        "差分隐私限制了任何人从发布的数字中能了解到的关于某一个人的信息，无论他们另外还知道什么。",
+    "ε (epsilon) bounds how much one person's data can change the chance of any result: by a factor of at most e to the power ε.":
+        "ε（epsilon）限制了一个人的数据能在多大程度上改变任一结果出现的概率：最多为 e 的 ε 次方倍。",
+    "Here ε =": "此处 ε =",
+    "a factor of at most": "最多为原来的倍数",
+    "Smaller ε protects people better and makes the numbers noisier; as a guide, ε ≤ 1 is strong protection and ε above 5 is weak.":
+        "ε 越小，对个人的保护越好，数字的噪声也越大；一般而言，ε ≤ 1 属于强保护，ε 大于 5 则保护较弱。",
+    "δ (delta) is the small probability that this bound does not hold; it should be far below one over the number of people (for example 1e-7).":
+        "δ（delta）是上述界限不成立的小概率；它应远小于人数的倒数（例如 1e-7）。",
+    "Here δ =": "此处 δ =",
+    "Each released number comes with an interval: with": "每个发布的数字都附有一个区间：有",
+    "confidence, the number computed without noise lies inside it. The noise hides each person; the interval shows how far it may move the number.":
+        "的把握，不加噪声计算出的数字落在该区间内。噪声用来隐藏每个人；区间表示噪声可能使数字偏离多远。",
+    "The licence's ε is the total all its queries may spend. Granting more than ε = 5 or δ = 1e-6 gives weak protection and is flagged.":
+        "许可的 ε 是其全部查询可消耗的总量。授予超过 ε = 5 或 δ = 1e-6 的许可保护较弱，系统会给出提示。",
+    "Warning: this licence allows more than ε = 5 or δ = 1e-6. Such a budget protects the people in the data weakly; check that the purpose needs it, or revoke the licence and grant a smaller one.":
+        "警告：此许可允许超过 ε = 5 或 δ = 1e-6。这样的预算对数据中的人保护较弱；请确认用途确实需要，或撤销该许可并授予较小的许可。",
     # charts
     "estimate and": "估计值及其",
     "confidence interval": "置信区间",

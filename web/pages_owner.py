@@ -11,6 +11,8 @@ from queries.errors import InvalidInput, SandboxError
 from web import access
 from web.auth import actor, allow, principal
 
+HIGH_EPSILON, HIGH_DELTA = 5.0, 1e-6     # above these a grant is flagged to the owner
+
 bp = Blueprint("owner", __name__, url_prefix="/owner")
 
 
@@ -80,6 +82,10 @@ def grant(name: str):
     except SandboxError as exc:
         return _dataset_page(name, exc, exc.status)
     flash("Licence granted.", "ok")
+    if epsilon > HIGH_EPSILON or delta > HIGH_DELTA:
+        flash("Warning: this licence allows more than ε = 5 or δ = 1e-6. Such a budget protects the people in the "
+              "data weakly; check that the purpose needs it, or revoke the licence and grant a smaller one.",
+              "warning")
     return redirect(url_for("owner.dataset_admin", name=name))
 
 
