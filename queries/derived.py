@@ -28,8 +28,9 @@ from sqlglot import exp
 from queries.allowlist import PER_UNIT_AGGREGATES, PRIVATE_AGGREGATES, literal_quantile
 from queries.bounds import MAX_EXACT, UNBOUNDED, Interval, interval_of
 from queries.domains import derive_domain
+from queries.fan_out import derived_rows
 from queries.parse import reject
-from queries.relations import Context, check_clauses, collect_ctes, row_source
+from queries.relations import Context, RowSource, check_clauses, collect_ctes, row_source
 from queries.rewrite import bounded_layer, clamp, render, rows_layer
 from queries.scope import UNIT, ColumnInfo, Relation, bind, widest_class
 from queries.select_list import expand_items, group_expressions, replace_terms
@@ -37,6 +38,12 @@ from queries.select_list import expand_items, group_expressions, replace_terms
 
 def _name(item_name: str | None, index: int) -> str:
     return item_name if item_name else f"__c{index}"
+
+
+def _public_rows(rs: RowSource) -> int | None:
+    if rs.private or any(r.public_rows is None for r in rs.scope.relations):
+        return None
+    return derived_rows(rs.scope.relations, rs.conjuncts)
 
 
 def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict) -> Relation:
@@ -57,18 +64,23 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             raise reject("duplicate_column", f"column '{out}' appears twice in a subquery", sql, where)
         columns[out] = info
 
-    def relation(text: str, *, max_rows: int, one: bool) -> Relation:
+    def relation(text: str, *, max_rows: int, one: bool, per_value: dict[str, int] | None = None) -> Relation:
         return Relation(name=name, alias=alias, source_sql=f"({text})", columns=columns, private=rs.private,
                         unit=UNIT if rs.private else None, max_rows=max_rows, one_per_unit=one,
-                        max_groups=rs.max_groups, tables=rs.tables)
+                        max_groups=rs.max_groups, tables=rs.tables, public_rows=_public_rows(rs),
+                        per_value=per_value or {}, fan_out=rs.public_fan_out)
 
     if not aggregated:
         sql_items = []
+        per_value: dict[str, int] = {}
+        only = scope.relations[0] if len(scope.relations) == 1 else None
         for index, item in enumerate(items):
             col = f"c{index}"
             node = item.node
             if isinstance(node, exp.Column):
                 info = replace(scope.info(node), name=col)
+                if only is not None and not only.private and node.name in only.per_value:
+                    per_value[col] = only.per_value[node.name]
             else:
                 refs = [scope.info(c) for c in node.find_all(exp.Column)]
                 for ref in refs:
@@ -84,7 +96,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             add(_name(item.name, index), info, item.source)
             sql_items.append((col, ctx.scalars.emit(node, scope.type_of)))
         text = rows_layer(rs.unit_sql, sql_items, rs.from_sql, where_sql)
-        return relation(text, max_rows=rs.max_rows, one=rs.one_per_unit)
+        return relation(text, max_rows=rs.max_rows, one=rs.one_per_unit, per_value=per_value)
 
     keys = group_expressions(select, items, scope, identifiers=None)
     n = 1 if rs.one_per_unit else rs.max_rows

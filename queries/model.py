@@ -26,7 +26,7 @@ Contract between packages (keep it stable; add fields with defaults):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 # Aggregate kinds the privacy layer knows how to release.
 AGGREGATE_KINDS = (
@@ -37,6 +37,16 @@ AGGREGATE_KINDS = (
     "var_pop", "var_samp", "stddev_pop", "stddev_samp",  # columns {"sum", "sumsq", "count"}
     "quantile",       # columns {"lt", "gt"}: LIST of counts of values < / > each candidate
 )
+
+
+@dataclass(frozen=True)
+class PublicTableStats:
+    """Exact statistics of a public table (public data, computed at ingestion):
+    its row count and, per column, the largest number of rows sharing one value.
+    The planner bounds the fan-out of joins with public tables from them."""
+
+    rows: int
+    max_rows_per_value: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,6 +108,7 @@ class BoundedPlan:
     sql: str = ""                   # the operator's text (never executed)
     notes: tuple[str, ...] = ()     # human-readable planning notes (bounding skipped, ...)
     user_scalars: tuple[str, ...] = ()  # text of every (total) user scalar in bounded_sql
+    public_fan_out: int = 1         # bound on the rows public joins make of one private row
 
     def summary(self) -> dict[str, Any]:
         """What the release manifest and the preview show of the plan."""

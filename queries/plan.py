@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Mapping
 
 from sqlglot import exp
 
@@ -11,7 +12,7 @@ from queries.bounds import MAX_EXACT, Interval, interval_of
 from queries.domains import derive_domain
 from queries.errors import QueryRejected
 from queries.fingerprint import plan_fingerprint
-from queries.model import Aggregate, BoundedPlan, GroupKey, OutputColumn
+from queries.model import Aggregate, BoundedPlan, GroupKey, OutputColumn, PublicTableStats
 from queries.parse import parse_select, reject, whole_span
 from queries.policy import DatasetPolicy
 from queries.relations import Context, check_clauses, collect_ctes, row_source
@@ -152,10 +153,16 @@ def _limits(value: int | None, policy_value: int, what: str, sql: str) -> int:
 
 
 def plan_query(sql: str, policy: DatasetPolicy, *, tables: frozenset[str] | None = None,
-               max_groups: int | None = None, max_rows: int | None = None, salt: str = "") -> BoundedPlan:
-    """Check ``sql`` against ``policy`` and plan it; raises only ``QueryRejected``."""
+               max_groups: int | None = None, max_rows: int | None = None, salt: str = "",
+               public_stats: Mapping[str, PublicTableStats] | None = None,
+               max_fan_out: int | None = None) -> BoundedPlan:
+    """Check ``sql`` against ``policy`` and plan it; raises only ``QueryRejected``.
+
+    With ``max_fan_out``, joins with public tables may turn one private row into at
+    most that many rows, bounded from ``public_stats`` (``queries.fan_out``); a
+    public table without statistics is then refused."""
     try:
-        return _plan(sql, policy, tables, max_groups, max_rows, salt)
+        return _plan(sql, policy, tables, max_groups, max_rows, salt, public_stats, max_fan_out)
     except QueryRejected:
         raise
     except RecursionError:
@@ -164,8 +171,12 @@ def plan_query(sql: str, policy: DatasetPolicy, *, tables: frozenset[str] | None
 
 
 def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_groups: int | None,
-          max_rows: int | None, salt: str) -> BoundedPlan:
+          max_rows: int | None, salt: str, public_stats: Mapping[str, PublicTableStats] | None,
+          max_fan_out: int | None) -> BoundedPlan:
     select = parse_select(sql)
+    if max_fan_out is not None and (isinstance(max_fan_out, bool) or not isinstance(max_fan_out, int)
+                                    or max_fan_out < 1):
+        raise QueryRejected("invalid_limit", "max_fan_out must be a positive integer", whole_span(sql))
     if policy.classification == "restricted":
         raise QueryRejected("dataset_restricted", f"dataset '{policy.name}' is restricted: it cannot be queried",
                             whole_span(sql))
@@ -175,7 +186,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     check_allowed(sql, select)
     check_clauses(select, sql, top=True)
     licensed = frozenset(t.name for t in policy.tables) if tables is None else frozenset(tables)
-    ctx = Context(sql=sql, policy=policy, licensed=licensed)
+    ctx = Context(sql=sql, policy=policy, licensed=licensed, public_stats=public_stats, max_fan_out=max_fan_out)
     ctes = collect_ctes(select, sql, {})
     rs = row_source(ctx, select, ctes)
     if not rs.private:
@@ -313,7 +324,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         max_groups=plan_groups, max_rows=plan_rows, fingerprint=fingerprint, params={"salt": salt},
         partition_selection=partition_selection, units_column=units_column, having=having,
         order_by=order_by, limit=limit, fan_out=rs.fan_out, sql=sql, notes=tuple(notes),
-        user_scalars=tuple(ctx.scalars.texts),
+        user_scalars=tuple(ctx.scalars.texts), public_fan_out=rs.public_fan_out,
     )
 
 

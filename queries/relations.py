@@ -13,9 +13,12 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from sqlglot import exp
 
+from queries.fan_out import public_fan_out
+from queries.model import PublicTableStats
 from queries.parse import reject
 from queries.policy import DatasetPolicy, TablePolicy
 from queries.rewrite import render
@@ -35,6 +38,8 @@ class Context:
     tables: set[str] = field(default_factory=set)
     relations: int = 0
     scalars: UserScalars = field(default_factory=UserScalars)
+    public_stats: Mapping[str, PublicTableStats] | None = None
+    max_fan_out: int | None = None      # None: public fan-out is not bounded
 
     def alias(self) -> str:
         return f"t{next(self.counter)}"
@@ -52,6 +57,8 @@ class RowSource:
     one_per_unit: bool
     max_groups: int
     tables: frozenset[str]
+    conjuncts: list[exp.Expression] = field(default_factory=list)   # bound ON and WHERE conjuncts
+    public_fan_out: int = 1             # rows public joins can make of one private row
 
 
 def check_clauses(select: exp.Select, sql: str, *, top: bool) -> None:
@@ -93,8 +100,18 @@ def collect_ctes(select: exp.Select, sql: str, outer: dict[str, exp.CTE]) -> dic
     return ctes
 
 
-def base_relation(ctx: Context, table: TablePolicy, name: str) -> Relation:
+def base_relation(ctx: Context, table: TablePolicy, name: str, node: exp.Expression | None = None) -> Relation:
     unit = ctx.policy.privacy_unit
+    public_rows, per_value = None, {}
+    if table.public:
+        stats = (ctx.public_stats or {}).get(table.name)
+        if stats is None and ctx.max_fan_out is not None:
+            raise reject("query_too_costly", f"public table '{table.name}' has no statistics, so the rows it can "
+                         "add to a private row cannot be bounded", ctx.sql, node)
+        if stats is not None:
+            public_rows = max(0, int(stats.rows))
+            per_value = {c: max(0, int(n)) for c, n in stats.max_rows_per_value.items()
+                         if table.column(c) is not None}
     columns = {}
     for c in table.columns:
         integer = c.type == "integer"
@@ -112,7 +129,7 @@ def base_relation(ctx: Context, table: TablePolicy, name: str) -> Relation:
         private=not table.public, unit=None if table.public else unit,
         max_rows=max(1, table.max_rows_per_unit), one_per_unit=table.rows_per_unit == 1,
         max_groups=table.max_groups_per_unit or ctx.policy.max_groups_per_unit,
-        tables=frozenset({table.name}),
+        tables=frozenset({table.name}), public_rows=public_rows, per_value=per_value,
     )
 
 
@@ -145,7 +162,7 @@ def table_relation(ctx: Context, node: exp.Table, ctes: dict[str, exp.CTE]) -> R
         raise reject("unknown_table", f"unknown table '{raw}'", sql, node)
     if table.name not in ctx.licensed:
         raise reject("unlicensed_table", f"table '{table.name}' is not covered by your licence", sql, node)
-    return base_relation(ctx, table, visible or name)
+    return base_relation(ctx, table, visible or name, node)
 
 
 def _defined_before(candidate: exp.CTE, cte: exp.CTE) -> bool:
@@ -240,6 +257,7 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
     first = from_item(ctx, from_.this, ctes)
     scope.add(first)
     text = f"{first.source_sql} AS {first.alias}"
+    conjuncts: list[exp.Expression] = []
     for join in select.args.get("joins") or []:
         side = (join.side or "").upper()
         kind = (join.kind or "").upper()
@@ -260,11 +278,13 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
                 raise reject("join_not_allowed", "LEFT JOIN needs ON or USING", sql, join)
             text += f" CROSS JOIN {right.source_sql} AS {right.alias}"
         else:
+            conjuncts += _conjuncts(cond)
             text += f" {word} {right.source_sql} AS {right.alias} ON " \
                     f"{ctx.scalars.emit(cond, scope.type_of, condition=True)}"
     where = select.args.get("where")
     bound_where = bind(where.this, scope, identifiers="identifier_in_filter", allow_aggregates=False) \
         if where is not None else None
+    conjuncts += _conjuncts(bound_where)
     private = [r for r in scope.relations if r.private]
     public = [r for r in scope.relations if not r.private]
     max_rows = math.prod(r.max_rows for r in private) if private else 1
@@ -272,6 +292,14 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
     one = bool(private) and all(r.one_per_unit for r in private) and not public
     if one:
         max_rows = 1
+    public_factor = 1
+    if ctx.max_fan_out is not None and private:
+        bound = public_fan_out(scope.relations, conjuncts)
+        public_factor = bound.factor
+        if public_factor > ctx.max_fan_out:
+            raise reject("query_too_costly", f"joins with public tables can turn one private row into up to "
+                         f"{public_factor} rows ({bound.describe()}); the limit is {ctx.max_fan_out}",
+                         sql, from_)
     unit_sql = None
     if private:
         head = private[0]
@@ -282,6 +310,7 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
         private=bool(private), max_rows=max_rows, fan_out=fan_out, one_per_unit=one,
         max_groups=max((r.max_groups for r in private), default=1),
         tables=frozenset().union(*(r.tables for r in scope.relations)),
+        conjuncts=conjuncts, public_fan_out=public_factor,
     )
 
 

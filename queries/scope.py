@@ -61,6 +61,12 @@ class Relation:
     one_per_unit: bool = False
     max_groups: int = 1
     tables: frozenset[str] = frozenset()
+    # public fan-out (``queries.fan_out``): rows of a public relation (None: unknown),
+    # the most rows sharing one value of each of its SQL columns, and for a derived
+    # relation the fan-out of the public joins inside it
+    public_rows: int | None = None
+    per_value: dict[str, int] = field(default_factory=dict)
+    fan_out: int = 1
 
 
 @dataclass
