@@ -28,9 +28,11 @@ def search_datasets(q: str | None = None, classification: str | None = None,
     from sandbox.datasets import list_datasets
 
     words = [w.lower() for w in (q or "").split() if w]
+    columns = schema_text() if words else {}
     out = []
     for d in list_datasets(inst()):
         text = " ".join(str(d.get(k) or "") for k in ("name", "title", "description", "publisher")).lower()
+        text += " " + columns.get(d["name"], "")
         if words and not all(w in text for w in words):
             continue
         if classification and d["classification"] != classification:
@@ -38,6 +40,30 @@ def search_datasets(q: str | None = None, classification: str | None = None,
         if publisher and d["publisher"] != publisher:
             continue
         out.append(d)
+    return out
+
+
+def schema_text() -> dict[str, str]:
+    """Per dataset, the searchable words of its newest version's schema: table and
+    column names and their descriptions (public metadata, like the dataset page)."""
+    from sqlalchemy import func, select
+
+    from sandbox.models import Dataset, DatasetVersion
+
+    out: dict[str, str] = {}
+    with inst().store.read() as s:
+        newest = (select(DatasetVersion.dataset_id, func.max(DatasetVersion.number).label("n"))
+                  .group_by(DatasetVersion.dataset_id).subquery())
+        rows = s.execute(select(Dataset.name, DatasetVersion.policy).join(
+            DatasetVersion, DatasetVersion.dataset_id == Dataset.id).join(
+            newest, (newest.c.dataset_id == DatasetVersion.dataset_id) & (newest.c.n == DatasetVersion.number))).all()
+    for name, policy in rows:
+        words = []
+        for t in (policy or {}).get("tables") or []:
+            words += [str(t.get("name") or ""), str(t.get("description") or "")]
+            for c in t.get("columns") or []:
+                words += [str(c.get("name") or ""), str(c.get("description") or "")]
+        out[name] = " ".join(w for w in words if w).lower()
     return out
 
 

@@ -32,6 +32,9 @@ EXPECTED_ROLES: dict[str, set[str]] = {
 }
 
 
+DRAFT_STATES = ("draft", "returned", "submitted", "approved")   # not yet released, rejected or withdrawn
+
+
 class ProductsUnavailable(SandboxError):
     code = "products_unavailable"
     status = 503
@@ -55,7 +58,8 @@ def catalog_products(q: str = "") -> list[dict[str, Any]]:
     out = []
     for p in svc().list_products(access.inst(), None, state="released"):
         d = p.to_dict()
-        if all(w in (d["title"] + " " + d["dataset"]).lower() for w in words):
+        text = " ".join(str(d.get(k) or "") for k in ("title", "dataset", "description", "purpose")).lower()
+        if all(w in text for w in words):
             out.append({**d, "version": max(d["released_versions"] or [d["latest_version"]])})
     return out
 
@@ -228,7 +232,7 @@ def drafts():
     if access.products_service() is None:
         return _unavailable("Drafts")
     rows = [p.to_dict() for p in svc().list_products(access.inst(), me())]
-    rows = [p for p in rows if p["author"] == me()]
+    rows = [p for p in rows if p["author"] == me() and p["state"] in DRAFT_STATES]
     return render_template("products.html", products=rows, heading="Drafts")
 
 
