@@ -41,6 +41,12 @@ ZH_TERMS: dict[str, str] = {
         "许可的 ε 是其全部查询可消耗的总量。授予超过 ε = 5 或 δ = 1e-6 的许可保护较弱，系统会给出提示。",
     "Warning: this licence allows more than ε = 5 or δ = 1e-6. Such a budget protects the people in the data weakly; check that the purpose needs it, or revoke the licence and grant a smaller one.":
         "警告：此许可允许超过 ε = 5 或 δ = 1e-6。这样的预算对数据中的人保护较弱；请确认用途确实需要，或撤销该许可并授予较小的许可。",
+    # decisions, run status, check outcomes
+    "approve": "批准", "return": "退回", "reject": "拒绝",
+    "charged": "已扣除预算", "reserved": "已预留", "failed": "失败",
+    "pass": "通过", "warn": "警告", "fail": "未通过",
+    "small_counts": "小计数", "wide_intervals": "区间过宽", "partition_selection": "分组选择",
+    "empty_table": "空表", "differencing": "差分攻击",
     # charts
     "estimate and": "估计值及其",
     "confidence interval": "置信区间",
