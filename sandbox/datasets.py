@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
 from queries.errors import Forbidden, NotFound, PolicyError, SandboxError
+from queries.model import PublicTableStats
 from queries.policy import DatasetPolicy, parse_policy
 from sandbox import audit
 from sandbox.audit import Actor
@@ -159,7 +160,7 @@ def _refresh_digests(s: Session, inst: Instance, ds: Dataset) -> None:
     s.flush()
 
 
-def public_stats_of(version: DatasetVersion, inst: Instance | None = None) -> dict[str, Any]:
+def public_stats_of(version: DatasetVersion, inst: Instance | None = None) -> dict[str, PublicTableStats]:
     """Exact statistics of the version's public tables, by table: ``rows`` and, per
     column, ``max_rows_per_value`` (the most rows sharing one non-NULL value).
 
@@ -175,12 +176,7 @@ def public_stats_of(version: DatasetVersion, inst: Instance | None = None) -> di
     return _typed_stats(stats or {})
 
 
-def _typed_stats(stats: dict[str, Any]) -> dict[str, Any]:
-    try:
-        from queries.model import PublicTableStats
-    except ImportError:             # the planner's type is not there yet: plain values
-        return {t: {"rows": int(v["rows"]), "max_rows_per_value": dict(v["max_rows_per_value"])}
-                for t, v in stats.items()}
+def _typed_stats(stats: dict[str, Any]) -> dict[str, PublicTableStats]:
     return {t: PublicTableStats(rows=int(v["rows"]), max_rows_per_value=dict(v["max_rows_per_value"]))
             for t, v in stats.items()}
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select
 
+from queries.model import PublicTableStats
 from sandbox.audit import Actor
 from sandbox.datasets import add_dataset, public_stats_of, published_digest, show_dataset
 from sandbox.models import DatasetVersion
@@ -22,10 +23,8 @@ from sandbox.users import add_user
 OWNER = Actor("owner1", "owner")
 
 
-def _stats(value) -> dict:
-    """A table's statistics as a plain dict, whatever type carries them."""
-    if isinstance(value, dict):
-        return {"rows": value["rows"], "max_rows_per_value": dict(value["max_rows_per_value"])}
+def _stats(value: PublicTableStats) -> dict:
+    assert isinstance(value, PublicTableStats)
     return {"rows": value.rows, "max_rows_per_value": dict(value.max_rows_per_value)}
 
 
