@@ -91,6 +91,16 @@ class _Cells:
         return out + [0] * (size - len(out))
 
 
+# Exact integer measures handed to OpenDP are kept within ±2^62, so that they and the
+# noise added to them fit OpenDP's 64-bit integers. Clamping is 1-Lipschitz: it never
+# raises a measure's sensitivity, and it only bites on totals beyond 4.6e18.
+MEASURE_LIMIT = 2 ** 62
+
+
+def within_limit(value: int) -> int:
+    return max(-MEASURE_LIMIT, min(MEASURE_LIMIT, value))
+
+
 def _fixed(value: float | int, step: float, integer: bool) -> int:
     if integer:
         return int(value) if isinstance(value, int) else int(round(value))
@@ -134,6 +144,11 @@ def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None, cells: _Cells
     return out
 
 
+def _within(measures: dict[str, Any]) -> dict[str, Any]:
+    return {role: [within_limit(v) for v in m] if isinstance(m, list) else within_limit(m)
+            for role, m in measures.items()}
+
+
 def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTable:
     key_columns = [k.column for k in plan.group_keys]
     missing = [c for c in key_columns if c not in exact.column_names]
@@ -159,7 +174,7 @@ def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTab
     cells = _Cells()
     exact_aggs = ExactAggregates()
     for agg in plan.aggregates:
-        per_group = [aggregate_measures(agg, lookup.get(key), cells) for key in keys]
+        per_group = [_within(aggregate_measures(agg, lookup.get(key), cells)) for key in keys]
         for role in aggregate_measures(agg, None, _Cells()):
             if role == "score":
                 exact_aggs.scores[agg.name] = [g["score"] for g in per_group]

@@ -3,6 +3,8 @@ no bare float for ε travels between packages."""
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -87,6 +89,18 @@ class CostEstimate:
         }
 
 
+def json_value(value: Any) -> Any:
+    """A released cell as a JSON value: dates and times in ISO 8601, decimals and
+    other numbers as float, everything else as it is."""
+    if isinstance(value, (datetime.date, datetime.time)):      # datetime is a date
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    return value
+
+
 @dataclass(frozen=True)
 class NoisyRelease:
     """The released table: every value noisy, each with its interval. Every field is
@@ -107,7 +121,7 @@ class NoisyRelease:
     def to_dict(self) -> dict[str, Any]:
         return {
             "columns": list(self.columns),
-            "rows": [list(r) for r in self.rows],
+            "rows": [[json_value(v) for v in r] for r in self.rows],
             "intervals": [[list(c) if c is not None else None for c in r] for r in self.intervals],
             "alpha": self.alpha,
             "epsilon": self.loss.epsilon,

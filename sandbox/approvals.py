@@ -24,7 +24,6 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from privacy.model import PrivacyLoss
-from queries import plan_query
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound, QueryRejected
 from sandbox import audit
 from sandbox.approval_models import ApprovalDelegate, QueryRequest, QueryTemplate
@@ -248,7 +247,9 @@ def propose_template(inst: Instance, operator: str, dataset: str, *, title: str,
         v = latest_version(s, ds)
         policy = version_policy(v)
         bound = bind(sql, parameters, {p.name: p.sentinel() for p in parameters})
-        plan = plan_query(bound, policy, tables=frozenset(lic.tables) if lic.tables else None, salt="template")
+        from sandbox.service import plan_for
+
+        plan = plan_for(inst, bound, v, lic, salt="template", policy=policy)
         t = QueryTemplate(licence_id=lic.id, dataset_id=ds.id, author_id=user.id, title=title.strip(),
                           purpose=purpose.strip(), sql=sql, parameters=[p.to_dict() for p in parameters],
                           epsilon_per_run=loss.epsilon, max_runs=max_runs, max_epsilon=max_epsilon,
@@ -325,8 +326,9 @@ def request_query(inst: Instance, operator: str, dataset: str, sql: str, *, purp
         user = get_user(s, operator)
         ds = get_dataset(s, dataset)
         lic = active_licence(s, ds, user)
-        plan = plan_query(sql, version_policy(latest_version(s, ds)),
-                          tables=frozenset(lic.tables) if lic.tables else None, salt="request")
+        from sandbox.service import plan_for
+
+        plan = plan_for(inst, sql, latest_version(s, ds), lic, salt="request")
         r = QueryRequest(licence_id=lic.id, dataset_id=ds.id, operator_id=user.id, sql=sql, purpose=purpose.strip(),
                          epsilon=loss.epsilon, fingerprint=plan.fingerprint)
         s.add(r)

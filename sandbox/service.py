@@ -140,6 +140,17 @@ def _answer_at(inst: Instance, started: float, *, failed: bool) -> None:
         time.sleep(pause)
 
 
+def plan_for(inst: Instance, sql: str, v: DatasetVersion, lic: Licence, *, salt: str,
+             policy=None) -> BoundedPlan:
+    """Plan ``sql`` on version ``v`` under licence ``lic``, with the cost bounds of the
+    instance: public-table fan-out from the version's public statistics."""
+    from sandbox.datasets import public_stats_of
+
+    return plan_query(sql, policy if policy is not None else version_policy(v),
+                      tables=frozenset(lic.tables) if lic.tables else None, salt=salt,
+                      public_stats=public_stats_of(v, inst), max_fan_out=inst.settings.max_fan_out)
+
+
 def _context(s, user: User, dataset: str, version: int | None):
     ds = get_dataset(s, dataset)
     if ds.classification == "restricted":
@@ -162,8 +173,7 @@ def check_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsil
         user = get_user(s, user_name)
         ds, lic, v, budgets = _context(s, user, dataset, version)
         try:
-            plan = plan_query(sql, version_policy(v), tables=frozenset(lic.tables) if lic.tables else None,
-                              salt="preview")
+            plan = plan_for(inst, sql, v, lic, salt="preview")
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
@@ -196,7 +206,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
                                   request_id=request_id, policy_hash_now=policy_hash(policy))
         sql = gate.sql
         try:
-            plan = plan_query(sql, policy, tables=frozenset(lic.tables) if lic.tables else None, salt=salt)
+            plan = plan_for(inst, sql, v, lic, salt=salt, policy=policy)
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
@@ -225,7 +235,8 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         finish(None, actor, "key_error", charged=False)
         raise
     try:
-        exact = inst.pool.execute(Path(v_path), data_key, plan.bounded_sql, plan.params)
+        exact = inst.pool.execute(Path(v_path), data_key, plan.bounded_sql, plan.params,
+                                  fingerprint=plan.fingerprint)
         release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha)
     except ExecutionFailed as exc:
         if exc.code == "query_invalid":   # failed on an empty copy of the schema: no data involved
