@@ -82,6 +82,12 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
 
     app.jinja_env.filters.update(plain=format_plain, estimate=format_estimate, half_width=format_half_width)
     app.jinja_env.globals["e_to"] = lambda x: math.exp(min(float(x), 700.0))
+    from web.pagination import paginate
+
+    app.jinja_env.globals["paginate"] = paginate
+    from web.i18n_terms import term
+
+    app.jinja_env.filters["term"] = lambda value, kind: term(value, kind, i18n.current_language())
     app.view_functions["static"].allowed_roles = frozenset({"public"})
 
     app.before_request(auth.load_principal)

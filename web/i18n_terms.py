@@ -50,7 +50,32 @@ ZH_TERMS: dict[str, str] = {
     # charts
     "estimate and": "估计值及其",
     "confidence interval": "置信区间",
+    # navigation: the editor's schema, pages of lists
+    "Tables and columns you may query": "可查询的表和列",
+    "Identifier columns never appear in an output; they count people or join tables.":
+        "标识符列不会出现在输出中；它们只用于计数或连接表。",
+    "Pages": "分页", "Previous": "上一页", "Next": "下一页",
+    "Page %(page)s of %(pages)s": "第 %(page)s 页，共 %(pages)s 页",
+    "items %(first)s–%(last)s of %(total)s": "第 %(first)s–%(last)s 项，共 %(total)s 项",
     # product downloads
     "Download (signed files of the package)": "下载（发布包中的已签名文件）",
     "Unsigned draft results (not a released package)": "未签名的草稿结果（不是已发布的包）",
 }
+
+# Words whose Chinese depends on what they name ("open" as a data class is 开放, as a
+# request's status 待处理): templates write ``value|term("request status")``.
+TERMS_ZH: dict[str, dict[str, str]] = {
+    "column class": {"identifier": "标识符", "quasi": "准标识符", "sensitive": "敏感", "public": "公开"},
+    "column type": {"integer": "整数", "float": "浮点数", "string": "字符串", "date": "日期",
+                    "timestamp": "时间戳", "boolean": "布尔值"},
+    "data class": {"open": "开放", "conditional": "有条件开放", "restricted": "不予开放"},
+    "request status": {"open": "待处理", "accepted": "已受理", "declined": "已拒绝", "closed": "已关闭"},
+}
+
+
+def term(value: object, kind: str, lang: str) -> str:
+    """``value`` (a stored word: a class, a type, a status) as shown in ``lang``."""
+    text = "" if value is None else str(value)
+    if lang == "zh":
+        return TERMS_ZH[kind].get(text, text)
+    return text

@@ -26,7 +26,20 @@ def _editor(status: int = 200, **ctx):
     ctx.setdefault("target_output", "")
     ctx.setdefault("half_width", "")
     budget = next((lic["budget"] for lic in licences if lic["dataset"] == ctx["dataset"]), None)
-    return render_template("operator_editor.html", licences=licences, budget=budget, **ctx), status
+    schema = licensed_schema(next((lic for lic in licences if lic["dataset"] == ctx["dataset"]), None))
+    return render_template("operator_editor.html", licences=licences, budget=budget, schema=schema, **ctx), status
+
+
+def licensed_schema(licence: dict | None) -> list[dict]:
+    """The tables a licence covers in its dataset's newest version, each column with
+    its class, type, bounds and public domain: the policy's facts, never data."""
+    from sandbox.datasets import show_dataset
+
+    if licence is None:
+        return []
+    tables = show_dataset(access.inst(), licence["dataset"])["tables"]
+    allowed = licence.get("tables")
+    return [t for t in tables if not allowed or t["name"] in allowed]
 
 
 @bp.get("/")
