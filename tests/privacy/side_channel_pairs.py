@@ -46,6 +46,12 @@ def _where_case(name: str, failing: str, *, expect: str = "ok", cls: str = "erro
                      + failing + " ELSE FALSE END", expect=expect, naive=True)
 
 
+def _projected(name: str, aggregate: str, failing: str) -> Pair:
+    """``failing`` computed as a column of a subquery filtered on T's city."""
+    return make_pair(name, "error", f"SELECT {aggregate} FROM (SELECT {failing} AS a, city FROM people) t "
+                     "WHERE city = '{city}'", expect="ok", naive=True)
+
+
 VISITS_OF = "FROM visits v JOIN people p ON v.person_id = p.person_id"
 
 PAIRS: list[Pair] = [
@@ -90,6 +96,19 @@ PAIRS: list[Pair] = [
     make_pair("error_in_join_condition", "error",
               "SELECT COUNT(*) FROM people p JOIN regions r ON p.city = r.city "
               "AND CASE WHEN p.city = '{city}' THEN ABS(p.big) > 0 ELSE TRUE END", expect="ok", naive=True),
+
+    # The filter is pushed below the projection, so only T's row reaches the expression, and the
+    # expression is a whole user scalar of its own (not under a CASE or comparison that is
+    # itself made total): each pair fails if its one function loses its error-free evaluation.
+    _projected("abs_in_projection", "SUM(LEAST(GREATEST(a, 0), 10))", "ABS(big)"),
+    _projected("integer_division_in_projection", "SUM(LEAST(GREATEST(a, 0), 10))", "big // -1"),
+    _projected("negation_in_projection", "SUM(LEAST(GREATEST(a, 0), 10))", "-big"),
+    _projected("make_date_in_projection", "COUNT(a)", "MAKE_DATE(2020, age, 1)"),
+    _projected("substr_in_projection", "SUM(LEAST(LENGTH(a), 10))", "SUBSTR(diagnosis, big, 2)"),
+    _projected("interval_in_projection", "COUNT(a)", "birth + INTERVAL (days) DAY"),
+    make_pair("cast_in_cte_projection", "error",
+              "WITH t AS (SELECT CAST(code AS INTEGER) AS n, city FROM people) SELECT COUNT(n) FROM t "
+              "WHERE city = '{city}'", expect="ok", naive=True),
 
     # -- 3. exact metadata: a group of T alone, a value above the clamp, a key outside the domain
     make_pair("dropped_group_city", "metadata",

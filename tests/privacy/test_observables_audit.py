@@ -52,6 +52,9 @@ SHAPES = {
     "null_median": "SELECT MEDIAN(height), QUANTILE_CONT(weight, 0.9) FROM people",
     "null_integer": "SELECT SUM(score), COUNT(score), AVG(score) FROM people",
     "abs_min_bigint": "SELECT COUNT(*) FROM people WHERE ABS(big) > age",
+    "abs_in_projection": "SELECT SUM(LEAST(GREATEST(a, 0), 10)) FROM (SELECT ABS(big) AS a FROM people) t",
+    "make_date_in_projection": "SELECT COUNT(d) FROM (SELECT MAKE_DATE(2020, age, 1) AS d FROM people "
+                               "WHERE age < 20) t",
     "cast_code": "SELECT COUNT(*) FROM people WHERE CAST(code AS INTEGER) > 0",
     "interval_days": "SELECT COUNT(*) FROM people WHERE birth + INTERVAL (days) DAY > DATE '2000-01-01'",
     "cast_huge": "SELECT COUNT(*) FROM people WHERE CAST(huge AS BIGINT) > age",
