@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from products.lifecycle import iso
 from products.release import TERMS, manifest_sha256
+from sandbox.datasets import published_digest
 from sandbox.instance import Instance
 from sandbox.models import Dataset, DatasetVersion, Product, ProductVersion, User
 
@@ -81,6 +82,16 @@ def themes(keywords: list[str]) -> list[dict[str, str]]:
     return [_ref(THEME + t) for t in dict.fromkeys(found or ["GOVE"])]
 
 
+def _version_description(ds: Dataset, v: DatasetVersion) -> str:
+    """A version's description. Row counts are exact facts: they are published for
+    open data only (a private table's row count is the number of people in it)."""
+    tables = len((v.policy or {}).get("tables") or [])
+    size = ""
+    if ds.classification == "open" and isinstance(v.row_counts, dict):
+        size = f"{sum(v.row_counts.values())} rows in "
+    return f"Version {v.number} of {ds.title}: {size}{tables} table(s), registered {iso(v.created_at)[:10]}."
+
+
 def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any]:
     """The whole public catalog as one JSON-LD document (``@context`` + ``@graph``)."""
     base = (base_url or f"http://{inst.settings.host}:{inst.settings.port}").rstrip("/")
@@ -121,14 +132,12 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
                 members.append(_ref(iri))
                 graph.append(_clean({
                     "@id": iri, "@type": "dcat:Dataset", "dct:title": f"{ds.title} (version {v.number})",
-                    "dcat:inSeries": _ref(series), "dcat:version": str(v.number), "dct:identifier": v.content_hash,
+                    "dcat:inSeries": _ref(series), "dcat:version": str(v.number),
+                    "dct:identifier": published_digest(inst, v, ds.classification),
                     "dcat:prev": members[-2] if len(members) > 1 else None,
                     "dct:issued": _when(iso(v.created_at)), "dct:accessRights": _ref(ACCESS_RIGHTS[ds.classification]),
                     "dct:publisher": agent(publisher), **described,
-                    "dct:description": f"Version {v.number} of {ds.title}: "
-                                       f"{sum((v.row_counts or {}).values()) if isinstance(v.row_counts, dict) else ''} rows"
-                                       f" in {len((v.policy or {}).get('tables') or [])} table(s), registered "
-                                       f"{iso(v.created_at)[:10]}.",
+                    "dct:description": _version_description(ds, v),
                 }))
             node = {
                 "@id": series, "@type": "dcat:DatasetSeries", "dct:identifier": ds.name, "dct:title": ds.title,

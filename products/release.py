@@ -30,6 +30,7 @@ from products.model import ProductDetail, ReleasedPackage
 from products.package import library_versions, write_table
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
+from sandbox.datasets import published_digest
 from sandbox.instance import Instance
 from sandbox.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
@@ -67,7 +68,8 @@ def _manifest_body(s, inst: Instance, p: Product, v: ProductVersion, tables_meta
                     "attestation": p.attestation, "chart_hints": dict(v.chart_hints or {})},
         "dataset": {"id": ds.id, "name": ds.name, "title": ds.title, "publisher": ds.publisher,
                     "classification": ds.classification, "privacy_unit": ds.privacy_unit,
-                    "version": dv.number, "content_hash": dv.content_hash, "policy_hash": dv.policy_hash},
+                    "version": dv.number, "digest": published_digest(inst, dv, ds.classification),
+                    "policy_hash": dv.policy_hash},
         "licence": {"id": lic.id, "operator": author.name, "purpose": lic.purpose, "tables": lic.tables,
                     "granted_at": iso(lic.created_at), "expires_at": iso(lic.expires_at), "accounting": accounting},
         "terms_of_use": TERMS,

@@ -183,7 +183,7 @@ def write_extract(inst: Instance, user: str, request_id: int, out: str | Path, f
                   "expires_at": grant.expires_at},
         "recipient": {"user": grant.user, "department": grant.department},
         "provider": grant.provider,
-        "dataset": {"name": grant.dataset, "version": grant.version, "content_hash": grant.content_hash},
+        "dataset": {"name": grant.dataset, "version": grant.version, "digest": grant.digest},
         "table": name, "columns": list(grant.columns_of(name)), "format": form.value, "filter": where or "",
         "delivery": {"mode": "incremental" if base is not None else "full", "base_version": since_version,
                      "rows": writer.rows, "rows_removed": removed},

@@ -52,7 +52,7 @@ class OpenGrant:
     provider: str
     dataset: str
     version: int
-    content_hash: str
+    digest: str                 # the version's published digest
     version_path: str
     wrapped_key: bytes = field(repr=False)
     purpose: str
@@ -109,7 +109,12 @@ def open_grant(inst: Instance, user: str, request_id: int, version: int | None =
             raise Forbidden("none of the granted columns is shareable in this version", code="column_not_shareable")
         counts = {t.name: int(t.row_count) for t in s.execute(
             select(DatasetTable).where(DatasetTable.version_id == v.id)).scalars()}
-        return OpenGrant(req.id, who.name, org.name, provider_name(s, ds), ds.name, v.number, v.content_hash,
+        from sandbox.datasets import published_digest
+
+        # the published digest, never the plain content hash: the hash covers columns the
+        # department was not granted, and would confirm a guess about them
+        return OpenGrant(req.id, who.name, org.name, provider_name(s, ds), ds.name, v.number,
+                         published_digest(inst, v, ds.classification),
                          v.path, v.wrapped_key, req.purpose, req.basis, as_utc(req.expires_at).isoformat(),
                          SharedScope(tables), counts, tuple(withheld), req.last_version)
 

@@ -94,7 +94,7 @@ ZH: dict[str, str] = {
         "按本数据集结构、依据其策略生成的合成数据：用于编写查询，不可用于分析。",
     "Version": "版本",
     "Rows": "行数",
-    "Content hash": "内容哈希",
+    "Digest": "摘要",
     "Registered": "登记时间",
     # budget
     "Privacy budget": "隐私预算",
