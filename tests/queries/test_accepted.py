@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
-import time
 
 from queries import plan_query
 
@@ -73,14 +71,3 @@ def test_bounded_sql_runs_and_matches_reference(accepted_block, health_db, polic
     for g, e in zip(got, expected):
         assert len(g) == len(e)
         assert all(_close(x, y) for x, y in zip(g, e)), (g, e)
-
-
-def test_median_planning_time(policy, accepted_blocks):
-    times = []
-    for block in accepted_blocks:
-        start = time.perf_counter()
-        plan_query(block["sql"], policy, salt=SALT)
-        times.append(time.perf_counter() - start)
-    median_ms = statistics.median(times) * 1000
-    print(f"median parse-and-plan time: {median_ms:.2f} ms over {len(times)} queries")
-    assert median_ms < 50  # target < 5 ms; generous here for a shared CI machine
