@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -309,7 +308,3 @@ def _shape(line: str, city: str) -> str:
 def leaked(texts: list[str], canaries: tuple[str, ...]) -> list[str]:
     """The canaries (T's distinctive values) found in any of ``texts``."""
     return sorted({c for c in canaries for t in texts if c in t})
-
-
-def log_dir_of(inst) -> Path:
-    return inst.home / "logs"

@@ -7,8 +7,9 @@ outside the declared domain, and carries, column by column, a value that makes
 some function fail or a fan-out blow up: an age that is not a month, the smallest
 BIGINT, a date-part name that is not one, a code that is not a number, a day
 count that overflows a date, a DOUBLE too large for a BIGINT, a NaN weight, a
-NULL height and a NULL integer score, and visits at the only clinic with a long
-staff list.
+NULL height and a NULL integer score, and visits (as many as a test asks) at the
+only clinic with a long staff list.
+
 Nobody lives in ``Nowhere``, so a condition ``city = 'Nowhere'`` selects no one.
 ``CITY_T`` and ``CITY_F`` have the same length, so a T query and its F twin refuse
 at the same character offsets.
@@ -182,8 +183,6 @@ def open_planted(home: Path, source: Path, *, neighbour: Path | None = None, lic
     """A fresh instance at ``home`` (SQLite store), users, the planted dataset
     registered from ``source`` (version 1; ``neighbour``, if given, becomes
     version 2) and a licence for operator1. ``settings`` override the defaults."""
-    from datetime import date as _date
-
     from sandbox.audit import SYSTEM, Actor
     from sandbox.datasets import add_dataset
     from sandbox.instance import Instance, init_home
@@ -201,5 +200,5 @@ def open_planted(home: Path, source: Path, *, neighbour: Path | None = None, lic
     if neighbour is not None:
         add_dataset(inst, owner, neighbour)
     grant_licence(inst, owner, dataset=DATASET, operator=OPERATOR, epsilon=licence_epsilon, delta=0.001,
-                  purpose="side-channel tests", expires=_date.today() + timedelta(days=30))
+                  purpose="side-channel tests", expires=date.today() + timedelta(days=30))
     return inst

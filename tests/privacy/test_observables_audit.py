@@ -144,7 +144,7 @@ def test_fields_agree_on_neighbouring_datasets(neighbours, shape):
     found = leaked(on_d.texts, CANARIES)
     assert not found, f"{shape}: T's values {found} reached a response, the store or a log"
     differences = diff(fields(on_d.view), fields(on_d_prime.view))
-    assert not differences, f"{shape}: D and D' differ in\n  " + "\n  ".join(differences[:12])
+    assert not differences, f"{shape}: D (T=) and D' (F=) differ in\n  " + "\n  ".join(differences[:12])
 
 
 @pytest.mark.slow
