@@ -136,16 +136,17 @@ def suppressed_table(table: RunTable, threshold: int) -> tuple[list[list[Any]], 
     return rows, intervals, len(cells)
 
 
-def _wide_cells(table: RunTable) -> int:
-    n = 0
-    for row, ivs in zip(table.rows, table.intervals):
-        for v, iv in zip(row, ivs):
+def _wide_cells(table: RunTable) -> list[tuple[int, int]]:
+    """(row, column) of the cells whose interval is wider than their value."""
+    cells = []
+    for r, (row, ivs) in enumerate(zip(table.rows, table.intervals)):
+        for c, (v, iv) in enumerate(zip(row, ivs)):
             x = _number(v)
             if x is None or not iv:
                 continue
             if float(iv[1]) - float(iv[0]) > abs(x):
-                n += 1
-    return n
+                cells.append((r, c))
+    return cells
 
 
 def _group_values(table: RunTable) -> set[tuple[Any, ...]]:
@@ -180,12 +181,14 @@ def run_checks(tables: list[RunTable], released: Iterable[RunTable], threshold: 
         out.append(CheckResult(
             "small_counts", "warn" if small else "pass",
             f"{len(small)} noisy count(s) under {threshold} will be suppressed in the release" if small
-            else f"no noisy count under {threshold}", t.run_id, (("cells", len(small)), ("threshold", threshold))))
+            else f"no noisy count under {threshold}", t.run_id,
+            (("cells", len(small)), ("positions", [list(rc) for rc in small]), ("threshold", threshold))))
         wide = _wide_cells(t)
         out.append(CheckResult(
             "wide_intervals", "warn" if wide else "pass",
-            f"{wide} cell(s) have a confidence interval wider than their value" if wide
-            else "every interval is narrower than its value", t.run_id, (("cells", wide),)))
+            f"{len(wide)} cell(s) have a confidence interval wider than their value" if wide
+            else "every interval is narrower than its value", t.run_id,
+            (("cells", len(wide)), ("positions", [list(rc) for rc in wide]))))
         # how many groups selection dropped is an exact fact about the data: the check
         # says only whether the keys were chosen by the measurement (a plan fact)
         selected = bool((t.plan or {}).get("partition_selection"))

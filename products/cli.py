@@ -26,6 +26,10 @@ def _show_detail(d: dict) -> None:
     click.echo(f"product {d['id']}: {d['title']}  [{d['state']}]  dataset {d['dataset']}, author {d['author']}")
     if d["state"] in ("submitted", "approved"):
         click.echo(f"  approvals {d['approvals']}/{d['approvals_required']} (round {d['review_round']})")
+    if d.get("purpose"):
+        click.echo(f"  purpose: {d['purpose']}")
+    if d.get("licence_purpose"):
+        click.echo(f"  licence #{d['licence_id']} granted for: {d['licence_purpose']}")
     if d["withdraw_reason"]:
         click.echo(f"  withdrawn: {d['withdraw_reason']}")
     for v in d["versions"]:
@@ -33,8 +37,25 @@ def _show_detail(d: dict) -> None:
                    f"{'released ' + v['released_at'] if v['released_at'] else 'not released'}")
     for c in d["checks"]:
         click.echo(f"  check {c['status'].upper():<4} {c['name']:<20} {c['message']}")
+    _show_tables(d)
     for r in d["reviews"]:
         click.echo(f"  review {r['decision']:<8} by {r['reviewer']} (round {r['round']}) {r['reason']}")
+
+
+def _show_tables(d: dict) -> None:
+    """Each table's SQL and noisy values with their intervals; the cells a check
+    warns about are listed under the table as (row, column) from 1."""
+    from sandbox.cli import _print_table
+
+    for i, t in enumerate(d.get("tables") or [], start=1):
+        click.echo(f"\ntable {i} (run {t['run_id'][:8]}, ε={t['epsilon'] or 0:g}):")
+        click.echo("  " + " ".join(t["sql"].split()))
+        _print_table({"columns": t["columns"], "rows": t["rows"], "intervals": t["intervals"]})
+        for c in d["checks"]:
+            positions = (c.get("details") or {}).get("positions") or []
+            if c["table"] == t["run_id"] and c["status"] != "pass" and positions:
+                cells = ", ".join(f"({r + 1}, {t['columns'][col]})" for r, col in positions)
+                click.echo(f"  {c['status']} {c['name']}: {cells}")
 
 
 @product.command("draft")
@@ -104,7 +125,8 @@ def product_submit(home, as_user, product_id, attestation, as_json) -> None:
 @as_option(help="The reviewer.")
 @click.argument("product_id", type=int)
 @click.argument("decision", type=click.Choice(["approve", "return", "reject"]))
-@click.option("--reason", default="", help="Needed to return or reject, and to approve over a failing check.")
+@click.option("--reason", default="", help="Needed to return or reject, and to approve over a check that warns "
+              "or fails; one of only spaces or zero-width characters is refused (invisible_reason).")
 @json_option
 @handles_errors
 def product_review(home, as_user, product_id, decision, reason, as_json) -> None:
@@ -311,7 +333,7 @@ def register_command(home, year, out, as_json) -> None:
 
 @click.group()
 def request() -> None:
-    """Data requests: file, list, decide."""
+    """Data requests: file, show, list, decide."""
 
 
 @request.command("file")
@@ -330,7 +352,31 @@ def request_file(home, title, description, contact, dataset, as_user, as_json) -
     with _open(home) as inst:
         r = file_request(inst, as_user, title=title, description=description, contact=contact,
                          dataset=dataset).to_dict()
-    _emit(r, as_json, lambda r: click.echo(f"filed data request {r['id']}"))
+    _emit(r, as_json, lambda r: click.echo(f"filed data request {r['id']}; follow it with "
+                                           f"'dp-sandbox request show {r['id']}' or on the page /requests/{r['id']}"))
+
+
+@request.command("show")
+@home_option
+@click.argument("request_id", type=int)
+@as_option(required=False, help="Signed-in user (owners, admins and the requester also see the contact).")
+@json_option
+@handles_errors
+def request_show(home, request_id, as_user, as_json) -> None:
+    """One data request: its status, the reason of the decision, the product answering it."""
+    from products.service import get_data_request
+
+    with _open(home) as inst:
+        r = get_data_request(inst, as_user, request_id).to_dict()
+
+    def human(r: dict) -> None:
+        click.echo(f"data request {r['id']}: {r['title']}  [{r['status']}]  dataset {r['dataset'] or '-'}")
+        if r["reason"]:
+            click.echo(f"  reason: {r['reason']}")
+        if r["product_id"]:
+            click.echo(f"  answered by product {r['product_id']}")
+
+    _emit(r, as_json, human)
 
 
 @request.command("list")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from products.lifecycle import iso, now
 from products.model import DataRequestView
+from products.reasons import clean_reason, required_reason
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
 from sandbox.audit import Actor
@@ -73,15 +74,23 @@ def list_data_requests(inst: Instance, user: str | None, *, status: str | None =
         return [_view(s, r, u) for r in s.execute(stmt).scalars()]
 
 
+def get_data_request(inst: Instance, user: str | None, request_id: int) -> DataRequestView:
+    """One request, as its requester follows it (public; the contact as in the list)."""
+    with inst.store.read() as s:
+        u = get_user(s, user) if user else None
+        r = s.get(DataRequest, request_id)
+        if r is None:
+            raise NotFound(f"no data request {request_id}", code="unknown_data_request")
+        return _view(s, r, u)
+
+
 def decide_data_request(inst: Instance, user: str, request_id: int, decision: str, reason: str = "",
                         product_id: int | None = None) -> DataRequestView:
     """The dataset's owner (any owner for requests naming no dataset) or an
     admin accepts, declines (with a reason) or links a product."""
     if decision not in REQUEST_DECISIONS:
         raise InvalidInput(f"decision must be one of {', '.join(REQUEST_DECISIONS)}", code="invalid_decision")
-    reason = (reason or "").strip()
-    if decision == "decline" and not reason:
-        raise InvalidInput("declining needs a reason", code="missing_reason")
+    reason = required_reason(reason, "declining needs a reason") if decision == "decline" else clean_reason(reason)
     if decision == "link" and product_id is None:
         raise InvalidInput("linking needs a product id", code="missing_product")
     with inst.store.transaction() as s:

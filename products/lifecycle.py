@@ -19,6 +19,7 @@ from products.checks import RunTable, run_checks
 from products.model import (
     DECISIONS, FINAL, PENDING, CheckResult, ProductDetail, ProductSummary, ReviewRecord, VersionInfo,
 )
+from products.reasons import clean_reason, required_reason
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
 from sandbox.audit import SYSTEM
@@ -254,9 +255,10 @@ def review_product(inst: Instance, user: str, product_id: int, decision: str, re
     cancel_products_of_ended_licences(inst)
     if decision not in DECISIONS:
         raise InvalidInput(f"decision must be one of {', '.join(DECISIONS)}", code="invalid_decision")
-    reason = (reason or "").strip()
-    if decision != "approve" and not reason:
-        raise InvalidInput(f"'{decision}' needs a reason", code="missing_reason")
+    given = reason
+    reason = clean_reason(reason)
+    if decision != "approve":
+        reason = required_reason(given, f"'{decision}' needs a reason")
     with inst.store.transaction() as s:
         u = get_user(s, user)
         p = get_product_row(s, product_id)
@@ -273,10 +275,11 @@ def review_product(inst: Instance, user: str, product_id: int, decision: str, re
         if voted is not None:
             raise Conflict("you already reviewed this round; a second vote does not count", code="already_reviewed")
         v = latest_version(s, p)
-        failing = [c for c in (v.checks or []) if c.get("status") == "fail"]
-        if decision == "approve" and failing and not reason:
-            raise InvalidInput(f"{len(failing)} automatic check(s) fail: approving needs a reason",
-                               code="override_reason_required")
+        failing = [c for c in (v.checks or []) if c.get("status") in ("warn", "fail")]
+        if decision == "approve" and failing:
+            names = ", ".join(sorted({c.get("name", "") for c in failing}))
+            reason = required_reason(given, f"{len(failing)} automatic check(s) warn or fail ({names}): "
+                                     "approving over them needs a reason", code="override_reason_required")
         s.add(ProductReview(product_id=p.id, reviewer_id=u.id, decision=decision, reason=reason,
                             round=p.review_round, version_number=v.number, created_at=now()))
         s.flush()
@@ -299,9 +302,7 @@ def withdraw_product(inst: Instance, user: str, product_id: int, reason: str) ->
     """The author withdraws an unreleased product; an admin withdraws any
     product, a released one with a public reason (its files stay verifiable;
     ε is never refunded)."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("a withdrawal needs a reason", code="missing_reason")
+    reason = required_reason(reason, "a withdrawal needs a reason")
     with inst.store.transaction() as s:
         u = get_user(s, user)
         p = get_product_row(s, product_id)
@@ -400,6 +401,7 @@ def detail(s: Session, inst: Instance, p: Product, viewer: User | None) -> Produ
                       and any(v.released_at and v.number == r.version_number for v in versions)),
         checks=tuple(CheckResult.from_dict(c) for c in (shown.checks or [])) if insider else (),
         tables=tuple(tables),
+        licence_purpose=lic.purpose if (lic := s.get(Licence, p.licence_id)) is not None else "",
     )
 
 

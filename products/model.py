@@ -100,6 +100,7 @@ class ProductDetail:
     reviews: tuple[ReviewRecord, ...]
     checks: tuple[CheckResult, ...]
     tables: tuple[dict[str, Any], ...] = ()   # per run: sql, columns, rows, intervals (for reviewers and public)
+    licence_purpose: str = ""       # the purpose the owner granted the licence for (public in the register)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -110,6 +111,7 @@ class ProductDetail:
             "attestation": self.attestation, "withdraw_reason": self.withdraw_reason,
             "versions": [v.to_dict() for v in self.versions], "reviews": [r.to_dict() for r in self.reviews],
             "checks": [c.to_dict() for c in self.checks], "tables": [dict(t) for t in self.tables],
+            "licence_purpose": self.licence_purpose,
         }
 
 

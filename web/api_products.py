@@ -102,8 +102,18 @@ def list_requests(query: DataRequestListQuery):
 @api.route("/requests", "POST", roles=("public",), body=DataRequestCreate, response=DataRequestOut, status=201,
            summary="File a data request", tag="requests")
 def file_request(body: DataRequestCreate):
-    return svc().file_request(access.inst(), me(), title=body.title, description=body.description,
-                              contact=body.contact, dataset=body.dataset).to_dict()
+    from flask import url_for
+
+    r = svc().file_request(access.inst(), me(), title=body.title, description=body.description,
+                           contact=body.contact, dataset=body.dataset).to_dict()
+    return {**r, "url": url_for("products.request_page", request_id=r["id"], _external=True),
+            "api_url": url_for("api.get_request", request_id=r["id"], _external=True)}
+
+
+@api.route("/requests/<int:request_id>", roles=("public",), response=DataRequestOut,
+           summary="One data request, to follow it", tag="requests")
+def get_request(request_id: int):
+    return svc().get_data_request(access.inst(), me(), request_id).to_dict()
 
 
 @api.route("/requests/<int:request_id>/decision", "POST", roles=("owner", "admin"), body=DataRequestDecision,

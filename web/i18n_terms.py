@@ -57,6 +57,24 @@ ZH_TERMS: dict[str, str] = {
     "Pages": "分页", "Previous": "上一页", "Next": "下一页",
     "Page %(page)s of %(pages)s": "第 %(page)s 页，共 %(pages)s 页",
     "items %(first)s–%(last)s of %(total)s": "第 %(first)s–%(last)s 项，共 %(total)s 项",
+    # reviewing
+    "Purpose the licence was granted for": "许可授予的用途",
+    "Warnings about this table": "关于此表的警告",
+    "Cells marked ⚠ are the ones a warning is about.": "标有 ⚠ 的单元格就是警告所指的单元格。",
+    "Submitted for review.": "已提交审核。",
+    "Your approval is recorded.": "您的批准已记录。",
+    "The product was returned to its author.": "数据产品已退回给作者。",
+    "The product was rejected.": "数据产品已被拒绝。",
+    "Released.": "已发布。",
+    "Withdrawn.": "已撤回。",
+    # data requests
+    "Data request": "数据需求",
+    "Your request number is": "您的需求编号是",
+    "Keep this address to follow your request:": "请保存此地址以跟踪您的需求：",
+    "Filed": "提交时间", "Decided": "处理时间", "Answered by": "由以下数据产品回应",
+    "All data requests": "全部数据需求",
+    "Product answering it (number)": "回应它的数据产品（编号）",
+    "Link to the product": "关联到数据产品",
     # product downloads
     "Download (signed files of the package)": "下载（发布包中的已签名文件）",
     "Unsigned draft results (not a released package)": "未签名的草稿结果（不是已发布的包）",
@@ -79,3 +97,4 @@ def term(value: object, kind: str, lang: str) -> str:
     if lang == "zh":
         return TERMS_ZH[kind].get(text, text)
     return text
+

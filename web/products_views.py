@@ -25,7 +25,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "products.create_draft": {"operator"}, "products.submit": {"operator"}, "products.release": {"operator", "admin"},
     "products.withdraw": {"operator", "admin"}, "products.review": {"reviewer"},
     "products.drafts": {"operator"}, "products.review_queue": {"reviewer"}, "products.register_page": PUBLIC,
-    "products.requests_page": PUBLIC, "products.file_request": PUBLIC, "products.decide_request": {"owner", "admin"},
+    "products.requests_page": PUBLIC, "products.request_page": PUBLIC, "products.file_request": PUBLIC, "products.decide_request": {"owner", "admin"},
     "products.catalog_jsonld": PUBLIC, "products.edit": {"operator"}, "products.rerun": {"operator"},
     "products.package_file": PUBLIC, "products.disclosure_page": PUBLIC, "products.disclosure_year": PUBLIC,
     "products.disclosure_build": {"owner", "reviewer", "admin"},
@@ -168,8 +168,29 @@ def product_page(product_id: int, error: SandboxError | None = None, status: int
     charts = [bar_chart(t, "", hints.get(t.get("run_id", "")) or hints.get(f"table_{i}"))
               for i, t in enumerate(p["tables"], start=1)]
     ver = verification(product_id) if any(v.get("released_at") for v in p["versions"]) else None
-    return render_template("product.html", p=p, charts=charts, ver=ver, error=error,
+    return render_template("product.html", p=p, charts=charts, ver=ver, error=error, flags=check_flags(p),
                            default_attestation=svc().DEFAULT_ATTESTATION), status
+
+
+def check_flags(p: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per table of the product, what its warning checks are about: ``cells``
+    maps "row,column" to the names of the checks that flag that cell, ``table``
+    lists the checks about the whole table (name, status, message)."""
+    out = []
+    for t in p["tables"]:
+        cells: dict[str, list[str]] = {}
+        whole = []
+        for c in p["checks"]:
+            if c["table"] != t.get("run_id") or c["status"] == "pass":
+                continue
+            positions = (c.get("details") or {}).get("positions")
+            if positions:
+                for r, col in positions:
+                    cells.setdefault(f"{r},{col}", []).append(c["name"])
+            else:
+                whole.append(c)
+        out.append({"cells": cells, "table": whole})
+    return out
 
 
 @bp.get("/products/<int:product_id>/download.<any(zip,csv,json,parquet):fmt>")
@@ -179,12 +200,18 @@ def product_download(product_id: int, fmt: str):
     return product_file(product_id, fmt, version, request.args.get("table", 1, type=int))
 
 
-def _act(product_id: int, action):
+def _act(product_id: int, action, done: str | None = None):
     try:
         action()
     except SandboxError as exc:
         return product_page(product_id, error=exc, status=exc.status)
+    if done:
+        flash(done, "ok")
     return redirect(url_for("products.product_page", product_id=product_id))
+
+
+REVIEW_DONE = {"approve": "Your approval is recorded.", "return": "The product was returned to its author.",
+               "reject": "The product was rejected."}
 
 
 @bp.post("/products/drafts")
@@ -202,7 +229,8 @@ def create_draft():
 @allow("operator")
 def submit(product_id: int):
     return _act(product_id, lambda: svc().submit_product(access.inst(), me(), product_id,
-                                                         attestation=request.form.get("attestation", "")))
+                                                         attestation=request.form.get("attestation", "")),
+                "Submitted for review.")
 
 
 @bp.post("/products/<int:product_id>/review")
@@ -210,20 +238,21 @@ def submit(product_id: int):
 def review(product_id: int):
     f = request.form
     return _act(product_id, lambda: svc().review_product(access.inst(), me(), product_id, f.get("decision", ""),
-                                                         f.get("reason", "")))
+                                                         f.get("reason", "")),
+                REVIEW_DONE.get(f.get("decision", "")))
 
 
 @bp.post("/products/<int:product_id>/release")
 @allow("operator", "admin")
 def release(product_id: int):
-    return _act(product_id, lambda: svc().release_product(access.inst(), me(), product_id))
+    return _act(product_id, lambda: svc().release_product(access.inst(), me(), product_id), "Released.")
 
 
 @bp.post("/products/<int:product_id>/withdraw")
 @allow("operator", "admin")
 def withdraw(product_id: int):
     return _act(product_id, lambda: svc().withdraw_product(access.inst(), me(), product_id,
-                                                           request.form.get("reason", "")))
+                                                           request.form.get("reason", "")), "Withdrawn.")
 
 
 @bp.get("/operator/drafts")
@@ -261,9 +290,11 @@ def requests_page(error: SandboxError | None = None, status: int = 200):
     rows = [r.to_dict() for r in svc().list_data_requests(access.inst(), me())]
     from sandbox.datasets import list_datasets
 
+    triage = principal().role in ("owner", "admin")
+    released = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="released")] if triage else []
     return render_template("requests.html", requests=rows, error=error,
                            datasets=[d["name"] for d in list_datasets(access.inst())],
-                           triage=principal().role in ("owner", "admin")), status
+                           triage=triage, released=released), status
 
 
 @bp.post("/requests")
@@ -271,12 +302,24 @@ def requests_page(error: SandboxError | None = None, status: int = 200):
 def file_request():
     f = request.form
     try:
-        svc().file_request(access.inst(), me(), title=f.get("title", ""), description=f.get("description", ""),
-                           contact=f.get("contact", ""), dataset=f.get("dataset") or None)
+        filed = svc().file_request(access.inst(), me(), title=f.get("title", ""),
+                                   description=f.get("description", ""), contact=f.get("contact", ""),
+                                   dataset=f.get("dataset") or None)
     except SandboxError as exc:
         return requests_page(error=exc, status=exc.status)
     flash("Request received.", "ok")
-    return redirect(url_for("products.requests_page"))
+    return redirect(url_for("products.request_page", request_id=filed.id, filed=1))
+
+
+@bp.get("/requests/<int:request_id>")
+@allow("public")
+def request_page(request_id: int):
+    """One request, where its requester follows it."""
+    if access.products_service() is None:
+        return _unavailable("Data requests")
+    r = svc().get_data_request(access.inst(), me(), request_id).to_dict()
+    return render_template("request.html", r=r, filed=request.args.get("filed") == "1",
+                           link=url_for("products.request_page", request_id=request_id, _external=True))
 
 
 @bp.post("/requests/<int:request_id>/decision")

@@ -97,7 +97,7 @@ def release(world: World, run_ids: list[str], *, title: str = "A product", autho
     inst = world.inst
     pid = draft_product(inst, author, title=title, run_ids=run_ids, purpose="planning").id
     submit_product(inst, author, pid, attestation="I am responsible.")
-    review_product(inst, "reviewer1", pid, "approve")
-    review_product(inst, "reviewer2", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
+    review_product(inst, "reviewer2", pid, "approve", "checked")
     release_product(inst, author, pid)
     return pid

@@ -120,8 +120,8 @@ def test_data_requests(sqlite_world):
     from products.service import release_product, review_product, submit_product
 
     submit_product(inst, "operator1", pid, attestation="ok")
-    review_product(inst, "reviewer1", pid, "approve")
-    review_product(inst, "reviewer2", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
+    review_product(inst, "reviewer2", pid, "approve", "checked")
     release_product(inst, "operator1", pid)
     closed = list_data_requests(inst, None, status="closed")
     assert [(x.id, x.product_id) for x in closed] == [(r.id, pid)] and closed[0].closed_at

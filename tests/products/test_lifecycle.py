@@ -40,17 +40,17 @@ def test_draft_submit_two_reviews_release(world):
     d = submit_product(inst, "operator1", d.id, attestation="I am responsible.")
     assert d.state == "submitted" and d.review_round == 1 and d.checks
     with pytest.raises(Forbidden) as e:
-        review_product(inst, "operator1", d.id, "approve")
+        review_product(inst, "operator1", d.id, "approve", "checked")
     assert e.value.code == "self_review"
     with pytest.raises(Forbidden):
-        review_product(inst, "operator2", d.id, "approve")
-    d = review_product(inst, "reviewer1", d.id, "approve")
+        review_product(inst, "operator2", d.id, "approve", "checked")
+    d = review_product(inst, "reviewer1", d.id, "approve", "checked")
     assert (d.state, d.approvals) == ("submitted", 1)
     with pytest.raises(Conflict) as e:
-        review_product(inst, "reviewer1", d.id, "approve")
+        review_product(inst, "reviewer1", d.id, "approve", "checked")
     assert e.value.code == "already_reviewed"
     assert get_product(inst, "operator1", d.id).approvals == 1
-    d = review_product(inst, "reviewer2", d.id, "approve")
+    d = review_product(inst, "reviewer2", d.id, "approve", "checked")
     assert (d.state, d.approvals) == ("approved", 2)
     with pytest.raises(Forbidden):
         release_product(inst, "operator2", d.id)
@@ -68,23 +68,23 @@ def test_return_loop_and_edit_resets_votes(world):
     run = world.run(CITY_SQL, CITY_ROWS)
     pid = draft_product(inst, "operator1", title="t", run_ids=[run]).id
     submit_product(inst, "operator1", pid, attestation="ok")
-    review_product(inst, "reviewer1", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
     with pytest.raises(InvalidInput) as e:
         review_product(inst, "reviewer2", pid, "return")
     assert e.value.code == "missing_reason"
     d = review_product(inst, "reviewer2", pid, "return", "describe the method")
     assert d.state == "returned"
     with pytest.raises(Conflict):
-        review_product(inst, "reviewer3", pid, "approve")
+        review_product(inst, "reviewer3", pid, "approve", "checked")
     edit_product(inst, "operator1", pid, description="Counts of people per city, ε = 0.5.")
     d = submit_product(inst, "operator1", pid, attestation="ok")
     assert (d.state, d.review_round, d.approvals) == ("submitted", 2, 0)
-    review_product(inst, "reviewer1", pid, "approve")          # a new round: votes again
+    review_product(inst, "reviewer1", pid, "approve", "checked")          # a new round: votes again
     # editing a submitted product resets the votes
     d = edit_product(inst, "operator1", pid, title="Visits by city")
     assert (d.state, d.review_round, d.approvals) == ("submitted", 3, 0)
-    review_product(inst, "reviewer1", pid, "approve")
-    d = review_product(inst, "reviewer3", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
+    d = review_product(inst, "reviewer3", pid, "approve", "checked")
     assert d.state == "approved"
     old_votes = [r for r in d.reviews if r.round < 3]
     assert old_votes and not any(r.counts for r in old_votes)
@@ -163,11 +163,11 @@ def test_licence_revocation_cancels_pending_products(world):
     inst = world.inst
     pid = draft_product(inst, "operator1", title="t", run_ids=[world.run(CITY_SQL, CITY_ROWS)]).id
     submit_product(inst, "operator1", pid, attestation="ok")
-    review_product(inst, "reviewer1", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
     revoke_licence(inst, OWNER, world.licence_id, "breach of terms")
     assert get_product(inst, "operator1", pid).state == "cancelled"
     with pytest.raises(Conflict):
-        review_product(inst, "reviewer2", pid, "approve")
+        review_product(inst, "reviewer2", pid, "approve", "checked")
     assert actions(inst, pid)[-1] == "product.cancel"
 
 
@@ -177,11 +177,11 @@ def test_licence_expiry_cancels_pending_products(sqlite_world):
     run = w.run(CITY_SQL, CITY_ROWS)
     pid = draft_product(inst, "operator1", title="t", run_ids=[run]).id
     submit_product(inst, "operator1", pid, attestation="ok")
-    review_product(inst, "reviewer1", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
     with inst.store.transaction() as s:
         s.get(Licence, w.licence_id).expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
     with pytest.raises(Conflict):
-        review_product(inst, "reviewer2", pid, "approve")
+        review_product(inst, "reviewer2", pid, "approve", "checked")
     d = get_product(inst, "operator1", pid)
     assert d.state == "cancelled"
     with pytest.raises(Forbidden) as e:
@@ -196,6 +196,6 @@ def test_reviewers_required_setting(make_instance):
     pid = draft_product(w.inst, "operator1", title="t", run_ids=[w.run(CITY_SQL, CITY_ROWS)]).id
     submit_product(w.inst, "operator1", pid, attestation="ok")
     for i, name in enumerate(("reviewer1", "reviewer2", "reviewer3"), start=1):
-        d = review_product(w.inst, name, pid, "approve")
+        d = review_product(w.inst, name, pid, "approve", "checked")
         assert d.approvals == i
     assert d.state == "approved"

@@ -209,8 +209,8 @@ def test_a_failed_release_leaves_no_files_and_can_be_retried(sqlite_world, monke
     w = sqlite_world
     pid = draft_product(w.inst, "operator1", title="t", run_ids=[w.run(CITY_SQL, CITY_ROWS)]).id
     submit_product(w.inst, "operator1", pid, attestation="ok")
-    review_product(w.inst, "reviewer1", pid, "approve")
-    review_product(w.inst, "reviewer2", pid, "approve")
+    review_product(w.inst, "reviewer1", pid, "approve", "checked")
+    review_product(w.inst, "reviewer2", pid, "approve", "checked")
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")

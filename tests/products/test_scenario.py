@@ -53,9 +53,9 @@ def test_draft_review_release_verify_catalog_register_rerun(make_instance, tmp_p
     assert {c.name for c in d.checks} >= {"small_counts", "wide_intervals", "differencing"}
     assert not [c for c in d.checks if c.status == "fail"]
     with pytest.raises(Forbidden):
-        review_product(inst, "operator1", pid, "approve")
-    review_product(inst, "reviewer1", pid, "approve")
-    assert review_product(inst, "reviewer2", pid, "approve").state == "approved"
+        review_product(inst, "operator1", pid, "approve", "checked")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
+    assert review_product(inst, "reviewer2", pid, "approve", "checked").state == "approved"
     pkg = release_product(inst, "operator1", pid)
     assert verify_path(pkg.path, inst.signer.public_pem()).ok
     manifest = json.loads((pkg.path / "manifest.json").read_text())
@@ -85,8 +85,8 @@ def test_draft_review_release_verify_catalog_register_rerun(make_instance, tmp_p
         spent = s.execute(select(Budget.spent_epsilon).where(Budget.scope == "dataset")).scalar_one()
     assert spent == pytest.approx(2.4)
     submit_product(inst, "operator1", pid, attestation="I am responsible for version 2.")
-    review_product(inst, "reviewer1", pid, "approve")
-    review_product(inst, "reviewer2", pid, "approve")
+    review_product(inst, "reviewer1", pid, "approve", "checked")
+    review_product(inst, "reviewer2", pid, "approve", "checked")
     v2 = release_product(inst, "operator1", pid)
     assert v2.version == 2 and verify_path(v2.path).ok
     assert verify_path(export_product(inst, None, pid, tmp_path / "old", version=1, as_zip=True)).ok

@@ -25,7 +25,8 @@ def ui_strings() -> set[str]:
               "Too many attempts. Try again in a few minutes.", "Wrong user name or password.",
               "automatic", "templates", "each", "proposed", "pending", "ran", "Decision recorded.",
               "Template proposed.", "Request submitted.", "Approval mode changed.", "Reviewer delegated.",
-              "Report published."}
+              "Report published.", "Submitted for review.", "Your approval is recorded.",
+              "The product was returned to its author.", "The product was rejected.", "Released.", "Withdrawn."}
     return found
 
 

@@ -40,7 +40,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.draft_product": {"operator"}, "api.submit_product": {"operator"}, "api.review_product": {"reviewer"},
     "api.release_product": {"operator", "admin"}, "api.withdraw_product": {"operator", "admin"},
     "api.review_queue": {"reviewer"}, "api.catalog": PUBLIC, "api.transparency_register": PUBLIC,
-    "api.list_requests": PUBLIC, "api.file_request": PUBLIC, "api.decide_request": OWNER,
+    "api.list_requests": PUBLIC, "api.file_request": PUBLIC, "api.get_request": PUBLIC, "api.decide_request": OWNER,
     # approval modes
     "owner.set_approval": OWNER, "owner.delegate": OWNER,
     "approvals.queue": APPROVERS, "approvals.decide_template": APPROVERS, "approvals.decide_request": APPROVERS,
