@@ -67,6 +67,7 @@ ZH_TERMS: dict[str, str] = {
     "The product was rejected.": "数据产品已被拒绝。",
     "Released.": "已发布。",
     "Withdrawn.": "已撤回。",
+    "(set)": "（已设置）",
     # data requests
     "Data request": "数据需求",
     "Your request number is": "您的需求编号是",
@@ -98,3 +99,28 @@ def term(value: object, kind: str, lang: str) -> str:
         return TERMS_ZH[kind].get(text, text)
     return text
 
+
+def check_text(check: dict, lang: str) -> str:
+    """A disclosure check's message in ``lang``: the Chinese sentence is built from
+    the check's name, status and details (the English message is the service's)."""
+    if lang != "zh":
+        return check.get("message", "")
+    d = check.get("details") or {}
+    name, failing = check.get("name"), check.get("status") != "pass"
+    if name == "small_counts":
+        return (f"{d.get('cells')} 个含噪计数低于 {d.get('threshold')}，发布时将被隐藏" if failing
+                else f"没有低于 {d.get('threshold')} 的含噪计数")
+    if name == "wide_intervals":
+        return f"{d.get('cells')} 个单元格的置信区间比其数值还宽" if failing else "每个区间都比其数值窄"
+    if name == "partition_selection":
+        return "分组由私有分组选择确定：罕见的分组不会出现在表中" if failing else "每个分组都来自公开取值域"
+    if name == "empty_table":
+        return "此表没有任何可发布的行"
+    if name == "differencing":
+        if not failing:
+            return "本产品中和已发布的产品中都没有相近的查询"
+        matches = d.get("matches") or []
+        combined = d.get("combined_epsilon")
+        eps = f"{float(combined):.4g}" if isinstance(combined, (int, float)) else "?"
+        return f"与 {len(matches)} 个其他表相近：对它们做差分可能孤立出少数个体；这些行上合计 ε = {eps}"
+    return check.get("message", "")

@@ -7,13 +7,15 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from queries.errors import SandboxError
 from web import access
 from web.auth import actor, allow
+from web.i18n_settings import SETTINGS_ZH
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def _overview(error: SandboxError | None = None, status: int = 200):
     return render_template("admin.html", users=access.users_list(), key=access.signing_key(),
-                           settings=access.settings_overview(), chain=access.audit_report(), error=error), status
+                           settings=access.settings_overview(), chain=access.audit_report(), error=error,
+                           settings_zh=SETTINGS_ZH), status
 
 
 @bp.get("/")

@@ -24,7 +24,10 @@ SERVICE_CODES = (
     "parameter_out_of_domain", "missing_parameter", "unknown_parameter", "request_not_approved",
     "request_already_ran", "self_review", "already_reviewed", "policy_invalid", "bad_credentials",
     "accuracy_unreachable", "invalid_budget", "execution_failed", "query_timeout", "query_resources",
-    "wrong_role", "forbidden", "not_found")
+    "wrong_role", "forbidden", "not_found", "query_invalid", "run_failed", "epsilon_below_floor", "too_many_runs",
+    "query_limit_reached", "missing_reason", "override_reason_required", "invisible_reason", "unknown_data_request",
+    "missing_product", "bad_page")
+SHARING_DOCS = DOCS.with_name("sharing.md")
 
 
 def documented_refusal_codes() -> list[str]:
@@ -33,10 +36,22 @@ def documented_refusal_codes() -> list[str]:
     return re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.MULTILINE)
 
 
+def documented_sharing_codes() -> list[str]:
+    """Every code in the first column of docs/sharing.md's code tables (several to a row)."""
+    rows = [line for line in SHARING_DOCS.read_text(encoding="utf-8").splitlines() if line.startswith("| `")]
+    return [c for line in rows if "|" in line[1:] for c in re.findall(r"`([a-z_]+)`", line.split("|")[1])
+            if re.fullmatch(r"[a-z]+(_[a-z]+)+|[a-z]+", c) and c not in SHARING_KEYS]
+
+
+SHARING_KEYS = ("class", "columns", "update_frequency", "conditions")     # the policy-key table
+
+
 def test_every_documented_refusal_and_service_code_has_chinese():
     refusals = documented_refusal_codes()
     assert len(refusals) >= 40 and "identifier_in_output" in refusals and "invalid_order_by" in refusals
-    missing = sorted(c for c in (*refusals, *SERVICE_CODES) if c not in ZH_ERRORS)
+    sharing = documented_sharing_codes()
+    assert "column_not_granted" in sharing and "grant_expired" in sharing and "not_a_correction" in sharing
+    missing = sorted(c for c in (*refusals, *sharing, *SERVICE_CODES) if c not in ZH_ERRORS)
     assert not missing, missing
 
 
