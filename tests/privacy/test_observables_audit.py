@@ -157,6 +157,9 @@ def test_non_numeric_fields_audit(neighbours, shape):
             found.update(leaked(obs.texts, CANARIES))
             out.append(fields(obs.view))
     report = audit(on_d, on_d_prime, delta=1e-7)
+    varying = sorted(k for k, v in report.items() if len(v["d"]) + len(v["d_prime"]) > 2)
+    print(f"{shape}: {len(report)} fields, {len(varying)} varying {varying}, largest ε lower bound "
+          f"{max(v['epsilon'] for v in report.values()):.3f} (charged {EPSILON})")
     certain = {k: (v["d"], v["d_prime"]) for k, v in report.items() if v["certain"]}
     assert not certain, f"{shape}: fields that differ with certainty between D and D': {certain}"
     over = {k: v["epsilon"] for k, v in report.items() if v["epsilon"] > EPSILON}
