@@ -31,7 +31,7 @@ _TABLE_KEYS = {
     "source", "rows_per_unit", "max_rows_per_unit", "max_groups_per_unit", "public",
     "description", "columns",
 }
-_COLUMN_KEYS = {"class", "min", "max", "domain", "type", "description"}
+_COLUMN_KEYS = {"class", "min", "max", "domain", "type", "description", "source"}
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,9 @@ class ColumnPolicy:
     ``min``/``max`` are clamping bounds (policy facts, never read from the data);
     ``domain`` is a public list of the values the column can take: group keys with
     a domain are released in full without partition selection. ``type`` is filled
-    in from the data when a version is ingested.
+    in from the data when a version is ingested. ``source`` is the file's header
+    the column reads when it is not ``name`` (``"Money spent (euros)"``): SQL,
+    downloads and products know the column by ``name`` only.
     """
 
     name: str
@@ -51,6 +53,12 @@ class ColumnPolicy:
     domain: tuple[Any, ...] | None = None
     type: str | None = None
     description: str = ""
+    source: str | None = None
+
+    @property
+    def header(self) -> str:
+        """The column's header in the source file."""
+        return self.source if self.source is not None else self.name
 
     @property
     def bounded(self) -> bool:
@@ -131,6 +139,10 @@ class DatasetPolicy:
         from dataclasses import asdict
 
         data = asdict(self)
+        for table in data["tables"]:             # "source" only where a header is mapped: older hashes hold
+            for col in table["columns"]:
+                if col.get("source") is None:
+                    col.pop("source", None)
         data.pop("sharing")
         if self.sharing is not None:             # absent, not null, so older policies keep their hash
             data["sharing"] = self.sharing.to_dict()
@@ -321,12 +333,25 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
     if not isinstance(raw_cols, dict) or not raw_cols:
         raise PolicyError("a table needs at least one column", key=f"tables.{tname}.columns")
     columns = []
+    headers: dict[str, str] = {}
     for cname, c in raw_cols.items():
         cpath = (*path, "columns", cname)
-        r.name(cname, *cpath)
+        if not isinstance(cname, str) or not NAME_PATTERN.match(cname):
+            raise r.fail("must be a lower-case name of letters, digits and _ starting with a letter; to read a "
+                         f"file's header '{cname}', name the column so and map it: "
+                         f"columns.some_name = {{ source = \"{cname}\", class = ... }}", *cpath)
         if not isinstance(c, dict):
             raise r.fail("must be an inline table like { class = \"quasi\" }", *cpath)
         r.unknown_keys(c, _COLUMN_KEYS, *cpath)
+        col_source = c.get("source")
+        if col_source is not None:
+            col_source = r.string(col_source, *cpath, "source")
+            if any(ord(ch) < 32 or ord(ch) == 127 for ch in col_source):
+                raise r.fail("must not hold control characters", *cpath, "source")
+        header = cname if col_source is None else col_source
+        if header in headers:
+            raise r.fail(f"the file's header '{header}' is already read by column '{headers[header]}'", *cpath)
+        headers[header] = cname
         cls = c.get("class")
         if cls not in COLUMN_CLASSES:
             raise r.fail(f"class must be one of {', '.join(COLUMN_CLASSES)}", *cpath)
@@ -351,7 +376,7 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
             raise r.fail(f"type must be one of {', '.join(COLUMN_TYPES)}", *cpath)
         columns.append(ColumnPolicy(
             name=cname, cls=cls, min=lo, max=hi, domain=domain, type=ctype,
-            description=str(c.get("description", "")),
+            description=str(c.get("description", "")), source=col_source,
         ))
     table = TablePolicy(
         name=tname, source=source, columns=tuple(columns), rows_per_unit=rows_per_unit,

@@ -248,28 +248,31 @@ def _domain_kind(domain: tuple) -> str:
 def _column_select(table: TablePolicy, found: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     """Check each declared column against the file's types; return the SELECT list
     (in policy order, floats normalised to DOUBLE) and the policy types."""
-    missing = [c for c in table.column_names if c not in found]
+    headers = [c.header for c in table.columns]      # a column's `source`, else its name
+    missing = [h for h in headers if h not in found]
     if missing:
         raise PolicyError(f"table '{table.name}': declared column(s) missing from the file: {', '.join(missing)}",
                           key=f"tables.{table.name}.columns")
-    extra = [c for c in found if c not in table.column_names]
+    extra = [c for c in found if c not in headers]
     if extra:
         raise PolicyError(f"table '{table.name}': the file has undeclared column(s): {', '.join(extra)}",
                           key=f"tables.{table.name}.columns")
     select, types = [], {}
     for col in table.columns:
         where = f"tables.{table.name}.columns.{col.name}"
-        kind = type_category(found[col.name])
+        kind = type_category(found[col.header])
         if kind is None:
-            raise PolicyError(f"column '{table.name}.{col.name}' has an unsupported type {found[col.name]}", key=where)
-        expr = _quote(col.name)
+            raise PolicyError(f"column '{table.name}.{col.name}' has an unsupported type {found[col.header]}", key=where)
+        expr = _quote(col.header)
         if col.type is not None and col.type != kind:
             if not (col.type == "float" and kind == "integer"):
                 raise PolicyError(f"column '{table.name}.{col.name}' is declared '{col.type}' but the file holds "
                                   f"'{kind}'", key=where)
             kind = "float"
         if kind == "float":
-            expr = f"{expr}::DOUBLE AS {expr}"
+            expr = f"{expr}::DOUBLE"
+        if kind == "float" or col.header != col.name:
+            expr = f"{expr} AS {_quote(col.name)}"
         if col.bounded and kind not in ("integer", "float"):
             raise PolicyError(f"column '{table.name}.{col.name}' has bounds but holds '{kind}', not numbers",
                               key=where)
