@@ -368,6 +368,39 @@ def _check_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, 
                           key=f"tables.{table.name}.rows_per_unit")
 
 
+# One unit's rows in a private table are stored up to this many times its contribution
+# bound (``max_rows_per_unit``): every query reads a unit's rows before bounding them, so
+# a unit with unbounded rows would make a run's *time* depend on that one unit.
+STORED_ROWS_PER_BOUND = 100
+
+
+def stored_rows_cap(table: TablePolicy) -> int:
+    """The most rows of one unit a version keeps in ``table``."""
+    return STORED_ROWS_PER_BOUND * max(1, int(table.max_rows_per_unit))
+
+
+def _cap_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, table: TablePolicy) -> int:
+    """Keep at most :func:`stored_rows_cap` rows of each unit of a private table,
+    chosen by a hash of the row (the same source gives the same version); returns
+    how many rows were dropped (for the owner's quality report only)."""
+    unit = policy.privacy_unit
+    if table.public or not unit or table.rows_per_unit == 1 or table.column(unit) is None:
+        return 0
+    cap, name, u = stored_rows_cap(table), _quote(table.name), _quote(unit)
+    over = con.execute(f"SELECT COALESCE(SUM(n - ?), 0) FROM (SELECT COUNT(*) AS n FROM {name} "
+                       f"WHERE {u} IS NOT NULL GROUP BY {u} HAVING COUNT(*) > ?)", [cap, cap]).fetchone()[0]
+    if not over:
+        return 0
+    row = f"CAST(ROW({', '.join(_quote(c.name) for c in table.columns)}) AS VARCHAR)"
+    con.execute(f"CREATE TABLE __capped AS SELECT * FROM {name} WHERE {u} IS NULL OR {u} IN "
+                f"(SELECT {u} FROM {name} GROUP BY {u} HAVING COUNT(*) <= {cap}) UNION ALL "
+                f"SELECT * FROM {name} WHERE {u} IN (SELECT {u} FROM {name} GROUP BY {u} HAVING COUNT(*) > {cap}) "
+                f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {u} ORDER BY hash({row}), {row}) <= {cap}")
+    con.execute(f"DROP TABLE {name}")
+    con.execute(f"ALTER TABLE __capped RENAME TO {name}")
+    return int(over)
+
+
 def public_stats_query(policy: DatasetPolicy) -> tuple[str | None, list[tuple[str, str | None]]]:
     """One SELECT over the version (tables as ``ds.<table>``) whose single row holds,
     for each public table, its row count and, per column, the most rows sharing one
@@ -439,7 +472,9 @@ def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, mast
                                       "(a value does not fit its column's type)",
                                       key=f"tables.{table.name}.source") from None
                 _check_rows_per_unit(con, policy, table)
+                dropped = _cap_rows_per_unit(con, policy, table)
                 quality[table.name] = _quality(con, table, table_types)
+                quality[table.name]["rows_over_stored_cap"] = dropped
                 row_counts[table.name] = quality[table.name]["rows"]
                 types[table.name] = table_types
                 report(f"read {table.name}", row_counts[table.name])
