@@ -256,7 +256,15 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         _answer_at(inst, started, failed=True)
         raise RunFailed(error_id) from None
     # 5-6. store, charge and audit together; only then return, on the response-time grid.
-    finish(release, actor, None, charged=True)
+    try:
+        finish(release, actor, None, charged=True)
+    except Exception as exc:   # the result could not be stored: charge the run as failed, never leave it in flight
+        error_id = uuid.uuid4().hex[:16]
+        log.error("run failed: cause=store_failed (%s) error_id=%s fingerprint=%s", type(exc).__name__,
+                  error_id, plan.fingerprint)
+        finish(None, actor, "run_failed", charged=True)
+        _answer_at(inst, started, failed=True)
+        raise RunFailed(error_id) from None
     _answer_at(inst, started, failed=False)
     return QueryResult(run_id, release, v_number)
 
