@@ -58,7 +58,7 @@ def format_plain(v: Any, significant: int = PLAIN_SIGNIFICANT) -> str:
     if v == 0:
         return "0"
     magnitude = math.floor(math.log10(abs(v)))
-    if magnitude >= 15 or magnitude < -6:
+    if magnitude >= 15 or magnitude < -4:          # δ = 1e-6 and 5e-7 read alike, not 0.000001 and 5e-7
         mantissa, _, exponent = f"{v:.{significant - 1}e}".partition("e")
         if "." in mantissa:
             mantissa = mantissa.rstrip("0").rstrip(".")

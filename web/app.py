@@ -85,10 +85,11 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     from web.pagination import paginate
 
     app.jinja_env.globals["paginate"] = paginate
-    from web.i18n_terms import check_text, term
+    from web.i18n_terms import check_text, note_text, term
 
     app.jinja_env.filters["term"] = lambda value, kind: term(value, kind, i18n.current_language())
     app.jinja_env.filters["check_text"] = lambda check: check_text(check, i18n.current_language())
+    app.jinja_env.filters["note_text"] = lambda note: note_text(str(note), i18n.current_language())
     app.view_functions["static"].allowed_roles = frozenset({"public"})
 
     app.before_request(auth.load_principal)

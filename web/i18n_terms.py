@@ -89,6 +89,15 @@ TERMS_ZH: dict[str, dict[str, str]] = {
                     "timestamp": "时间戳", "boolean": "布尔值"},
     "data class": {"open": "开放", "conditional": "有条件开放", "restricted": "不予开放"},
     "request status": {"open": "待处理", "accepted": "已受理", "declined": "已拒绝", "closed": "已关闭"},
+    "accounting": {"approx": "近似差分隐私 (ε, δ)", "zcdp": "零集中差分隐私 zCDP", "auto": "自动选择"},
+    "check": {"small_counts": "小计数", "wide_intervals": "区间过宽", "partition_selection": "分组选择",
+              "empty_table": "空表", "differencing": "差分攻击"},
+}
+# English words for stored names that are not words (a check's name)
+TERMS_EN: dict[str, dict[str, str]] = {
+    "check": {"small_counts": "small count", "wide_intervals": "wide interval",
+              "partition_selection": "partition selection", "empty_table": "empty table",
+              "differencing": "differencing"},
 }
 
 
@@ -97,7 +106,7 @@ def term(value: object, kind: str, lang: str) -> str:
     text = "" if value is None else str(value)
     if lang == "zh":
         return TERMS_ZH[kind].get(text, text)
-    return text
+    return TERMS_EN.get(kind, {}).get(text, text)
 
 
 def check_text(check: dict, lang: str) -> str:
@@ -124,3 +133,23 @@ def check_text(check: dict, lang: str) -> str:
         eps = f"{float(combined):.4g}" if isinstance(combined, (int, float)) else "?"
         return f"与 {len(matches)} 个其他表相近：对它们做差分可能孤立出少数个体；这些行上合计 ε = {eps}"
     return check.get("message", "")
+
+
+# the planner's notes (queries/plan.py), by their exact shape
+_NOTES_ZH: tuple[tuple[str, str], ...] = (
+    (r"bounding skipped: rows_per_unit = 1", "无需限制贡献：每个单位最多一行（rows_per_unit = 1）"),
+    (r"group limit not binding: max_groups = (\d+) covers every group", "分组上限不起作用：max_groups = {0} 已覆盖所有分组"),
+    (r"join fan-out (\d+) folded into max_rows", "连接扇出 {0} 已计入每组行数上限 max_rows"),
+)
+
+
+def note_text(note: str, lang: str) -> str:
+    """A planner's note in ``lang`` (the note itself when its shape is unknown)."""
+    import re
+
+    if lang == "zh":
+        for pattern, zh in _NOTES_ZH:
+            match = re.fullmatch(pattern, note)
+            if match:
+                return zh.format(*match.groups())
+    return note

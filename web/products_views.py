@@ -169,6 +169,7 @@ def product_page(product_id: int, error: SandboxError | None = None, status: int
               for i, t in enumerate(p["tables"], start=1)]
     ver = verification(product_id) if any(v.get("released_at") for v in p["versions"]) else None
     return render_template("product.html", p=p, charts=charts, ver=ver, error=error, flags=check_flags(p),
+                           table_no={t.get("run_id"): i for i, t in enumerate(p["tables"], start=1)},
                            default_attestation=svc().DEFAULT_ATTESTATION), status
 
 

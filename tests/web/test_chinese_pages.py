@@ -50,3 +50,15 @@ def test_check_messages_in_chinese(licensed_app):
     checks = zh.split('id="checks"', 1)[1].split("</table>", 1)[0]
     cells = re.findall(r"<td>([^<]*)</td></tr>", checks)
     assert cells and all(re.search(r"[\u4e00-\u9fff]", text) for text in cells), cells
+
+
+def test_the_editor_preview_in_chinese_has_no_planner_english(licensed_app):
+    from web_helpers import csrf_of
+
+    c = licensed_app.test_client()
+    page_login(c, "operator1")
+    c.get("/operator/?lang=zh")
+    zh = c.post("/operator/", data={"csrf_token": csrf_of(c), "dataset": "health", "action": "preview",
+                                    "sql": "SELECT city, AVG(income) AS m FROM people GROUP BY city"}).get_data(as_text=True)
+    assert "无需限制贡献" in zh and "bounding skipped" not in zh
+    assert "(approx)" not in zh and "近似差分隐私" in zh

@@ -38,6 +38,7 @@ def test_an_interval_never_collapses_to_one_number():
 def test_plain_numbers_and_ticks():
     assert format_plain(0.2999999999997) == "0.3"
     assert format_plain(1e-7) == "1e-7"
+    assert [format_plain(d) for d in (1e-6, 5e-7, 2.5e-6, 1e-5, 0.0001)] == ["1e-6", "5e-7", "2.5e-6", "1e-5", "0.0001"]
     ticks, step = nice_ticks(0, 61290)
     assert step == 20000 and [format_tick(t, step) for t in ticks] == ["0", "20,000", "40,000", "60,000", "80,000"]
     ticks, step = nice_ticks(0.1, 0.93)

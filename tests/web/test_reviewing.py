@@ -44,6 +44,10 @@ def test_the_review_screen_marks_the_flagged_cells_and_shows_the_licence_purpose
     assert all("small_counts" in flagged[f"{r},{col}"] for r, col in small["details"]["positions"])
     assert all(col == 1 for _, col in small["details"]["positions"])       # the noisy counts, not the cities
     assert "Warnings about this table" in page
+    assert "⚠ small count" in page and "⚠ small_counts" not in page              # words, not identifiers
+    table_cells = re.findall(r"<tr><td>(\d*)</td><td>(small count|wide interval|partition selection|empty table|"
+                             r"differencing)</td>", page.split('id="checks"', 1)[1])
+    assert table_cells and all(n == "1" for n, _ in table_cells)                # each check names its table
 
     zh = rev.get(f"/products/{pid}?lang=zh").get_data(as_text=True)
     assert "小计数" in zh and "Warnings about this table" not in zh
