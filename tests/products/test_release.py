@@ -34,7 +34,9 @@ def test_package_layout_and_manifest(released):
     names = {f"tables/table_{i}.{ext}" for i in (1, 2) for ext in ("parquet", "csv", "json")}
     assert set(m["files"]) == names
     assert m["product"]["id"] == pid and m["product"]["version"] == 1
-    assert m["dataset"]["name"] == "health" and m["dataset"]["content_hash"] == "a" * 64
+    # conditional data: the keyed digest, never the plain content hash of the version
+    assert m["dataset"]["name"] == "health" and len(m["dataset"]["digest"]) == 64
+    assert m["dataset"]["digest"] != "a" * 64 and "content_hash" not in m["dataset"]
     assert [t["run_id"] for t in m["tables"]] == runs
     assert m["tables"][0]["sql"] == CITY_SQL and len(m["tables"][0]["fingerprint"]) == 64
     assert m["tables"][0]["plan"]["tables"] == ["people"] and m["tables"][0]["mechanisms"]
