@@ -24,8 +24,7 @@ from sandbox import audit
 from sandbox.datasets import get_dataset, get_version, latest_version
 from sandbox.instance import Instance
 from sandbox.models import (
-    Dataset, DatasetVersion, Organisation, ShareDemand, ShareNotification, ShareObjection, ShareRequest,
-    SharingChange, User,
+    Dataset, DatasetVersion, Organisation, ShareDemand, ShareNotification, ShareObjection, SharingChange, User,
 )
 from sandbox.organisations import get_organisation, organisation_of
 from sandbox.sharing import (

@@ -42,3 +42,10 @@ def test_the_slow_marker_selects_the_statistical_tests():
                          capture_output=True, text=True, cwd=ROOT)
     ids = [line for line in out.stdout.splitlines() if "::" in line]
     assert ids and all("test_noise_statistics" in i for i in ids), out.stdout[-2000:]
+
+
+def test_ci_runs_the_lint_gate_before_the_tests():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    lint_at = ci.index(".venv/bin/ruff check .\n")
+    assert lint_at < ci.index('bash -euo pipefail -c "$test_command"')
+    assert "[tool.ruff.lint]" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")

@@ -1,7 +1,6 @@
 """The noise of many releases fits the claimed scale, a scale 30 % off is rejected,
 and the (1-alpha) intervals cover at about the claimed rate."""
 
-import math
 
 import numpy as np
 import pytest

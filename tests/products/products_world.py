@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -65,7 +64,6 @@ class World:
 def build_world(inst) -> World:
     for name, role in USERS:
         add_user(inst, ADMIN, name, role, PASSWORD, organisation=f"{name} org")
-    policy = parse_policy(HEALTH_POLICY)
     with inst.store.transaction() as s:
         owner = s.execute(select(User).where(User.name == "owner1")).scalar_one()
         ds = Dataset(name="health", title="Health records", description="synthetic", publisher="Health Agency",
