@@ -404,25 +404,39 @@ def _print_table(result: dict) -> None:
 @handles_errors
 def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | None, version: int | None,
                 width: str | None, as_json: bool, sql: str) -> None:
-    """Check a query and show its cost and expected accuracy. No data touched, nothing charged."""
-    from sandbox.service import check_query
+    """Check a query and show its cost and expected accuracy. No data touched, nothing charged.
+
+    Exits with status 1 when a run at this ε would be refused (per-query cap, budget
+    left, query cap), saying why."""
+    from sandbox.preview import preview_query
 
     with _open(home) as inst:
-        checked = check_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version,
-                              target=_width_target(width))
-    data = checked.to_dict()
+        data = preview_query(inst, as_user, dataset, sql, epsilon=epsilon, version=version,
+                             target=_width_target(width))
 
     def human(d: dict) -> None:
         from sandbox.numbers import format_half_width
 
         c = d["cost"]
-        click.echo(f"ok: would cost ε={c['epsilon']:g}, δ={c['delta']:g} on version {d['dataset_version']}")
-        for name, hw in c["expected_half_width"].items():
-            click.echo(f"  {name}: ± {format_half_width(hw)} ({int((1 - c['alpha']) * 100)}% interval)")
+        verdict = "ok" if d["ok"] else "not ok"
+        click.echo(f"{verdict}: would cost ε={c['epsilon']:g}, δ={c['delta']:g} on version {d['dataset_version']}")
+        for r in d["refusals"]:
+            limit = ", ".join(f"{k}={v:g}" for k, v in r["limit"].items())
+            click.echo(f"  refused at the {r['level']} level: {r['code']} ({limit})")
+        level = int((1 - c["alpha"]) * 100)
+        for a in d["accuracy"]:
+            if a["half_width"] is not None:
+                click.echo(f"  {a['output']}: ± {format_half_width(a['half_width'])} ({level}% interval)")
+            for n, hw in a["by_group_size"]:
+                click.echo(f"  {a['output']}: ± {format_half_width(hw)} for a group of {n} ({level}% interval)")
+            if a["note"]:
+                click.echo(f"  {a['output']}: {a['note']}")
         for note in d["notes"]:
             click.echo(f"  note: {note}")
 
     _emit(data, as_json, human)
+    if not data["ok"]:
+        raise SystemExit(1)
 
 
 @query.command("run")

@@ -49,6 +49,7 @@ def _credentials(inst: Instance) -> dict[str, str]:
 def run_demo(settings: Settings, *, people: int = 100_000, echo: Callable[[str], None] = print) -> Instance:
     from sandbox.datasets import add_dataset
     from sandbox.licences import grant_licence
+    from sandbox.numbers import format_cell
     from sandbox.service import run_query
     from sandbox.users import add_user
 
@@ -81,9 +82,8 @@ def run_demo(settings: Settings, *, people: int = 100_000, echo: Callable[[str],
             result = run_query(inst, "operator1", "health", sql, epsilon=0.5).to_dict()
             echo(f"ran: {sql}")
             for row, ivs in zip(result["rows"], result["intervals"]):
-                cells = [f"{v:.6g}" if isinstance(v, float) else str(v) for v in row]
-                extra = [f"[{iv[0]:.6g}, {iv[1]:.6g}]" for iv in ivs if iv]
-                echo("   " + "  ".join(cells) + ("   95% CI " + " ".join(extra) if extra else ""))
+                # the same rule as the CLI and the pages: digits chosen from the interval's width
+                echo("   " + "  ".join(format_cell(v, iv) for v, iv in zip(row, ivs)) + "   (95% intervals)")
             echo(f"   charged ε = {result['cost']['epsilon']:g}")
     echo(f"demo ready in {time.perf_counter() - t0:.1f} s: home {inst.home}")
     echo("users (name / role / password):")

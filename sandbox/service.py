@@ -94,8 +94,8 @@ def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], li
             raise InvalidInput(f"the query has no output column '{output}'", code="unknown_output")
         epsilon = max(privacy.epsilon_for_width(plan, output, half_width, delta=delta, alpha=inst.settings.alpha,
                                                 cap=per_q_eps, accounting=lic.accounting), floor)
-    if epsilon is None:
-        epsilon = max(min(inst.settings.default_epsilon, per_q_eps), floor)
+    if epsilon is None:   # the default: never the whole per-query cap in one run
+        epsilon = max(min(inst.settings.default_epsilon, per_q_eps / 2), floor)
     loss = PrivacyLoss(_number(epsilon, "epsilon", "invalid_budget"), 0.0)
     ledger.check_floor(loss, floor)
     return PrivacyLoss(loss.epsilon, delta)

@@ -148,10 +148,10 @@ def revoke_licence(licence_id: int, body: LicenceRevoke):
 @api.route("/queries/preview", "POST", roles=("operator",), body=QueryRequest, response=CheckedQueryOut,
            summary="Check a query and estimate its cost and accuracy (spends nothing)", tag="operator")
 def preview_query(body: QueryRequest):
-    from sandbox.service import check_query
+    from sandbox.preview import preview_query as preview
 
-    return check_query(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
-                       version=body.version, target=_target(body)).to_dict()
+    return preview(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
+                   version=body.version, target=_target(body))
 
 
 @api.route("/queries", "POST", roles=("operator",), body=QueryRequest, response=QueryResultOut, status=201,

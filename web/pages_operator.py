@@ -53,7 +53,7 @@ def editor():
 @allow("operator")
 def submit():
     from sandbox.service import run_query
-    from web.preview import blank_epsilon, preview_query
+    from sandbox.preview import blank_epsilon, preview_query
 
     f = request.form
     dataset, sql, eps_text = f.get("dataset", ""), f.get("sql", ""), f.get("epsilon", "").strip()

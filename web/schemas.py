@@ -334,11 +334,15 @@ class Done(Response):
 
 
 class CheckedQueryOut(Response):
-    ok: bool
+    ok: bool                                   # false when Run would be refused (see refusals)
     dataset_version: int
     licence_id: int
     cost: dict[str, Any]
     plan: dict[str, Any]
+    notes: list[str] = []
+    refusals: list[dict[str, Any]] = []        # over_query_cap | budget_exceeded | query_cap_reached, per level
+    accuracy: list[dict[str, Any]] = []        # expected accuracy of every non-key output
+    default_epsilon: float | None = None       # the ε a blank request stands for, when it was blank
 
 
 class QueryResultOut(Response):

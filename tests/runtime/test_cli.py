@@ -51,6 +51,20 @@ def test_query_check_is_free_and_reports_cost(home):
     assert lic["budget"]["spent"]["epsilon"] == 0
 
 
+def test_query_check_says_not_ok_where_run_would_refuse_and_gives_every_accuracy(home):
+    sql = "SELECT sex, COUNT(*) AS n, AVG(income) AS m, MEDIAN(age) AS med FROM people GROUP BY sex"
+    out = dps(home, "query", "check", "--as", "operator1", "--dataset", "health", "--epsilon", "2", sql, check=False)
+    assert out.returncode == 1 and out.stdout.startswith("not ok")
+    assert "over_query_cap" in out.stdout
+    data = json.loads(dps(home, "query", "check", "--as", "operator1", "--dataset", "health", "--json",
+                          sql).stdout)
+    assert data["ok"] is True and data["refusals"] == []
+    assert data["default_epsilon"] == pytest.approx(0.5)      # half the licence's per-query cap of 1.0
+    kinds = {a["output"]: a for a in data["accuracy"]}
+    assert kinds["n"]["half_width"] > 0 and kinds["med"]["half_width"] > 0
+    assert [n for n, _ in kinds["m"]["by_group_size"]] == [100, 1000, 10000]
+
+
 def test_query_check_refusal_has_code_and_span(home):
     sql = "SELECT person_id FROM people"
     out = dps(home, "query", "check", "--as", "operator1", "--dataset", "health", "--json", sql, check=False)

@@ -49,3 +49,16 @@ def test_a_licence_grant_takes_a_floor_and_a_query_cap(licensed_instance, licens
     assert r.status_code == 201, r.get_data(as_text=True)
     bad = c.post("/api/v1/licences", headers=h, json={**body, "min_epsilon_per_query": 5.0})
     assert bad.status_code == 400 and bad.get_json()["code"] == "invalid_budget"
+
+
+def test_the_api_preview_says_where_run_would_refuse(licensed_app):
+    c = licensed_app.test_client()
+    h = bearer(token_for(c, "operator1"))
+    sql = "SELECT sex, AVG(income) AS m FROM people GROUP BY sex"
+    over = c.post("/api/v1/queries/preview", headers=h, json={"dataset": "health", "sql": sql, "epsilon": 6.0})
+    body = over.get_json()["data"]
+    assert over.status_code == 200 and body["ok"] is False
+    assert {r["code"] for r in body["refusals"]} >= {"over_query_cap"}
+    fine = c.post("/api/v1/queries/preview", headers=h, json={"dataset": "health", "sql": sql}).get_json()["data"]
+    assert fine["ok"] is True and fine["default_epsilon"] > 0
+    assert fine["accuracy"][0]["output"] == "m" and len(fine["accuracy"][0]["by_group_size"]) == 3

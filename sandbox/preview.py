@@ -1,4 +1,5 @@
-"""The editor's preview: ``sandbox.service.check_query`` plus what an operator
+"""The preview (the editor, ``dp-sandbox query check`` and ``POST
+/api/v1/queries/preview``): ``sandbox.service.check_query`` plus what an operator
 needs before pressing Run.
 
 * **Would the run be refused?** The cost is checked against every budget level
@@ -13,7 +14,7 @@ needs before pressing Run.
   and other expressions say that their interval comes with the result.
 * **A blank ε** means the default ε: the instance's ``DPS_DEFAULT_EPSILON``, at
   most half the per-query cap, so a blank field never spends the whole
-  per-query allowance in one run. The web editor previews and runs at that ε.
+  per-query allowance in one run. The service runs a blank ε at the same value.
 """
 
 from __future__ import annotations
@@ -124,14 +125,14 @@ def output_accuracy(checked) -> list[OutputAccuracy]:
 
 
 def preview_query(inst: Instance, operator: str, dataset: str, sql: str, *, epsilon: float | None,
-                  target: tuple[str, float] | None) -> dict[str, Any]:
+                  target: tuple[str, float] | None, version: int | None = None) -> dict[str, Any]:
     """``check_query`` with the budget checks and the accuracy of every output."""
     from sandbox.service import check_query
 
     used_default = epsilon is None and target is None
     if used_default:
         epsilon = blank_epsilon(inst, operator, dataset)
-    checked = check_query(inst, operator, dataset, sql, epsilon=epsilon, target=target)
+    checked = check_query(inst, operator, dataset, sql, epsilon=epsilon, target=target, version=version)
     d = checked.to_dict()
     loss = checked.cost.loss
     d["refusals"] = refusals(budget_levels(inst, dataset, checked.licence_id), loss.epsilon, loss.delta)
