@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import func, select
 
@@ -228,6 +228,17 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         ids = (ds.id, lic.id, v.number, v.path, v.wrapped_key, lic.accounting, actor_of(user), ds.name)
     ds_id, lic_id, v_number, v_path, wrapped, accounting, actor, ds_name = ids
     finish = functools.partial(_finish, inst, run_id, ds_id, lic_id, charge, levels=levels)
+
+    def failed(cause: str, error_id: str | None = None) -> NoReturn:
+        """The one outcome of a run that touched data and produced nothing: charged,
+        stored as run_failed, answered at the wall-clock limit; the cause is logged
+        as a code under the error id, never shown."""
+        error_id = error_id or uuid.uuid4().hex[:16]
+        log.warning("run failed: cause=%s error_id=%s fingerprint=%s", cause, error_id, plan.fingerprint)
+        finish(None, actor, "run_failed", charged=True)
+        _answer_at(inst, started, failed=True)
+        raise RunFailed(error_id) from None
+
     # 4. execute. From here on the query has touched data: it is charged whatever happens.
     try:
         data_key = unwrap_key(wrapped, inst.master_key)
@@ -244,27 +255,14 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
             raise QueryRejected("query_invalid", "the query cannot run on this dataset's schema (it fails even "
                                 "with no rows); nothing was charged", whole_span(sql)) from None
         # anything else touched data: one outcome, charged, answered at the wall-clock limit
-        log.warning("run failed: cause=%s error_id=%s fingerprint=%s", exc.code, exc.error_id, plan.fingerprint)
-        finish(None, actor, "run_failed", charged=True)
-        _answer_at(inst, started, failed=True)
-        raise RunFailed(exc.error_id) from None
+        failed(exc.code, exc.error_id)
     except Exception as exc:  # a bug after execution: the same outcome; only the exception's type is logged
-        error_id = uuid.uuid4().hex[:16]
-        log.error("run failed: cause=release_failed (%s) error_id=%s fingerprint=%s", type(exc).__name__,
-                  error_id, plan.fingerprint)
-        finish(None, actor, "run_failed", charged=True)
-        _answer_at(inst, started, failed=True)
-        raise RunFailed(error_id) from None
+        failed(f"release_failed ({type(exc).__name__})")
     # 5-6. store, charge and audit together; only then return, on the response-time grid.
     try:
         finish(release, actor, None, charged=True)
     except Exception as exc:   # the result could not be stored: charge the run as failed, never leave it in flight
-        error_id = uuid.uuid4().hex[:16]
-        log.error("run failed: cause=store_failed (%s) error_id=%s fingerprint=%s", type(exc).__name__,
-                  error_id, plan.fingerprint)
-        finish(None, actor, "run_failed", charged=True)
-        _answer_at(inst, started, failed=True)
-        raise RunFailed(error_id) from None
+        failed(f"store_failed ({type(exc).__name__})")
     _answer_at(inst, started, failed=False)
     return QueryResult(run_id, release, v_number)
 

@@ -136,3 +136,32 @@ def test_response_deadline_is_the_first_grid_point_at_or_after_the_duration():
     assert response_deadline(0.01, 0.0, 2.0) == pytest.approx(0.01)     # no floor: no padding
     # durations anywhere in one grid interval answer at the same moment
     assert len({response_deadline(d, 0.05, 2.0) for d in (0.101, 0.15, 0.19999)}) == 1
+
+
+def test_a_run_that_fails_on_the_data_has_one_outcome_and_is_charged(make_instance, tmp_path):
+    """A damaged version fails only once the run reads it: the operator sees run_failed
+    (one message, an error id), the run is charged and stored as run_failed, and the
+    operator is not left with a run in flight."""
+    from queries.errors import RunFailed
+
+    inst = make_instance(query_timeout_s=1.0)
+    build(inst, tmp_path / "src", epsilon=1.0)
+    with inst.store.read() as s:
+        from sandbox.models import DatasetVersion
+
+        path = s.execute(select(DatasetVersion.path)).scalar_one()
+    with open(path, "r+b") as fh:       # flip bytes inside the first encrypted chunk
+        fh.seek(200)
+        chunk = fh.read(64)
+        fh.seek(200)
+        fh.write(bytes(b ^ 0xFF for b in chunk))
+    for _ in range(2):                  # twice: the first failure left nothing in flight
+        with pytest.raises(RunFailed) as info:
+            run_query(inst, "operator1", "health", SQL, epsilon=0.1)
+        assert (info.value.code, info.value.status) == ("run_failed", 422)
+        assert info.value.message.startswith(RunFailed.MESSAGE)
+    with inst.store.read() as s:
+        runs = s.execute(select(QueryRun)).scalars().all()
+        assert {(r.status, r.error_code) for r in runs} == {("failed", "run_failed")}
+        lic = s.execute(select(Budget).where(Budget.scope == "licence")).scalar_one()
+        assert lic.spent_epsilon == pytest.approx(0.2) and abs(lic.reserved_epsilon) < 1e-12
