@@ -73,22 +73,19 @@ def key_order(key: tuple[Any, ...]) -> tuple[tuple[int, str, Any], ...]:
     return tuple(out)
 
 
-class _Cells:
-    def get(self, row: dict[str, Any] | None, column: str) -> float | int:
-        if row is None:
-            return 0
-        value = _number(row.get(column))
-        return 0 if value is None else value
+def _cell(row: dict[str, Any] | None, column: str) -> float | int:
+    """A measure cell; a missing, NULL, NaN or infinite one is 0."""
+    value = None if row is None else _number(row.get(column))
+    return 0 if value is None else value
 
-    def get_list(self, row: dict[str, Any] | None, column: str, size: int) -> list[int]:
-        values = None if row is None else row.get(column)
-        if values is None:
-            return [0] * size
-        out = []
-        for v in list(values)[:size]:
-            n = _number(v)
-            out.append(max(int(round(n if n is not None else 0)), 0))
-        return out + [0] * (size - len(out))
+
+def _cell_list(row: dict[str, Any] | None, column: str, size: int) -> list[int]:
+    """A list-valued measure cell (quantile scores) of ``size`` non-negative integers."""
+    values = None if row is None else row.get(column)
+    if values is None:
+        return [0] * size
+    out = [max(int(round(_number(v) or 0)), 0) for v in list(values)[:size]]
+    return out + [0] * (size - len(out))
 
 
 # Exact integer measures handed to OpenDP are kept within ±2^62, so that they and the
@@ -107,23 +104,23 @@ def _fixed(value: float | int, step: float, integer: bool) -> int:
     return int(round(value / step))
 
 
-def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None, cells: _Cells) -> dict[str, Any]:
+def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None) -> dict[str, Any]:
     """The integer measures of one aggregate in one group, keyed by role."""
     cols = agg.columns
     kind = agg.kind
     if kind in ("count", "count_units"):
-        return {"count": max(int(round(cells.get(row, cols["count"]))), 0)}
+        return {"count": max(int(round(_cell(row, cols["count"]))), 0)}
     if kind == "sum":
         c = max(abs(float(agg.lower)), abs(float(agg.upper)))
-        return {"sum": _fixed(cells.get(row, cols["sum"]), fixed_point_step(c), agg.integer)}
+        return {"sum": _fixed(_cell(row, cols["sum"]), fixed_point_step(c), agg.integer)}
     if kind == "quantile":
         n = len(agg.candidates)
-        lt, gt = cells.get_list(row, cols["lt"], n), cells.get_list(row, cols["gt"], n)
+        lt, gt = _cell_list(row, cols["lt"], n), _cell_list(row, cols["gt"], n)
         num, den = quantile_fraction(agg.quantile if agg.quantile is not None else 0.5)
         return {"score": [abs((den - num) * a - num * b) for a, b in zip(lt, gt)]}
     mid, _, step = centre(agg)
-    count = max(int(round(cells.get(row, cols["count"]))), 0)
-    total = cells.get(row, cols["sum"])
+    count = max(int(round(_cell(row, cols["count"]))), 0)
+    total = _cell(row, cols["sum"])
     out = {"count": count}
     if agg.integer:
         mid_i = int(mid)
@@ -131,7 +128,7 @@ def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None, cells: _Cells
     else:
         out["sum"] = int(round((total - mid * count) / step))
     if kind in ("var_pop", "var_samp", "stddev_pop", "stddev_samp"):
-        squares = cells.get(row, cols["sumsq"])
+        squares = _cell(row, cols["sumsq"])
         if agg.integer:
             mid_i = int(mid)
             out["sumsq"] = max(int(round(squares)) - 2 * mid_i * int(round(total)) + mid_i * mid_i * count, 0)
@@ -171,11 +168,10 @@ def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTab
         keys = sorted(by_key, key=key_order)
         lookup = by_key
 
-    cells = _Cells()
     exact_aggs = ExactAggregates()
     for agg in plan.aggregates:
-        per_group = [_within(aggregate_measures(agg, lookup.get(key), cells)) for key in keys]
-        for role in aggregate_measures(agg, None, _Cells()):
+        per_group = [_within(aggregate_measures(agg, lookup.get(key))) for key in keys]
+        for role in aggregate_measures(agg, None):
             if role == "score":
                 exact_aggs.scores[agg.name] = [g["score"] for g in per_group]
             else:
@@ -183,6 +179,6 @@ def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTab
     if selecting:
         if not plan.units_column or plan.units_column not in exact.column_names:
             raise PrivacyError("partition selection needs the units column", code="bad_exact_table")
-        exact_aggs.units = {str(i): max(int(round(cells.get(lookup.get(key), plan.units_column))), 0)
+        exact_aggs.units = {str(i): max(int(round(_cell(lookup.get(key), plan.units_column))), 0)
                             for i, key in enumerate(keys)}
     return GroupTable(tuple(keys), exact_aggs)

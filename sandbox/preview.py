@@ -12,9 +12,9 @@ needs before pressing Run.
   same noise (OpenDP's accuracy of the noisy sum and count, each at α/2, with
   the clamp bounds). A quantile's interval is its candidate range; variances
   and other expressions say that their interval comes with the result.
-* **A blank ε** means the default ε: the instance's ``DPS_DEFAULT_EPSILON``, at
-  most half the per-query cap, so a blank field never spends the whole
-  per-query allowance in one run. The service runs a blank ε at the same value.
+* **A blank ε** means the service's default ε (``DPS_DEFAULT_EPSILON``, at most
+  half the per-query cap, at least the floor), so a blank field never spends the
+  whole per-query allowance in one run; the preview reports it.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from typing import Any
 from sqlalchemy import select
 
 from sandbox.instance import Instance
+from sandbox.ledger import REL
 
 GROUP_SIZES = (100, 1_000, 10_000)
-TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -53,30 +53,16 @@ def budget_levels(inst: Instance, dataset: str, licence_id: int):
         return [status_of(b) for b in budget_rows(s, ds.id, licence_id)]
 
 
-def blank_epsilon(inst: Instance, operator: str, dataset: str) -> float | None:
-    """The ε a blank field stands for, or None when the operator holds no licence here
-    (``check_query`` then gives the refusal)."""
-    from sandbox.licences import list_licences
-
-    lic = next((l for l in list_licences(inst, dataset=dataset, operator=operator) if l["status"] == "active"), None)
-    if lic is None:
-        return None
-    levels = budget_levels(inst, dataset, lic["id"])
-    cap = min(st.per_query.epsilon for st in levels)
-    floor = max([st.min_epsilon for st in levels] + [0.0])
-    return max(min(inst.settings.default_epsilon, cap / 2), floor)
-
-
 def refusals(levels, epsilon: float, delta: float) -> list[dict[str, Any]]:
     """Why a run at (ε, δ) would be refused, level by level (empty: it would run)."""
     out = []
     for st in levels:
         where = "licence" if st.scope == "licence" else "dataset"
-        if epsilon > st.per_query.epsilon * (1 + TOLERANCE) or delta > st.per_query.delta * (1 + TOLERANCE):
+        if epsilon > st.per_query.epsilon * (1 + REL) or delta > st.per_query.delta * (1 + REL):
             out.append({"code": "over_query_cap", "level": where,
                         "limit": {"epsilon": st.per_query.epsilon, "delta": st.per_query.delta}})
         left = st.remaining
-        if epsilon > left.epsilon * (1 + TOLERANCE) or delta > left.delta * (1 + TOLERANCE):
+        if epsilon > left.epsilon * (1 + REL) or delta > left.delta * (1 + REL):
             out.append({"code": "budget_exceeded", "level": where,
                         "limit": {"epsilon": left.epsilon, "delta": left.delta}})
         used, most = st.queries
@@ -129,14 +115,12 @@ def preview_query(inst: Instance, operator: str, dataset: str, sql: str, *, epsi
     """``check_query`` with the budget checks and the accuracy of every output."""
     from sandbox.service import check_query
 
-    used_default = epsilon is None and target is None
-    if used_default:
-        epsilon = blank_epsilon(inst, operator, dataset)
+    used_default = epsilon is None and target is None     # the service then applies its default ε
     checked = check_query(inst, operator, dataset, sql, epsilon=epsilon, target=target, version=version)
     d = checked.to_dict()
     loss = checked.cost.loss
     d["refusals"] = refusals(budget_levels(inst, dataset, checked.licence_id), loss.epsilon, loss.delta)
     d["ok"] = not d["refusals"]
     d["accuracy"] = [a.to_dict() for a in output_accuracy(checked)]
-    d["default_epsilon"] = epsilon if used_default else None
+    d["default_epsilon"] = loss.epsilon if used_default else None
     return d

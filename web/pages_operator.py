@@ -53,7 +53,7 @@ def editor():
 @allow("operator")
 def submit():
     from sandbox.service import run_query
-    from sandbox.preview import blank_epsilon, preview_query
+    from sandbox.preview import preview_query
 
     f = request.form
     dataset, sql, eps_text = f.get("dataset", ""), f.get("sql", ""), f.get("epsilon", "").strip()
@@ -62,8 +62,6 @@ def submit():
     try:
         epsilon, target = epsilon_or_target(eps_text, output, width_text)
         if f.get("action") == "run":
-            if epsilon is None and target is None:      # a blank ε: the default, as the preview showed
-                epsilon = blank_epsilon(access.inst(), principal().name, dataset)
             result = run_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
             return redirect(url_for("operator.run_page", run_id=result.run_id))
         checked = preview_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
