@@ -38,7 +38,7 @@ from privacy import PrivacyLoss, release
 from privacy.sensitivity import measure_sensitivities
 from queries import plan_query
 from queries.policy import parse_policy
-from sandbox.demo_data import CITIES, load_health, write_health
+from sandbox.demo.data import CITIES, load_health, write_health
 
 WORKLOAD = {
     "count": "SELECT COUNT(*) FROM people",

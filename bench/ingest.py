@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import duckdb  # noqa: E402
 
 from queries.policy import parse_policy  # noqa: E402
-from sandbox.storage import ingest_version  # noqa: E402
+from sandbox.execution.storage import ingest_version  # noqa: E402
 
 POLICY = """\
 [dataset]

@@ -43,7 +43,7 @@ RUNS = ("SELECT sex, COUNT(*) AS n FROM people GROUP BY sex",
 def build(home: Path, people: int, clients: int) -> None:
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.demo_data import write_health
+    from sandbox.demo.data import write_health
     from sandbox.instance import Instance, init_home
     from sandbox.licences import grant_licence
     from sandbox.settings import load_settings
@@ -100,7 +100,7 @@ def overspent(home: Path) -> list[str]:
     from sqlalchemy import select
 
     from sandbox.instance import Instance
-    from sandbox.models import Budget
+    from sandbox.persistence.models import Budget
     from sandbox.settings import load_settings
 
     bad = []

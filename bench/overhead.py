@@ -60,7 +60,7 @@ def _median_ms(fn, repeat: int) -> float:
 def bench(people: int, repeat: int, min_response_ms: int = 0) -> list[tuple[str, float, float]]:
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.demo_data import write_health
+    from sandbox.demo.data import write_health
     from sandbox.instance import Instance, init_home
     from sandbox.licences import grant_licence
     from sandbox.service import run_query

@@ -35,7 +35,7 @@ def plan_times(repeat: int) -> list[float]:
 
     from queries import plan_query
     from queries.policy import parse_policy
-    from sandbox.demo_data import HEALTH_POLICY
+    from sandbox.demo.data import HEALTH_POLICY
 
     policy = parse_policy(HEALTH_POLICY)
     blocks = read_golden("accepted.sql")

@@ -44,10 +44,10 @@ def build(home: Path):
     from queries import plan_query
     from queries.policy import parse_policy
     from sandbox.audit import Actor
-    from sandbox.demo_data import HEALTH_POLICY
+    from sandbox.demo.data import HEALTH_POLICY
     from sandbox.instance import Instance, init_home
     from sandbox.licences import grant_licence
-    from sandbox.models import Budget, Dataset, DatasetVersion, User
+    from sandbox.persistence.models import Budget, Dataset, DatasetVersion, User
     from sandbox.settings import load_settings
     from sandbox.users import add_user
 
@@ -79,7 +79,7 @@ def build(home: Path):
 def add_runs(inst, lid, ids, policy, plan_query, tables: int, cells: int) -> list[str]:
     from sqlalchemy import select
 
-    from sandbox.models import QueryRun, User
+    from sandbox.persistence.models import QueryRun, User
 
     rows_per_table = max(1, cells // 4)
     out = []

@@ -62,7 +62,7 @@ def setup(work: Path, rows: int) -> tuple[Path, int]:
     from sandbox.instance import Instance, init_home
     from sandbox.organisations import add_organisation
     from sandbox.settings import load_settings
-    from sandbox.sharing import request_share
+    from sandbox.sharing.grants import request_share
     from sandbox.users import add_user
 
     src = work / "src"

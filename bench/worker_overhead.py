@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from queries.plan import plan_query  # noqa: E402
 from queries.policy import parse_policy  # noqa: E402
-from sandbox.demo_data import write_health  # noqa: E402
-from sandbox.storage import decrypt_file, ingest_version, unwrap_key  # noqa: E402
-from sandbox.worker import WorkerLimits, WorkerPool, open_empty_twin, open_hardened, run_select  # noqa: E402
+from sandbox.demo.data import write_health  # noqa: E402
+from sandbox.execution.storage import decrypt_file, ingest_version, unwrap_key  # noqa: E402
+from sandbox.execution.worker import WorkerLimits, WorkerPool, open_empty_twin, open_hardened, run_select  # noqa: E402
 
 QUERIES = {
     "trivial": "SELECT COUNT(*) FROM people",

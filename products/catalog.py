@@ -29,7 +29,7 @@ from products.lifecycle import iso
 from products.release import TERMS, manifest_sha256
 from sandbox.datasets import published_digest
 from sandbox.instance import Instance
-from sandbox.models import Dataset, DatasetVersion, Product, ProductVersion, User
+from sandbox.persistence.models import Dataset, DatasetVersion, Product, ProductVersion, User
 
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",

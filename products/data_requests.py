@@ -19,7 +19,7 @@ from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
-from sandbox.models import DataRequest, Dataset, Product, ProductVersion, User
+from sandbox.persistence.models import DataRequest, Dataset, Product, ProductVersion, User
 from sandbox.users import actor_of, get_user
 
 STATUSES = ("open", "accepted", "declined", "closed")

@@ -25,7 +25,7 @@ from sandbox import audit
 from sandbox.audit import SYSTEM
 from sandbox.instance import Instance
 from sandbox.licences import cancel_pending_products
-from sandbox.models import (
+from sandbox.persistence.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
 )
 from sandbox.users import actor_of, get_user

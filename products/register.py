@@ -25,8 +25,8 @@ from products.lifecycle import iso, now
 from products.manifest import sign_package
 from queries.errors import InvalidInput
 from sandbox.instance import Instance
-from sandbox.models import Budget, Dataset, Licence, Product, ProductVersion, QueryRun, User
-from sandbox.sharing_usage import SharingUsage, sharing_usage
+from sandbox.persistence.models import Budget, Dataset, Licence, Product, ProductVersion, QueryRun, User
+from sandbox.sharing.usage import SharingUsage, sharing_usage
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def _entries(inst: Instance) -> TransparencyRegister:
 
 def _approved_templates(s, datasets: dict[int, Dataset]) -> tuple[TemplateEntry, ...]:
     """Approved templates per licence, as the public sees them (no SQL when confidential)."""
-    from sandbox.approval_models import QueryTemplate
+    from sandbox.persistence.approval_models import QueryTemplate
     from sandbox.approvals import template_dict
 
     out = []

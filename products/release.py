@@ -32,10 +32,10 @@ from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
 from sandbox.datasets import published_digest
 from sandbox.instance import Instance
-from sandbox.models import (
+from sandbox.persistence.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
 )
-from sandbox.store import lock_for_update
+from sandbox.persistence.store import lock_for_update
 from sandbox.users import actor_of, get_user
 
 FORMAT = "dp-sandbox/data-product"

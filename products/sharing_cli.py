@@ -81,7 +81,7 @@ def _print_grant(d: dict) -> None:
 @handles_errors
 def share_list(home: Path | None, as_user: str, as_json: bool) -> None:
     """The sharing responsibility list: what every department provides."""
-    from sandbox.sharing_feedback import responsibility_list
+    from sandbox.sharing.feedback import responsibility_list
 
     with _open(home) as inst:
         rows = [e.to_dict() for e in responsibility_list(inst, as_user)]
@@ -113,7 +113,7 @@ def share_list(home: Path | None, as_user: str, as_json: bool) -> None:
 def share_request(home: Path | None, dataset: str, columns: str, purpose: str, basis: str, condition: str,
                   expires: datetime | None, as_user: str, as_json: bool) -> None:
     """Request a dataset's columns; unconditional classes are granted at once."""
-    from sandbox.sharing import request_share
+    from sandbox.sharing.grants import request_share
 
     with _open(home) as inst:
         view = request_share(inst, as_user, dataset=dataset, columns=_split(columns), purpose=purpose, basis=basis,
@@ -133,7 +133,7 @@ def share_request(home: Path | None, dataset: str, columns: str, purpose: str, b
 def share_decide(home: Path | None, request_id: int, decision: str, reason: str, condition: str, as_user: str,
                  as_json: bool) -> None:
     """Grant or refuse a conditional request (a refusal names a declared condition)."""
-    from sandbox.sharing import decide_share
+    from sandbox.sharing.grants import decide_share
 
     with _open(home) as inst:
         view = decide_share(inst, as_user, request_id, decision, reason=reason, condition=condition)
@@ -149,7 +149,7 @@ def share_decide(home: Path | None, request_id: int, decision: str, reason: str,
 @handles_errors
 def share_revoke(home: Path | None, request_id: int, reason: str, as_user: str, as_json: bool) -> None:
     """Revoke a grant (or withdraw a pending request)."""
-    from sandbox.sharing import revoke_share
+    from sandbox.sharing.grants import revoke_share
 
     with _open(home) as inst:
         view = revoke_share(inst, as_user, request_id, reason)
@@ -165,7 +165,7 @@ def share_revoke(home: Path | None, request_id: int, reason: str, as_user: str, 
 @handles_errors
 def share_requests(home: Path | None, dataset: str | None, status: str | None, as_user: str, as_json: bool) -> None:
     """Requests and grants the user may see."""
-    from sandbox.sharing import list_shares
+    from sandbox.sharing.grants import list_shares
 
     with _open(home) as inst:
         rows = [v.to_dict() for v in list_shares(inst, as_user, dataset=dataset, status=status)]
@@ -181,7 +181,7 @@ def share_requests(home: Path | None, dataset: str | None, status: str | None, a
 @handles_errors
 def share_show(home: Path | None, request_id: int, as_user: str, as_json: bool) -> None:
     """One request or grant."""
-    from sandbox.sharing import show_share
+    from sandbox.sharing.grants import show_share
 
     with _open(home) as inst:
         view = show_share(inst, as_user, request_id)
@@ -227,7 +227,7 @@ def share_pull(home: Path | None, request_id: int, out: Path, fmt: str, table: s
 def share_query(home: Path | None, request_id: int, sql: str, version: int | None, as_user: str,
                 as_json: bool) -> None:
     """Exact SQL over the granted columns, in the isolated worker."""
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.sharing.delivery import run_shared_query
 
     with _open(home) as inst:
         result = run_shared_query(inst, as_user, request_id, sql, version=version)
@@ -268,7 +268,7 @@ def share_verify(path: Path, key_file: Path | None, as_json: bool) -> None:
 @handles_errors
 def share_changes(home: Path | None, status: str | None, as_json: bool) -> None:
     """Proposed changes of sharing sections (a reviewer decides them)."""
-    from sandbox.sharing import list_sharing_changes
+    from sandbox.sharing.grants import list_sharing_changes
 
     with _open(home) as inst:
         rows = [c.to_dict() for c in list_sharing_changes(inst, status=status)]
@@ -286,7 +286,7 @@ def share_changes(home: Path | None, status: str | None, as_json: bool) -> None:
 @handles_errors
 def share_review_change(home: Path | None, change_id: int, decision: str, reason: str, as_user: str) -> None:
     """Approve or reject a change of a dataset's sharing section."""
-    from sandbox.sharing import decide_sharing_change
+    from sandbox.sharing.grants import decide_sharing_change
 
     with _open(home) as inst:
         status = decide_sharing_change(inst, as_user, change_id, decision, reason)
@@ -305,7 +305,7 @@ def share_review_change(home: Path | None, change_id: int, decision: str, reason
 def share_object(home: Path | None, request_id: int, columns: str, description: str, version: int | None,
                  as_user: str, as_json: bool) -> None:
     """File a quality objection under a grant; the owner must answer it."""
-    from sandbox.sharing_feedback import file_objection
+    from sandbox.sharing.feedback import file_objection
 
     with _open(home) as inst:
         view = file_objection(inst, as_user, request_id, columns=_split(columns), description=description,
@@ -324,7 +324,7 @@ def share_object(home: Path | None, request_id: int, columns: str, description: 
 def share_answer(home: Path | None, objection_id: int, correction_version: int | None, explanation: str,
                  as_user: str, as_json: bool) -> None:
     """Answer a quality objection with a correction (a newer version) or an explanation."""
-    from sandbox.sharing_feedback import answer_objection
+    from sandbox.sharing.feedback import answer_objection
 
     with _open(home) as inst:
         view = answer_objection(inst, as_user, objection_id, explanation=explanation,
@@ -342,7 +342,7 @@ def share_answer(home: Path | None, objection_id: int, correction_version: int |
 def share_objections(home: Path | None, dataset: str | None, status: str | None, as_user: str,
                      as_json: bool) -> None:
     """Quality objections the user filed or must answer."""
-    from sandbox.sharing_feedback import list_objections
+    from sandbox.sharing.feedback import list_objections
 
     with _open(home) as inst:
         rows = [o.to_dict() for o in list_objections(inst, as_user, dataset=dataset, status=status)]
@@ -365,7 +365,7 @@ def share_objections(home: Path | None, dataset: str | None, status: str | None,
 def share_demand(home: Path | None, provider: str, title: str, description: str, purpose: str, basis: str,
                  days: int, as_user: str, as_json: bool) -> None:
     """Ask a department for data that no one lists, with a tracked response deadline."""
-    from sandbox.sharing_feedback import file_demand
+    from sandbox.sharing.feedback import file_demand
 
     with _open(home) as inst:
         view = file_demand(inst, as_user, provider=provider, title=title, description=description,
@@ -384,7 +384,7 @@ def share_demand(home: Path | None, provider: str, title: str, description: str,
 def share_respond(home: Path | None, demand_id: int, dataset: str | None, reason: str, as_user: str,
                   as_json: bool) -> None:
     """Answer an on-demand request: list a dataset for it, or decline with a reason."""
-    from sandbox.sharing_feedback import answer_demand
+    from sandbox.sharing.feedback import answer_demand
 
     with _open(home) as inst:
         view = answer_demand(inst, as_user, demand_id, dataset=dataset, reason=reason)
@@ -399,7 +399,7 @@ def share_respond(home: Path | None, demand_id: int, dataset: str | None, reason
 @handles_errors
 def share_demands(home: Path | None, status: str | None, as_user: str, as_json: bool) -> None:
     """On-demand requests to or from the user's department, with their deadlines."""
-    from sandbox.sharing_feedback import list_demands
+    from sandbox.sharing.feedback import list_demands
 
     with _open(home) as inst:
         rows = [d.to_dict() for d in list_demands(inst, as_user, status=status)]
@@ -415,7 +415,7 @@ def share_demands(home: Path | None, status: str | None, as_user: str, as_json: 
 @handles_errors
 def share_notifications(home: Path | None, as_user: str, as_json: bool) -> None:
     """The user's sharing notifications (new versions of datasets they hold grants on)."""
-    from sandbox.sharing_feedback import notifications
+    from sandbox.sharing.feedback import notifications
 
     with _open(home) as inst:
         rows = [n.to_dict() for n in notifications(inst, as_user)]
@@ -432,7 +432,7 @@ def share_notifications(home: Path | None, as_user: str, as_json: bool) -> None:
 def share_usage(home: Path | None, year: int | None, as_user: str, as_json: bool) -> None:
     """Usage figures: pulls, queries, rows and grants per month, dataset and recipient."""
     from queries.errors import Forbidden
-    from sandbox.sharing_usage import may_see_usage, sharing_usage
+    from sandbox.sharing.usage import may_see_usage, sharing_usage
 
     with _open(home) as inst:
         if not may_see_usage(inst, as_user):

@@ -35,7 +35,7 @@ from queries.errors import InvalidInput
 from queries.shared_sql import check_filter
 from sandbox.instance import Instance
 from sandbox.keys import key_id, load_public_key, verify_signature
-from sandbox.sharing_delivery import (
+from sandbox.sharing.delivery import (
     DeliveryKind, OpenGrant, base_grant, extract_batches, extract_table, open_grant, record_delivery,
 )
 

@@ -26,12 +26,12 @@ from sqlalchemy.orm import Session
 from privacy.model import PrivacyLoss
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound, QueryRejected
 from sandbox import audit
-from sandbox.approval_models import ApprovalDelegate, QueryRequest, QueryTemplate
+from sandbox.persistence.approval_models import ApprovalDelegate, QueryRequest, QueryTemplate
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset, latest_version, version_policy
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
-from sandbox.models import Budget, Dataset, Licence, User
+from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.users import actor_of, get_user
 
 PARAM_TYPES = ("string", "integer", "float", "date")

@@ -20,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sandbox.keys import SigningKey, verify_signature
-from sandbox.models import AuditHead, AuditRecord
-from sandbox.store import lock_for_update
+from sandbox.persistence.models import AuditHead, AuditRecord
+from sandbox.persistence.store import lock_for_update
 
 GENESIS = "0" * 64
 

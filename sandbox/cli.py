@@ -136,7 +136,7 @@ def user_list(home: Path | None, as_json: bool) -> None:
     """List users and their roles."""
     from sqlalchemy import select
 
-    from sandbox.models import User
+    from sandbox.persistence.models import User
 
     with _open(home) as inst, inst.store.read() as s:
         rows = [{"name": u.name, "role": u.role, "active": u.active, "organisation": u.organisation}
@@ -214,7 +214,7 @@ def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: str) -
     """Write mock data generated from the policy alone (never a real value), to
     try SQL locally."""
     from sandbox.datasets import get_dataset, latest_version, version_policy
-    from sandbox.mock import write_mock
+    from sandbox.execution.mock import write_mock
 
     if not 1 <= rows <= 1_000_000:
         raise click.BadParameter("between 1 and 1,000,000", param_hint="--rows")
@@ -236,7 +236,7 @@ def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: str
     """Export a table of an OPEN dataset in clear."""
     from queries.errors import Forbidden
     from sandbox.datasets import get_dataset, get_version
-    from sandbox.storage import export_clear
+    from sandbox.execution.storage import export_clear
 
     with _open(home) as inst:
         with inst.store.read() as s:

@@ -24,7 +24,7 @@ from queries.policy import DatasetPolicy, parse_policy
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
-from sandbox.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
+from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                 progress: Callable[[str, int], None] | None = None) -> RegisteredVersion:
     """Ingest a policy's files as a new version of its dataset. Nothing is
     registered unless everything succeeds."""
-    from sandbox.storage import ingest_version
+    from sandbox.execution.storage import ingest_version
 
     policy = read_policy_file(policy_path)
     with inst.store.read() as s:
@@ -124,7 +124,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                 "dataset": ds.name, "number": number, "digest": version.digest,
                 "policy_hash": phash, "row_counts": dict(stored.row_counts),
             })
-            from sandbox.sharing import on_new_version
+            from sandbox.sharing.grants import on_new_version
 
             on_new_version(s, inst, actor, ds, version, typed)
             return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True,
@@ -138,10 +138,10 @@ def published_digest(inst: Instance, v: DatasetVersion, classification: str | No
     """The hash a version publishes (catalog, listings, CLI, API, manifests): its
     content hash only when the version was registered as open *and* its dataset is
     open now (``classification``, read from the version's session if not given);
-    otherwise the keyed digest of :func:`sandbox.storage.version_digest`. Computed
+    otherwise the keyed digest of :func:`sandbox.execution.storage.version_digest`. Computed
     here, so it is right for versions whose stored ``digest`` is missing (registered
     before digests existed) or stale (the dataset was reclassified since)."""
-    from sandbox.storage import version_digest
+    from sandbox.execution.storage import version_digest
 
     if classification is None:
         classification = object_session(v).get(Dataset, v.dataset_id).classification
@@ -182,7 +182,7 @@ def _typed_stats(stats: dict[str, Any]) -> dict[str, PublicTableStats]:
 
 
 def _compute_public_stats(inst: Instance, version: DatasetVersion) -> dict[str, Any]:
-    from sandbox.storage import public_stats_from_row, public_stats_query, unwrap_key
+    from sandbox.execution.storage import public_stats_from_row, public_stats_query, unwrap_key
 
     sql, labels = public_stats_query(version_policy(version))
     if sql is None:

@@ -19,7 +19,7 @@ from queries.errors import BadMasterKey, SandboxError
 from sandbox.keys import SigningKey, create_master_key, create_signing_key, load_master_key
 from sandbox.logs import attach_instance_log, detach_instance_log
 from sandbox.settings import Settings, load_settings
-from sandbox.store import Store
+from sandbox.persistence.store import Store
 
 log = logging.getLogger("sandbox")
 
@@ -107,7 +107,7 @@ class Instance:
         """The worker pool, started on first use."""
         with self._lock:
             if self._pool is None:
-                from sandbox.worker import WorkerLimits, WorkerPool
+                from sandbox.execution.worker import WorkerLimits, WorkerPool
 
                 s = self.settings
                 self._pool = WorkerPool(

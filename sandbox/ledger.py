@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from privacy.model import PrivacyLoss
 from queries.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, SandboxError
-from sandbox.models import Budget, LedgerEntry
+from sandbox.persistence.models import Budget, LedgerEntry
 
 # Relative slack so that k equal shares of a budget fit exactly despite float rounding.
 REL = 1e-9

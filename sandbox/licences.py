@@ -14,7 +14,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset
 from sandbox.instance import Instance
-from sandbox.models import Budget, Dataset, Licence, User
+from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.users import get_user
 
 APPROVAL_MODES = ("automatic", "templates", "each")
@@ -120,7 +120,7 @@ PENDING_PRODUCT_STATES = ("draft", "submitted", "returned", "approved")
 def cancel_pending_products(s: Session, inst: Instance, actor: Actor, licence_id: int, reason: str) -> int:
     """Cancel the licence's products that are not released or final yet (in the
     caller's transaction). Returns how many were cancelled."""
-    from sandbox.models import Product
+    from sandbox.persistence.models import Product
 
     rows = s.execute(select(Product).where(Product.licence_id == licence_id,
                                            Product.state.in_(PENDING_PRODUCT_STATES))).scalars().all()

@@ -17,7 +17,7 @@ from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
-from sandbox.models import Organisation, User
+from sandbox.persistence.models import Organisation, User
 
 
 class OrganisationKind(StrEnum):

@@ -46,7 +46,7 @@ class OutputAccuracy:
 def budget_levels(inst: Instance, dataset: str, licence_id: int):
     """Status of every budget level a run on this licence draws from."""
     from sandbox.ledger import budget_rows, status_of
-    from sandbox.models import Dataset
+    from sandbox.persistence.models import Dataset
 
     with inst.store.read() as s:
         ds = s.execute(select(Dataset).where(Dataset.name == dataset)).scalar_one()

@@ -29,11 +29,11 @@ from queries.errors import (ExecutionFailed, Forbidden, InvalidInput, NotFound, 
                             RunFailed, SandboxError)
 from queries.model import BoundedPlan
 from sandbox import audit, ledger
-from sandbox.store import lock_for_update
+from sandbox.persistence.store import lock_for_update
 from sandbox.datasets import get_dataset, get_version, version_policy
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
-from sandbox.models import Budget, Dataset, DatasetVersion, Licence, QueryRun, User
+from sandbox.persistence.models import Budget, Dataset, DatasetVersion, Licence, QueryRun, User
 from sandbox.users import actor_of, get_user
 
 log = logging.getLogger("sandbox.queries")
@@ -190,7 +190,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     an approved template with parameter values, or an approved request."""
     from sandbox import approvals
     from sandbox.datasets import policy_hash
-    from sandbox.storage import unwrap_key
+    from sandbox.execution.storage import unwrap_key
 
     started = time.monotonic()
     salt = secrets.token_hex(16)

@@ -16,7 +16,7 @@ from queries.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthor
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
-from sandbox.models import ApiToken, User
+from sandbox.persistence.models import ApiToken, User
 
 ROLES = ("owner", "operator", "reviewer", "admin")
 USER_NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")

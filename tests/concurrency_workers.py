@@ -15,7 +15,7 @@ def reserve_and_charge(url: str, key_pem: bytes, dataset_id: int, licence_id: in
     from sandbox import audit, ledger
     from sandbox.audit import Actor
     from sandbox.keys import SigningKey
-    from sandbox.store import Store
+    from sandbox.persistence.store import Store
 
     signer = SigningKey(serialization.load_pem_private_key(key_pem, password=None))
     store = Store(url)

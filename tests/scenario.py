@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sandbox.audit import Actor
 from sandbox.datasets import add_dataset
-from sandbox.demo_data import write_health
+from sandbox.demo.data import write_health
 from sandbox.licences import grant_licence
 from sandbox.users import add_user
 

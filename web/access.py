@@ -48,7 +48,7 @@ def schema_text() -> dict[str, str]:
     column names and their descriptions (public metadata, like the dataset page)."""
     from sqlalchemy import func, select
 
-    from sandbox.models import Dataset, DatasetVersion
+    from sandbox.persistence.models import Dataset, DatasetVersion
 
     out: dict[str, str] = {}
     with inst().store.read() as s:
@@ -148,7 +148,7 @@ def users_list() -> list[dict[str, Any]]:
     # sandbox.users has no listing service yet; this reads the table, as the CLI does.
     from sqlalchemy import select
 
-    from sandbox.models import User
+    from sandbox.persistence.models import User
 
     with inst().store.read() as s:
         return [{"name": u.name, "role": u.role, "active": u.active, "display_name": u.display_name,
@@ -210,7 +210,7 @@ def open_table(name: str, table: str | None):
 
     import pyarrow.parquet as pq
 
-    from sandbox.storage import export_clear
+    from sandbox.execution.storage import export_clear
 
     classification, policy, path = _latest_policy_and_path(name)
     if classification != "open":
@@ -227,7 +227,7 @@ def open_table(name: str, table: str | None):
 def mock_table(name: str, table: str | None, rows: int = 1000):
     """Synthetic data with the dataset's schema, built from its policy alone (no
     data read): for writing queries before spending budget."""
-    from sandbox.mock import mock_tables
+    from sandbox.execution.mock import mock_tables
 
     _, policy, _ = _latest_policy_and_path(name)
     return mock_tables(policy, rows)[_table_name(policy, table)]

@@ -141,7 +141,7 @@ def _me() -> str:
 @api.route("/sharing/list", roles=ALL, response=ResponsibilityOut, many=True,
            summary="The sharing responsibility list (departments, owners, reviewers, admins)", tag="sharing")
 def sharing_list():
-    from sandbox.sharing_feedback import responsibility_list
+    from sandbox.sharing.feedback import responsibility_list
 
     return [e.to_dict() for e in responsibility_list(access.inst(), _me())]
 
@@ -149,7 +149,7 @@ def sharing_list():
 @api.route("/sharing/requests", roles=ALL, query=ShareListQuery, response=ShareGrantOut, many=True,
            summary="Sharing requests and grants the caller may see", tag="sharing")
 def sharing_requests(query: ShareListQuery):
-    from sandbox.sharing import list_shares
+    from sandbox.sharing.grants import list_shares
 
     return [v.to_dict() for v in list_shares(access.inst(), _me(), status=query.status)]
 
@@ -157,7 +157,7 @@ def sharing_requests(query: ShareListQuery):
 @api.route("/sharing/requests", "POST", roles=ALL, body=ShareRequestCreate, response=ShareGrantOut, status=201,
            summary="Request a dataset's columns for a duty and legal basis (department users)", tag="sharing")
 def sharing_request(body: ShareRequestCreate):
-    from sandbox.sharing import request_share
+    from sandbox.sharing.grants import request_share
 
     return request_share(access.inst(), _me(), dataset=body.dataset, columns=body.columns, purpose=body.purpose,
                          basis=body.basis, condition=body.condition, expires=body.expires).to_dict()
@@ -166,7 +166,7 @@ def sharing_request(body: ShareRequestCreate):
 @api.route("/sharing/requests/<int:request_id>", roles=ALL, response=ShareGrantOut,
            summary="One sharing request or grant", tag="sharing")
 def sharing_show(request_id: int):
-    from sandbox.sharing import show_share
+    from sandbox.sharing.grants import show_share
 
     return show_share(access.inst(), _me(), request_id).to_dict()
 
@@ -175,7 +175,7 @@ def sharing_show(request_id: int):
            response=ShareGrantOut, summary="Grant or refuse a conditional request (the dataset's owner)",
            tag="sharing")
 def sharing_decide(request_id: int, body: ShareDecisionIn):
-    from sandbox.sharing import decide_share
+    from sandbox.sharing.grants import decide_share
 
     return decide_share(access.inst(), _me(), request_id, body.decision, reason=body.reason,
                         condition=body.condition).to_dict()
@@ -184,7 +184,7 @@ def sharing_decide(request_id: int, body: ShareDecisionIn):
 @api.route("/sharing/requests/<int:request_id>/revoke", "POST", roles=ALL, body=ShareRevoke, response=ShareGrantOut,
            summary="Revoke a grant (its owner, an admin or the holder)", tag="sharing")
 def sharing_revoke(request_id: int, body: ShareRevoke):
-    from sandbox.sharing import revoke_share
+    from sandbox.sharing.grants import revoke_share
 
     return revoke_share(access.inst(), _me(), request_id, body.reason).to_dict()
 
@@ -206,7 +206,7 @@ def sharing_extract(request_id: int, query: ExtractQuery):
            response=SharedQueryOut, summary="Exact SQL over the granted columns, in the isolated worker",
            tag="sharing")
 def sharing_query(request_id: int, body: SharedQueryIn):
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.sharing.delivery import run_shared_query
 
     return run_shared_query(access.inst(), _me(), request_id, body.sql).to_dict()
 
@@ -214,7 +214,7 @@ def sharing_query(request_id: int, body: SharedQueryIn):
 @api.route("/sharing/requests/<int:request_id>/objections", "POST", roles=ALL, body=ObjectionIn,
            response=ObjectionOut, status=201, summary="File a quality objection under a grant", tag="sharing")
 def sharing_object(request_id: int, body: ObjectionIn):
-    from sandbox.sharing_feedback import file_objection
+    from sandbox.sharing.feedback import file_objection
 
     return file_objection(access.inst(), _me(), request_id, columns=body.columns,
                           description=body.description).to_dict()
@@ -223,7 +223,7 @@ def sharing_object(request_id: int, body: ObjectionIn):
 @api.route("/sharing/objections", roles=ALL, response=ObjectionOut, many=True,
            summary="Quality objections the caller filed or must answer", tag="sharing")
 def sharing_objections():
-    from sandbox.sharing_feedback import list_objections
+    from sandbox.sharing.feedback import list_objections
 
     return [o.to_dict() for o in list_objections(access.inst(), _me())]
 
@@ -232,7 +232,7 @@ def sharing_objections():
            response=ObjectionOut, summary="Answer an objection with a correction version or an explanation",
            tag="sharing")
 def sharing_answer(objection_id: int, body: ObjectionAnswerIn):
-    from sandbox.sharing_feedback import answer_objection
+    from sandbox.sharing.feedback import answer_objection
 
     return answer_objection(access.inst(), _me(), objection_id, explanation=body.explanation,
                             correction_version=body.correction_version).to_dict()
@@ -241,7 +241,7 @@ def sharing_answer(objection_id: int, body: ObjectionAnswerIn):
 @api.route("/sharing/demands", "POST", roles=ALL, body=DemandIn, response=DemandOut, status=201,
            summary="Ask a department for data no one lists, with a response deadline", tag="sharing")
 def sharing_demand(body: DemandIn):
-    from sandbox.sharing_feedback import file_demand
+    from sandbox.sharing.feedback import file_demand
 
     return file_demand(access.inst(), _me(), provider=body.provider, title=body.title, description=body.description,
                        purpose=body.purpose, basis=body.basis, days=body.days).to_dict()
@@ -250,7 +250,7 @@ def sharing_demand(body: DemandIn):
 @api.route("/sharing/demands", roles=ALL, response=DemandOut, many=True,
            summary="On-demand requests to or from the caller's department", tag="sharing")
 def sharing_demands():
-    from sandbox.sharing_feedback import list_demands
+    from sandbox.sharing.feedback import list_demands
 
     return [d.to_dict() for d in list_demands(access.inst(), _me())]
 
@@ -259,7 +259,7 @@ def sharing_demands():
            summary="Sharing usage per month, dataset, provider and recipient (owners: their datasets)",
            tag="sharing")
 def sharing_usage(query: UsageQuery):
-    from sandbox.sharing_usage import may_see_usage, sharing_usage as usage
+    from sandbox.sharing.usage import may_see_usage, sharing_usage as usage
 
     if not may_see_usage(access.inst(), _me()):
         raise Forbidden("usage figures are for owners, reviewers and admins", code="not_permitted")

@@ -17,9 +17,9 @@ def approver_datasets(p: Principal) -> set[str]:
     """Datasets whose templates and requests ``p`` may decide."""
     from sqlalchemy import select
 
-    from sandbox.approval_models import ApprovalDelegate
+    from sandbox.persistence.approval_models import ApprovalDelegate
     from sandbox.datasets import list_datasets
-    from sandbox.models import Dataset, User
+    from sandbox.persistence.models import Dataset, User
 
     rows = list_datasets(access.inst())
     if p.role == "admin":

@@ -18,7 +18,7 @@ from sandbox.cli import _open, _settings, handles_errors, home_option
 def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> None:
     """Create a demo instance with synthetic data, users and a licence; run the
     thin path; serve the web app."""
-    from sandbox.demo import run_demo
+    from sandbox.demo.run import run_demo
     from web.serve import serve_app
 
     settings = _settings(home or Path("./dp-sandbox-home"), port=port)

@@ -2,7 +2,7 @@
 per dataset, the department user's requests and grants (pull, exact SQL, quality
 objections), the owner's decisions, and usage figures for owners and admins.
 
-Thin: every rule is in ``sandbox.sharing*`` and ``products.sharing_extract``."""
+Thin: every rule is in ``sandbox.sharing`` and ``products.sharing_extract``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def _me() -> str:
 @bp.get("/")
 @allow(*ALL)
 def responsibility_list():
-    from sandbox.sharing_feedback import responsibility_list as entries
+    from sandbox.sharing.feedback import responsibility_list as entries
 
     return render_template("sharing_list.html", entries=[e.to_dict() for e in entries(access.inst(), _me())])
 
@@ -52,7 +52,7 @@ def responsibility_list():
 @bp.get("/datasets/<name>")
 @allow(*ALL)
 def request_form(name: str):
-    from sandbox.sharing_feedback import responsibility_list as entries
+    from sandbox.sharing.feedback import responsibility_list as entries
 
     found = [e.to_dict() for e in entries(access.inst(), _me()) if e.dataset == name]
     if not found:
@@ -63,7 +63,7 @@ def request_form(name: str):
 @bp.post("/datasets/<name>")
 @allow(*ALL)
 def request_submit(name: str):
-    from sandbox.sharing import request_share
+    from sandbox.sharing.grants import request_share
 
     f = request.form
     expires = None
@@ -83,8 +83,8 @@ def request_submit(name: str):
 @allow(*ALL)
 def mine():
     from sandbox.organisations import list_organisations
-    from sandbox.sharing import list_shares
-    from sandbox.sharing_feedback import list_demands, notifications
+    from sandbox.sharing.grants import list_shares
+    from sandbox.sharing.feedback import list_demands, notifications
 
     inst = access.inst()
     mine = [v.to_dict() for v in list_shares(inst, _me()) if v.requester == _me()]
@@ -96,7 +96,7 @@ def mine():
 @bp.post("/demands")
 @allow(*ALL)
 def demand_submit():
-    from sandbox.sharing_feedback import file_demand
+    from sandbox.sharing.feedback import file_demand
 
     f = request.form
     try:
@@ -112,8 +112,8 @@ def demand_submit():
 
 def _grant_page(request_id: int, *, result=None, error: SandboxError | None = None, sql: str = "",
                 status: int = 200):
-    from sandbox.sharing import show_share
-    from sandbox.sharing_feedback import list_objections
+    from sandbox.sharing.grants import show_share
+    from sandbox.sharing.feedback import list_objections
 
     inst = access.inst()
     grant = show_share(inst, _me(), request_id).to_dict()
@@ -151,7 +151,7 @@ def pull(request_id: int):
 @bp.post("/grants/<int:request_id>/query")
 @allow(*ALL)
 def query(request_id: int):
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.sharing.delivery import run_shared_query
 
     sql = request.form.get("sql", "")
     try:
@@ -164,7 +164,7 @@ def query(request_id: int):
 @bp.post("/grants/<int:request_id>/objections")
 @allow(*ALL)
 def object(request_id: int):
-    from sandbox.sharing_feedback import file_objection
+    from sandbox.sharing.feedback import file_objection
 
     f = request.form
     file_objection(access.inst(), _me(), request_id, columns=f.getlist("columns"), description=f.get("description", ""))
@@ -175,7 +175,7 @@ def object(request_id: int):
 @bp.post("/grants/<int:request_id>/revoke")
 @allow(*ALL)
 def revoke(request_id: int):
-    from sandbox.sharing import revoke_share
+    from sandbox.sharing.grants import revoke_share
 
     revoke_share(access.inst(), _me(), request_id, request.form.get("reason", ""))
     flash("Grant revoked.", "ok")
@@ -186,8 +186,8 @@ def revoke(request_id: int):
 @allow("owner", "reviewer", "admin")
 def decisions():
     from sandbox.datasets import list_datasets
-    from sandbox.sharing import list_sharing_changes, list_shares
-    from sandbox.sharing_feedback import list_demands, list_objections, responsibility_list
+    from sandbox.sharing.grants import list_sharing_changes, list_shares
+    from sandbox.sharing.feedback import list_demands, list_objections, responsibility_list
 
     inst = access.inst()
     me = _me()
@@ -205,7 +205,7 @@ def decisions():
 @bp.post("/requests/<int:request_id>/decide")
 @allow("owner")
 def decide(request_id: int):
-    from sandbox.sharing import decide_share
+    from sandbox.sharing.grants import decide_share
 
     f = request.form
     decide_share(access.inst(), _me(), request_id, f.get("decision", ""), reason=f.get("reason", ""),
@@ -217,7 +217,7 @@ def decide(request_id: int):
 @bp.post("/objections/<int:objection_id>/answer")
 @allow("owner")
 def answer(objection_id: int):
-    from sandbox.sharing_feedback import answer_objection
+    from sandbox.sharing.feedback import answer_objection
 
     f = request.form
     version = f.get("correction_version") or None
@@ -234,7 +234,7 @@ def answer(objection_id: int):
 @bp.post("/demands/<int:demand_id>/answer")
 @allow(*ALL)
 def respond(demand_id: int):
-    from sandbox.sharing_feedback import answer_demand
+    from sandbox.sharing.feedback import answer_demand
 
     f = request.form
     answer_demand(access.inst(), _me(), demand_id, dataset=f.get("dataset") or None, reason=f.get("reason", ""))
@@ -245,7 +245,7 @@ def respond(demand_id: int):
 @bp.post("/changes/<int:change_id>/decide")
 @allow("reviewer")
 def review_change(change_id: int):
-    from sandbox.sharing import decide_sharing_change
+    from sandbox.sharing.grants import decide_sharing_change
 
     f = request.form
     decide_sharing_change(access.inst(), _me(), change_id, f.get("decision", ""), f.get("reason", ""))
@@ -256,7 +256,7 @@ def review_change(change_id: int):
 @bp.get("/usage")
 @allow("owner", "reviewer", "admin")
 def usage():
-    from sandbox.sharing_usage import sharing_usage, usage_totals
+    from sandbox.sharing.usage import sharing_usage, usage_totals
 
     rows = sharing_usage(access.inst(), user=_me())
     return render_template("sharing_usage.html", rows=[r.to_dict() for r in rows], totals=usage_totals(rows))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
-from sandbox.models import ApiToken, User
+from sandbox.persistence.models import ApiToken, User
 
 SESSION_SCOPE = "session"
 SESSION_PREFIX = "dpss_"

@@ -10,9 +10,9 @@ import duckdb
 import pytest
 
 from queries.policy import parse_policy
-from sandbox.demo_data import load_health, write_health
-from sandbox.storage import ingest_version, unwrap_key
-from sandbox.worker import WorkerLimits, WorkerPool
+from sandbox.demo.data import load_health, write_health
+from sandbox.execution.storage import ingest_version, unwrap_key
+from sandbox.execution.worker import WorkerLimits, WorkerPool
 
 PEOPLE = 5_000
 CITIES = ("Oslo", "Bergen", "Trondheim", "Stavanger", "Drammen", "Kristiansand", "Tromso", "Bodo", "Alesund",

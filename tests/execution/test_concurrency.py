@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from sandbox.worker import WorkerPool
+from sandbox.execution.worker import WorkerPool
 
 from .conftest import TEST_LIMITS, assert_no_leak
 

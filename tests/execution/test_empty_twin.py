@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from queries.errors import ExecutionFailed
-from sandbox.storage import decrypt_file
-from sandbox.worker import QueryInvalid, WorkerLimits, open_empty_twin, open_hardened, run_select
+from sandbox.execution.storage import decrypt_file
+from sandbox.execution.worker import QueryInvalid, WorkerLimits, open_empty_twin, open_hardened, run_select
 
 from .conftest import log_record
 

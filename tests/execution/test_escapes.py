@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from queries.errors import ExecutionFailed
-from sandbox.storage import decrypt_file
-from sandbox.worker import WorkerLimits, open_hardened
+from sandbox.execution.storage import decrypt_file
+from sandbox.execution.worker import WorkerLimits, open_hardened
 
 from .conftest import CITIES, log_record
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from queries.errors import ExecutionFailed
-from sandbox.worker import WorkerLimits, WorkerPool
+from sandbox.execution.worker import WorkerLimits, WorkerPool
 
 from .conftest import alive, assert_no_leak, log_record
 
@@ -162,7 +162,7 @@ def test_workers_exit_when_the_server_dies(version, data_key, tmp_path):
     script = textwrap.dedent(f"""
         import os, sys
         from pathlib import Path
-        from sandbox.worker import WorkerLimits, WorkerPool
+        from sandbox.execution.worker import WorkerLimits, WorkerPool
         pool = WorkerPool(2, WorkerLimits(address_space_mb=1536, memory_mb=256), temp_root=Path({str(tmp_path)!r}))
         pool.execute(Path({str(version.path)!r}), bytes.fromhex({data_key.hex()!r}), "SELECT 1", {{}})
         print(" ".join(map(str, pool.pids())), flush=True)
@@ -182,7 +182,7 @@ def test_workers_exit_when_the_server_dies(version, data_key, tmp_path):
 
 def test_a_version_is_decrypted_once_and_evicted_cleanly(version, data_key, health_policy, health_dir,
                                                          master_key, tmp_path):
-    from sandbox.storage import ingest_version, unwrap_key
+    from sandbox.execution.storage import ingest_version, unwrap_key
 
     other = ingest_version(health_policy, health_dir, tmp_path / "home", master_key)
     other_key = unwrap_key(other.wrapped_key, master_key)

@@ -19,7 +19,7 @@ import pytest
 
 from queries.errors import ExecutionFailed, InvalidInput
 from sandbox.logs import INSTANCE_LOG, INSTANCE_LOGGERS, PrivateLogFile
-from sandbox.worker import ERRORS_LOG, STDERR_LOG, WorkerPool
+from sandbox.execution.worker import ERRORS_LOG, STDERR_LOG, WorkerPool
 
 from .conftest import CITIES, TEST_LIMITS, log_record, log_text
 
@@ -40,7 +40,7 @@ def _crash_with_stderr(pool: WorkerPool, text: str) -> None:
     """Make one live worker die with ``text`` in its stderr: a message it cannot
     unpickle names an attribute that does not exist, and the traceback quotes it."""
     worker = pool._take()
-    worker.conn.send_bytes(b"csandbox.worker\n" + text.encode() + b"\n.")
+    worker.conn.send_bytes(b"csandbox.execution.worker\n" + text.encode() + b"\n.")
     worker.proc.wait(30)
     pool._replace(worker)
 

@@ -7,8 +7,8 @@ import pytest
 
 from queries.errors import InvalidInput
 from queries.policy import parse_policy
-from sandbox.demo_data import HEALTH_POLICY
-from sandbox.mock import ID_BASE, mock_tables, write_mock
+from sandbox.demo.data import HEALTH_POLICY
+from sandbox.execution.mock import ID_BASE, mock_tables, write_mock
 
 
 @pytest.fixture(scope="module")

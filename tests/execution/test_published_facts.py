@@ -16,8 +16,8 @@ from sqlalchemy import select
 from queries.model import PublicTableStats
 from sandbox.audit import Actor
 from sandbox.datasets import add_dataset, public_stats_of, published_digest, show_dataset
-from sandbox.models import DatasetVersion
-from sandbox.storage import public_stats_query, version_digest
+from sandbox.persistence.models import DatasetVersion
+from sandbox.execution.storage import public_stats_query, version_digest
 from sandbox.users import add_user
 
 OWNER = Actor("owner1", "owner")

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from queries.errors import NotFound, PolicyError, SandboxError
-from sandbox.storage import (BadMasterKey, VersionCorrupt, decrypt_file, export_clear, ingest_version,
+from sandbox.execution.storage import (BadMasterKey, VersionCorrupt, decrypt_file, export_clear, ingest_version,
                              read_header, unwrap_key)
 
 

@@ -11,7 +11,7 @@ import pyarrow.csv as pcsv
 import pyarrow as pa
 
 from queries.policy import parse_policy
-from sandbox.storage import decrypt_file, ingest_version, stored_rows_cap, unwrap_key
+from sandbox.execution.storage import decrypt_file, ingest_version, stored_rows_cap, unwrap_key
 
 
 def _visits_of(version, master_key, tmp_path) -> dict:

@@ -9,7 +9,7 @@ import hashlib
 import pytest
 
 from queries.errors import ExecutionFailed
-from sandbox.worker import QueryInvalid, WorkerLimits, parameter_names
+from sandbox.execution.worker import QueryInvalid, WorkerLimits, parameter_names
 
 from .conftest import log_record
 

@@ -133,7 +133,7 @@ class Observer:
                 for p in sorted(self.log_dir.rglob("*")) if p.is_file()} if self.log_dir.exists() else {}
 
     def _store_state(self) -> dict[str, Any]:
-        from sandbox.models import AuditRecord, Budget, QueryRun
+        from sandbox.persistence.models import AuditRecord, Budget, QueryRun
 
         with self.inst.store.read() as s:
             runs = set(s.execute(select(QueryRun.id)).scalars())
@@ -147,7 +147,7 @@ class Observer:
     def _since(self, before: dict[str, Any], city: str, fingerprint: str | None, key_flags) -> tuple[dict, list[str]]:
         """Stored runs, audit records, ledger entries, budget moves and log lines
         that appeared since ``before``."""
-        from sandbox.models import AuditRecord, Budget, LedgerEntry
+        from sandbox.persistence.models import AuditRecord, Budget, LedgerEntry
         from sandbox.service import get_run, list_runs
 
         after = self._store_state()

@@ -16,7 +16,7 @@ from privacy.measures import group_table  # noqa: E402
 from privacy.sensitivity import measure_sensitivities, units_sensitivity  # noqa: E402
 from queries import plan_query  # noqa: E402
 from queries.policy import parse_policy  # noqa: E402
-from sandbox.demo_data import load_health, write_health  # noqa: E402
+from sandbox.demo.data import load_health, write_health  # noqa: E402
 
 from .conftest import epsilon_lower_bound  # noqa: E402
 

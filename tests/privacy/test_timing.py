@@ -125,7 +125,7 @@ def test_medians_of_t_and_f_fall_on_one_grid_point(default_instance, pair: Pair)
 def _budget_spent(inst, operator: str) -> float:
     from sqlalchemy import select
 
-    from sandbox.models import Budget, Licence, User
+    from sandbox.persistence.models import Budget, Licence, User
 
     with inst.store.read() as s:
         uid = s.execute(select(User.id).where(User.name == operator)).scalar_one()

@@ -14,9 +14,9 @@ from sqlalchemy import select
 from queries import plan_query
 from queries.policy import parse_policy
 from sandbox.audit import Actor
-from sandbox.demo_data import HEALTH_POLICY
+from sandbox.demo.data import HEALTH_POLICY
 from sandbox.licences import grant_licence
-from sandbox.models import Budget, Dataset, DatasetVersion, QueryRun, User
+from sandbox.persistence.models import Budget, Dataset, DatasetVersion, QueryRun, User
 from sandbox.users import add_user
 
 PASSWORD = "long enough password"

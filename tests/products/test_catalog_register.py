@@ -18,7 +18,7 @@ from products.service import (
 )
 from products_world import CITY_ROWS, CITY_SQL, release
 from queries.errors import Conflict, Forbidden, InvalidInput
-from sandbox.models import Dataset, DatasetVersion, User
+from sandbox.persistence.models import Dataset, DatasetVersion, User
 
 DCAT = rdflib.Namespace("http://www.w3.org/ns/dcat#")   # DCAT 3 terms (rdflib ships DCAT 2)
 ACCESS = "http://publications.europa.eu/resource/authority/access-right/"

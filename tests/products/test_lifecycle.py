@@ -16,7 +16,7 @@ from products_world import CITY_ROWS, CITY_SQL, OWNER, release
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox.audit import verify_chain
 from sandbox.licences import revoke_licence
-from sandbox.models import AuditRecord, Budget, Licence
+from sandbox.persistence.models import AuditRecord, Budget, Licence
 
 
 def actions(inst, product_id: int) -> list[str]:

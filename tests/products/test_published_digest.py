@@ -13,7 +13,7 @@ from products.manifest import read_manifest
 from products.service import catalog_jsonld
 from products_world import CITY_ROWS, CITY_SQL, release
 from sandbox.datasets import published_digest
-from sandbox.models import Dataset, DatasetVersion, ProductVersion
+from sandbox.persistence.models import Dataset, DatasetVersion, ProductVersion
 
 
 def test_catalog_and_manifest_publish_the_keyed_digest_only(sqlite_world):

@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from products.service import transparency_register
-from sandbox.approval_models import QueryTemplate
-from sandbox.models import User
+from sandbox.persistence.approval_models import QueryTemplate
+from sandbox.persistence.models import User
 
 SQL = "SELECT COUNT(*) AS n FROM people WHERE city = :city"
 CITY = [{"name": "city", "type": "string", "allowed": ["Oslo", "Bergen"]}]

@@ -20,9 +20,9 @@ from products.service import (
 from queries.errors import Forbidden
 from sandbox.audit import Actor, verify_chain
 from sandbox.datasets import add_dataset
-from sandbox.demo_data import write_health
+from sandbox.demo.data import write_health
 from sandbox.licences import grant_licence
-from sandbox.models import Budget
+from sandbox.persistence.models import Budget
 from sandbox.service import run_query
 from sandbox.users import add_user
 

@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from queries.policy import DatasetPolicy, parse_policy
-from sandbox.demo_data import HEALTH_POLICY, write_health
+from sandbox.demo.data import HEALTH_POLICY, write_health
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sql"
 

@@ -7,7 +7,7 @@ import pytest
 from queries import fingerprint, plan_query
 from queries.errors import QueryRejected
 from queries.policy import parse_policy
-from sandbox.demo_data import TAX_POLICY, TRANSPORT_POLICY
+from sandbox.demo.data import TAX_POLICY, TRANSPORT_POLICY
 
 
 def refusal(sql, policy, **kw) -> QueryRejected:

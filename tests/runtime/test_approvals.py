@@ -11,7 +11,7 @@ from sqlalchemy import select
 from queries.errors import Conflict, Forbidden, InvalidInput
 from sandbox.approvals import (decide_request, decide_template, parse_parameter_spec, propose_template,
                                request_query, set_approval_mode)
-from sandbox.models import Budget, QueryRun
+from sandbox.persistence.models import Budget, QueryRun
 from sandbox.service import check_query, run_query
 from scenario import OWNER, build
 
@@ -129,7 +129,7 @@ def test_mode_change_is_audited_and_takes_effect(instance, tmp_path_factory):
     with pytest.raises(Forbidden):
         run_query(instance, "operator1", "health", "SELECT COUNT(*) FROM people", epsilon=0.1)
     from sandbox.audit import verify_chain
-    from sandbox.models import AuditRecord
+    from sandbox.persistence.models import AuditRecord
 
     with instance.store.read() as s:
         assert verify_chain(s, instance.signer.public).ok

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sandbox import audit
 from sandbox.keys import SigningKey
 from sandbox.audit import Actor, verify_chain, verify_records
-from sandbox.models import AuditRecord
+from sandbox.persistence.models import AuditRecord
 
 ALICE = Actor("alice", "admin")
 

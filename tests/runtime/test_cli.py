@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.demo_data import write_all
+from sandbox.demo.data import write_all
 
 EXPIRES = (date.today() + timedelta(days=30)).isoformat()
 

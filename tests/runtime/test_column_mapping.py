@@ -36,7 +36,7 @@ def test_the_policy_maps_headers_to_safe_names():
     assert shops.column("city").source is None                       # the header is the name
     assert DatasetPolicy.from_dict(p.to_dict()) == p
     # a policy without mappings keeps its stored form (and hash): no "source" key on columns
-    from sandbox.demo_data import HEALTH_POLICY
+    from sandbox.demo.data import HEALTH_POLICY
 
     health = parse_policy(HEALTH_POLICY).to_dict()
     assert all("source" not in c for t in health["tables"] for c in t["columns"])

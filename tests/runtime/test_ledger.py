@@ -16,7 +16,7 @@ from privacy.model import PrivacyLoss
 from queries.errors import BudgetExceeded, InvalidInput
 from sandbox import ledger
 from sandbox.audit import verify_chain
-from sandbox.models import Budget, Dataset, LedgerEntry, Licence, User
+from sandbox.persistence.models import Budget, Dataset, LedgerEntry, Licence, User
 
 
 def _budgets(inst, *, dataset_eps: float, licence_eps: float, per_query: float = 1.0) -> tuple[int, int]:

@@ -10,7 +10,7 @@ import pytest
 
 from queries.errors import PolicyError
 from queries.policy import DatasetPolicy, parse_policy
-from sandbox.demo_data import HEALTH_POLICY, TAX_POLICY, TRANSPORT_POLICY
+from sandbox.demo.data import HEALTH_POLICY, TAX_POLICY, TRANSPORT_POLICY
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "policy.md"
 

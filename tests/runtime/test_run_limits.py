@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from queries.errors import InvalidInput, SandboxError
 from sandbox.audit import Actor
 from sandbox.licences import grant_licence
-from sandbox.models import AuditRecord, Budget, QueryRun
+from sandbox.persistence.models import AuditRecord, Budget, QueryRun
 from sandbox.service import check_query, response_deadline, run_query
 from scenario import OWNER, build
 
@@ -114,7 +114,7 @@ def test_a_licence_cannot_lower_the_floor_or_set_it_above_the_cap(world):
 
 def test_the_policy_declares_the_floor(instance, tmp_path):
     from sandbox.datasets import add_dataset
-    from sandbox.demo_data import write_health
+    from sandbox.demo.data import write_health
     from sandbox.users import add_user
 
     add_user(instance, Actor("setup", "admin"), "owner1", "owner", "long enough password")
@@ -147,7 +147,7 @@ def test_a_run_that_fails_on_the_data_has_one_outcome_and_is_charged(make_instan
     inst = make_instance(query_timeout_s=1.0)
     build(inst, tmp_path / "src", epsilon=1.0)
     with inst.store.read() as s:
-        from sandbox.models import DatasetVersion
+        from sandbox.persistence.models import DatasetVersion
 
         path = s.execute(select(DatasetVersion.path)).scalar_one()
     with open(path, "r+b") as fh:       # flip bytes inside the first encrypted chunk

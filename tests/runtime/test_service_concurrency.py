@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from concurrency_workers import run_one_each, run_queries
 from sandbox.audit import verify_chain
-from sandbox.models import Budget, QueryRun
+from sandbox.persistence.models import Budget, QueryRun
 from scenario import build
 
 

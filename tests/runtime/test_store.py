@@ -6,8 +6,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from sandbox.models import Base
-from sandbox.store import Store
+from sandbox.persistence.models import Base
+from sandbox.persistence.store import Store
 
 
 def test_migrations_create_every_table_and_match_the_models(store_url):

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from queries.errors import Conflict, InvalidInput, Unauthorized
 from sandbox.audit import Actor, verify_chain
-from sandbox.models import ApiToken, User
+from sandbox.persistence.models import ApiToken, User
 from sandbox.users import add_user, authenticate, issue_token, revoke_token, user_for_token
 
 ADMIN = Actor("admin", "admin")

@@ -11,7 +11,7 @@ from privacy.accounting import zcdp_epsilon
 from queries.errors import BudgetExceeded, InvalidInput
 from sandbox.ledger import budget_statuses
 from sandbox.licences import grant_licence
-from sandbox.models import Budget, Licence
+from sandbox.persistence.models import Budget, Licence
 from sandbox.service import run_query
 from scenario import OWNER, build
 

@@ -14,8 +14,8 @@ from test_grants import refused
 def test_objection_answered_by_a_new_version(world):
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.sharing import request_share
-    from sandbox.sharing_feedback import answer_objection, file_objection, list_objections, responsibility_list
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.feedback import answer_objection, file_objection, list_objections, responsibility_list
 
     inst = world.inst
     grant = request_share(inst, "taxclerk", dataset="registry", columns=["age", "city"], purpose="p", basis="b")
@@ -42,8 +42,8 @@ def test_objection_answered_by_a_new_version(world):
 
 
 def test_on_demand_request_with_a_tracked_deadline(world):
-    from sandbox.models import ShareDemand
-    from sandbox.sharing_feedback import answer_demand, file_demand, list_demands, responsibility_list
+    from sandbox.persistence.models import ShareDemand
+    from sandbox.sharing.feedback import answer_demand, file_demand, list_demands, responsibility_list
 
     inst = world.inst
     refused(inst, "not_a_department", file_demand, inst, "taxclerk", provider="Acme Analytics", title="t",

@@ -11,7 +11,7 @@ from sharing_world import CONDITIONS
 
 def snapshot(inst):
     """Everything a refusal must leave alone: the audit head and every sharing table."""
-    from sandbox import models as m
+    from sandbox.persistence import models as m
 
     with inst.store.read() as s:
         counts = tuple(s.execute(select(func.count()).select_from(t)).scalar_one() for t in (
@@ -34,7 +34,7 @@ def refused(inst, code, fn, *args, **kwargs):
 
 
 def test_conditional_request_refusal_must_name_a_declared_condition(world):
-    from sandbox.sharing import decide_share, request_share
+    from sandbox.sharing.grants import decide_share, request_share
 
     inst = world.inst
     refused(inst, "condition_required", request_share, inst, "taxclerk", dataset="benefits", columns=["amount"],
@@ -56,7 +56,7 @@ def test_conditional_request_refusal_must_name_a_declared_condition(world):
 
     again = request_share(inst, "taxclerk", dataset="benefits", columns=["amount"], purpose="Check claims",
                           basis="Benefits Act s. 4", condition=CONDITIONS[1])
-    from sandbox.sharing_delivery import open_grant
+    from sandbox.sharing.delivery import open_grant
 
     refused(inst, "grant_pending", open_grant, inst, "taxclerk", again.id)
     assert decide_share(inst, "owner1", again.id, "approve", reason="DPIA on file").status.value == "granted"
@@ -65,8 +65,8 @@ def test_conditional_request_refusal_must_name_a_declared_condition(world):
 
 def test_revoked_grant_and_other_holders_are_refused(world, tmp_path):
     from products.sharing_extract import write_extract
-    from sandbox.sharing import request_share, revoke_share
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.sharing.grants import request_share, revoke_share
+    from sandbox.sharing.delivery import run_shared_query
 
     inst = world.inst
     grant = request_share(inst, "taxclerk", dataset="registry", columns=["age"], purpose="p", basis="b")
@@ -81,8 +81,8 @@ def test_revoked_grant_and_other_holders_are_refused(world, tmp_path):
 
 def test_who_may_not_hold_grants_and_what_never_leaves(world, tmp_path):
     from products.sharing_extract import write_extract
-    from sandbox.sharing import request_share
-    from sandbox.sharing_feedback import responsibility_list
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.feedback import responsibility_list
 
     inst = world.inst
     ask = dict(dataset="registry", columns=["age"], purpose="Market study", basis="none")
@@ -108,8 +108,8 @@ def test_who_may_not_hold_grants_and_what_never_leaves(world, tmp_path):
 def test_changing_the_sharing_class_is_governed(world, tmp_path):
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.sharing import decide_sharing_change, list_sharing_changes, request_share
-    from sandbox.sharing_delivery import open_grant
+    from sandbox.sharing.grants import decide_sharing_change, list_sharing_changes, request_share
+    from sandbox.sharing.delivery import open_grant
     from sharing_world import write_registry
 
     inst = world.inst

@@ -15,8 +15,8 @@ from sharing_world import TAX, write_registry
 
 def test_unconditional_grant_through_to_a_verified_pull(world, tmp_path):
     from products.sharing_extract import verify_extract, write_extract
-    from sandbox.sharing import request_share
-    from sandbox.sharing_feedback import responsibility_list
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.feedback import responsibility_list
 
     inst = world.inst
     entries = {e.dataset: e for e in responsibility_list(inst, "taxclerk")}
@@ -50,8 +50,8 @@ def test_unconditional_grant_through_to_a_verified_pull(world, tmp_path):
 
 def test_exact_sql_over_granted_columns_and_formats(world, tmp_path):
     from products.sharing_extract import write_extract
-    from sandbox.sharing import request_share
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.delivery import run_shared_query
 
     inst = world.inst
     grant = request_share(inst, "taxclerk", dataset="registry", columns=["age", "city"],
@@ -82,9 +82,9 @@ def test_exact_sql_over_granted_columns_and_formats(world, tmp_path):
 ])
 def test_exact_sql_refusals_change_nothing(sqlite_world, sql, code):
     from queries.errors import QueryRejected
-    from sandbox.models import AuditRecord, ShareDelivery
-    from sandbox.sharing import request_share
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.persistence.models import AuditRecord, ShareDelivery
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.delivery import run_shared_query
 
     inst = sqlite_world.inst
     grant = request_share(inst, "taxclerk", dataset="registry", columns=["age", "city"],
@@ -98,7 +98,7 @@ def test_exact_sql_refusals_change_nothing(sqlite_world, sql, code):
 
 
 def _state(inst):
-    from sandbox.models import AuditRecord, ShareDelivery, ShareRequest
+    from sandbox.persistence.models import AuditRecord, ShareDelivery, ShareRequest
 
     with inst.store.read() as s:
         return (s.execute(select(AuditRecord.seq).order_by(AuditRecord.seq.desc()).limit(1)).scalar(),
@@ -110,8 +110,8 @@ def test_incremental_pull_after_a_new_version_notifies_and_delivers_the_differen
     from products.sharing_extract import write_extract
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.sharing import request_share
-    from sandbox.sharing_feedback import notifications
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.feedback import notifications
 
     inst = world.inst
     grant = request_share(inst, "taxclerk", dataset="registry", columns=["person_id", "age"],
@@ -143,11 +143,11 @@ def test_incremental_pull_after_a_new_version_notifies_and_delivers_the_differen
 
 
 def test_usage_figures_match_the_audit_log(world, tmp_path):
-    from sandbox.models import AuditRecord
-    from sandbox.sharing import request_share
-    from sandbox.sharing_delivery import run_shared_query
+    from sandbox.persistence.models import AuditRecord
+    from sandbox.sharing.grants import request_share
+    from sandbox.sharing.delivery import run_shared_query
     from products.sharing_extract import write_extract
-    from sandbox.sharing_usage import sharing_usage, usage_totals
+    from sandbox.sharing.usage import sharing_usage, usage_totals
 
     inst = world.inst
     g1 = request_share(inst, "taxclerk", dataset="registry", columns=["age"], purpose="p", basis="b")

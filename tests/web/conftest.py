@@ -43,7 +43,7 @@ def demo_settings(tmp_path_factory):
     """A demo instance (small population) built once per session: users owner1,
     operator1, reviewer1, reviewer2, admin1, the three demo datasets and a licence
     on ``health`` for operator1. Returns (settings, credentials)."""
-    from sandbox.demo import run_demo
+    from sandbox.demo.run import run_demo
     from sandbox.settings import load_settings
 
     home = tmp_path_factory.mktemp("demo")
@@ -57,7 +57,7 @@ def demo_settings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def health_source(tmp_path_factory):
     """The health demo files (500 people) and their policy, written once."""
-    from sandbox.demo_data import write_health
+    from sandbox.demo.data import write_health
 
     return write_health(tmp_path_factory.mktemp("health-src"), people=500)
 

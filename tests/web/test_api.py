@@ -25,7 +25,7 @@ def test_token_issue_use_and_revoke(client):
 def test_tokens_are_stored_hashed(client, web_instance):
     from sqlalchemy import select
 
-    from sandbox.models import ApiToken
+    from sandbox.persistence.models import ApiToken
 
     token = token_for(client, "owner1")
     with web_instance.store.read() as s:

@@ -140,7 +140,7 @@ def test_operator_runs_a_query_and_downloads_the_result(licensed_app):
 def test_open_data_downloads_and_mock_data(licensed_instance, licensed_app, tmp_path):
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.demo_data import write_transport
+    from sandbox.demo.data import write_transport
 
     add_dataset(licensed_instance, Actor("owner1", "owner"), write_transport(tmp_path / "transport"))
     c = licensed_app.test_client()

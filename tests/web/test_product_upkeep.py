@@ -38,7 +38,7 @@ def _released_product(c) -> tuple[int, dict]:
 def test_edit_rerun_and_package_files(licensed_app, licensed_instance, tmp_path):
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
-    from sandbox.demo_data import write_health
+    from sandbox.demo.data import write_health
 
     c = licensed_app.test_client()
     pid, t = _released_product(c)

@@ -23,11 +23,11 @@ from queries.sharing_policy import SharingClass
 from sandbox import audit
 from sandbox.datasets import get_dataset, get_version, latest_version
 from sandbox.instance import Instance
-from sandbox.models import (
+from sandbox.persistence.models import (
     Dataset, DatasetVersion, Organisation, ShareDemand, ShareNotification, ShareObjection, SharingChange, User,
 )
 from sandbox.organisations import get_organisation, organisation_of
-from sandbox.sharing import (
+from sandbox.sharing.grants import (
     GrantStatus, _get_request, as_utc, department_of, effective_sharing, may_see_list, now, provider_name, status_of,
 )
 from sandbox.users import actor_of, get_user

@@ -1,7 +1,7 @@
 """Tables of the metadata store (SQLAlchemy 2 declarative models).
 
 The schema is created and changed only by the Alembic migrations in
-``sandbox/migrations``; a test checks the models and the migrations agree.
+``sandbox/persistence/migrations``; a test checks the models and the migrations agree.
 """
 
 from __future__ import annotations

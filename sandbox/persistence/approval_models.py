@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from sandbox.models import Base, utcnow
+from sandbox.persistence.models import Base, utcnow
 
 
 class QueryTemplate(Base):

@@ -4,8 +4,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
-from sandbox import approval_models  # noqa: F401  (registers its tables)
-from sandbox.models import Base
+from sandbox.persistence import approval_models  # noqa: F401  (registers its tables)
+from sandbox.persistence.models import Base
 
 target_metadata = Base.metadata
 config = context.config

@@ -16,9 +16,9 @@ from typing import Callable
 from sqlalchemy import select
 
 from sandbox.audit import Actor
-from sandbox.demo_data import write_all
+from sandbox.demo.data import write_all
 from sandbox.instance import Instance, init_home
-from sandbox.models import Licence, QueryRun, User
+from sandbox.persistence.models import Licence, QueryRun, User
 from sandbox.settings import Settings
 
 DEMO_USERS = (

@@ -15,8 +15,8 @@ from typing import Any
 from sqlalchemy import select
 
 from sandbox.instance import Instance
-from sandbox.models import Dataset, Organisation, ShareDelivery, ShareRequest
-from sandbox.sharing import as_utc, provider_name
+from sandbox.persistence.models import Dataset, Organisation, ShareDelivery, ShareRequest
+from sandbox.sharing.grants import as_utc, provider_name
 from sandbox.users import get_user
 
 

@@ -26,9 +26,9 @@ from queries.shared_sql import SharedScope, check_shared_sql, extract_sql
 from sandbox import audit
 from sandbox.datasets import get_version, version_policy
 from sandbox.instance import Instance
-from sandbox.models import Dataset, DatasetTable, ShareDelivery, ShareRequest, User
+from sandbox.persistence.models import Dataset, DatasetTable, ShareDelivery, ShareRequest, User
 from sandbox.organisations import organisation_of
-from sandbox.sharing import (
+from sandbox.sharing.grants import (
     GrantStatus, _get_request, as_utc, department_of, effective_sharing, provider_name, status_of,
 )
 from sandbox.users import actor_of, get_user
@@ -120,7 +120,7 @@ def open_grant(inst: Instance, user: str, request_id: int, version: int | None =
 
 
 def _data_key(inst: Instance, grant: OpenGrant) -> bytes:
-    from sandbox.storage import unwrap_key
+    from sandbox.execution.storage import unwrap_key
 
     return unwrap_key(grant.wrapped_key, inst.master_key)
 

@@ -31,7 +31,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset, latest_version, version_policy
 from sandbox.instance import Instance
-from sandbox.models import (
+from sandbox.persistence.models import (
     Dataset, DatasetVersion, Organisation, ShareNotification, ShareRequest, SharingChange, SharingSetting, User,
 )
 from sandbox.organisations import OrganisationKind, organisation_of
