@@ -88,32 +88,34 @@ NAMED_AGGREGATES = frozenset({
 })
 
 
-def function_name(node: exp.Expression) -> str:
+def function_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
-    try:
-        return node.sql_name().lower()
-    except Exception:
-        return node.key.lower()
+    if isinstance(node, exp.Func):
+        try:
+            return node.sql_name().lower()
+        except Exception:
+            pass
+    return node.key.lower()
 
 
-def is_aggregate(node: exp.Expression) -> bool:
+def is_aggregate(node: exp.Expr) -> bool:
     return isinstance(node, exp.AggFunc)
 
 
-def _unit_name(node: exp.Expression | None) -> str | None:
+def _unit_name(node: exp.Expr | None) -> str | None:
     if isinstance(node, exp.Var) or (isinstance(node, exp.Literal) and node.is_string):
         return str(node.this).lower()
     return None
 
 
-def _function_label(node: exp.Expression) -> str:
+def _function_label(node: exp.Expr) -> str:
     if isinstance(node, exp.Pad):
         return "LPAD" if node.args.get("is_left") else "RPAD"
     return function_name(node).upper()
 
 
-def check_arguments(sql: str, node: exp.Expression) -> None:
+def check_arguments(sql: str, node: exp.Expr) -> None:
     """Units, parts and formats are literals; size arguments literals under a cap."""
     unit = None
     if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc, exp.DateDiff)):
@@ -143,17 +145,17 @@ def check_arguments(sql: str, node: exp.Expression) -> None:
                              f"literal of at most {cap}", sql, size or node)
 
 
-def render_short(node: exp.Expression) -> str:
+def render_short(node: exp.Expr) -> str:
     return node.sql(dialect="duckdb")[:40]
 
 
-def check_names(sql: str, node: exp.Expression) -> None:
+def check_names(sql: str, node: exp.Expr) -> None:
     if isinstance(node, exp.Identifier) and str(node.this).startswith(RESERVED_PREFIX):
         raise reject("reserved_name", f"names starting with {RESERVED_PREFIX} are reserved: rename "
                      f"'{node.this}'", sql, node)
 
 
-def literal_quantile(agg: exp.Expression, sql: str) -> float:
+def literal_quantile(agg: exp.Expr, sql: str) -> float:
     """The q of ``QUANTILE_CONT(x, q)``: a number literal between 0 and 1."""
     q = agg.args.get("expression")
     if isinstance(q, exp.Literal) and not q.is_string:
@@ -166,7 +168,7 @@ def literal_quantile(agg: exp.Expression, sql: str) -> float:
     raise reject("invalid_quantile", "the quantile must be a number between 0 and 1", sql, q or agg)
 
 
-def check_allowed(sql: str, root: exp.Expression) -> None:
+def check_allowed(sql: str, root: exp.Expr) -> None:
     """Refuse the first node (in source order, roughly) that is not on the allow-list,
     names a reserved identifier, or passes a non-literal unit, format or size."""
     for node in root.walk(bfs=False):

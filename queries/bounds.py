@@ -87,8 +87,8 @@ def _literal(node: exp.Literal) -> Interval:
     return Interval(value, value, integer)
 
 
-def interval_of(node: exp.Expression, column: Callable[[exp.Column], Interval],
-                override: Callable[[exp.Expression], Interval | None] | None = None) -> Interval:
+def interval_of(node: exp.Expr, column: Callable[[exp.Column], Interval],
+                override: Callable[[exp.Expr], Interval | None] | None = None) -> Interval:
     """The range of values ``node`` can take (``UNBOUNDED`` when unknown)."""
     if override is not None:
         found = override(node)
@@ -188,7 +188,7 @@ def interval_of(node: exp.Expression, column: Callable[[exp.Column], Interval],
     return UNBOUNDED
 
 
-def _date_part(node: exp.Expression) -> str | None:
+def _date_part(node: exp.Expr) -> str | None:
     if isinstance(node, exp.Extract):
         return str(node.this.name).lower()
     if isinstance(node, exp.Anonymous) and str(node.name).lower() in ("date_part", "datepart"):

@@ -32,18 +32,19 @@ def _num(v: Any) -> float | int:
     return v
 
 
-def _compare(node: exp.Expression, a: Any, b: Any) -> bool | None:
+def _compare(node: exp.Expr, a: Any, b: Any) -> bool | None:
     if a is None or b is None:
         return None
     if type(a) is not type(b) and not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
         raise _NoDomain
     if isinstance(a, bool) or isinstance(b, bool):
         raise _NoDomain
-    ops = {exp.EQ: a == b, exp.NEQ: a != b, exp.GT: a > b, exp.GTE: a >= b, exp.LT: a < b, exp.LTE: a <= b}
+    ops: dict[type[exp.Expr], bool] = {exp.EQ: a == b, exp.NEQ: a != b, exp.GT: a > b, exp.GTE: a >= b,
+                                       exp.LT: a < b, exp.LTE: a <= b}
     return ops[type(node)]
 
 
-def evaluate(node: exp.Expression, env: dict[tuple[str, str], Any]) -> Any:
+def evaluate(node: exp.Expr, env: dict[tuple[str, str], Any]) -> Any:
     """Evaluate a bound key expression for one assignment of its columns."""
     ev = lambda n: evaluate(n, env)  # noqa: E731
     if isinstance(node, exp.Column):
@@ -164,7 +165,7 @@ def evaluate(node: exp.Expression, env: dict[tuple[str, str], Any]) -> Any:
     raise _NoDomain
 
 
-def derive_domain(node: exp.Expression,
+def derive_domain(node: exp.Expr,
                   values_of: Callable[[exp.Column], tuple[Any, ...] | None]) -> tuple[Any, ...] | None:
     """The public domain of a bound key expression, or None."""
     columns: dict[tuple[str, str], tuple[Any, ...]] = {}
@@ -194,9 +195,9 @@ def derive_domain(node: exp.Expression,
                 return None
     except (_NoDomain, KeyError, TypeError, ValueError, OverflowError, RecursionError):
         return None
-    values = list(out)
+    ordered = list(out)
     try:
-        values.sort()
+        ordered.sort()
     except TypeError:
         pass
-    return tuple(values) or None
+    return tuple(ordered) or None

@@ -35,11 +35,11 @@ class FanOut:
         return "; ".join(self.terms)
 
 
-def _columns_of(node: exp.Expression) -> set[str]:
+def _columns_of(node: exp.Expr) -> set[str]:
     return {c.table for c in node.find_all(exp.Column)}
 
 
-def _equality_column(cond: exp.Expression, rel: Relation, taken: set[str]) -> str | None:
+def _equality_column(cond: exp.Expr, rel: Relation, taken: set[str]) -> str | None:
     """``col`` when ``cond`` is ``rel.col = X`` with ``X`` reading only ``taken``."""
     while isinstance(cond, exp.Paren):
         cond = cond.this
@@ -53,7 +53,7 @@ def _equality_column(cond: exp.Expression, rel: Relation, taken: set[str]) -> st
     return None
 
 
-def public_fan_out(relations: list[Relation], conjuncts: list[exp.Expression]) -> FanOut:
+def public_fan_out(relations: list[Relation], conjuncts: list[exp.Expr]) -> FanOut:
     """The bound for the relations of one FROM clause (see the module docstring).
     Every public relation must know its row count."""
     taken = {r.alias for r in relations if r.private}
@@ -84,7 +84,7 @@ def public_fan_out(relations: list[Relation], conjuncts: list[exp.Expression]) -
     return FanOut(factor, tuple(terms))
 
 
-def derived_rows(relations: list[Relation], conjuncts: list[exp.Expression]) -> int:
+def derived_rows(relations: list[Relation], conjuncts: list[exp.Expr]) -> int:
     """Rows a FROM clause of public relations only can produce: its fan-out from
     an empty start (the first factor is a whole relation's row count)."""
     return public_fan_out(relations, conjuncts).factor

@@ -74,6 +74,7 @@ def row_measures(m: Measured) -> list[tuple[str, str]]:
             text = f"COUNT(DISTINCT {UNIT})"
         elif role == "count":
             text = f"COUNT({v})"
+            assert v is not None, "only COUNT(*) and COUNT(DISTINCT unit) read no value column"
         elif role == "sum":
             text = _total(v, agg.integer)
         elif role == "sumsq":

@@ -36,7 +36,7 @@ def whole_span(sql: str) -> Span:
     return Span.from_offsets(sql, start, start + len(stripped))
 
 
-def _offsets(node: exp.Expression) -> tuple[int, int] | None:
+def _offsets(node: exp.Expr) -> tuple[int, int] | None:
     start, end = None, None
     stack = [node]
     while stack:
@@ -47,10 +47,10 @@ def _offsets(node: exp.Expression) -> tuple[int, int] | None:
             start = s if start is None else min(start, s)
             end = e if end is None else max(end, e)
         stack.extend(n.iter_expressions())
-    return None if start is None else (start, end)
+    return None if start is None or end is None else (start, end)
 
 
-def span_of(sql: str, node: exp.Expression | None) -> Span:
+def span_of(sql: str, node: exp.Expr | None) -> Span:
     """Best-effort span of ``node`` in ``sql``: the union of the token positions
     sqlglot recorded under it, widened to a function's name and parentheses;
     the nearest ancestor's span when none is recorded; else the whole text."""
@@ -76,7 +76,7 @@ def span_of(sql: str, node: exp.Expression | None) -> Span:
     return whole_span(sql)
 
 
-def reject(code: str, message: str, sql: str, node: exp.Expression | None = None) -> QueryRejected:
+def reject(code: str, message: str, sql: str, node: exp.Expr | None = None) -> QueryRejected:
     return QueryRejected(code, message, span_of(sql, node))
 
 
@@ -110,7 +110,7 @@ def _parse_error_span(sql: str, exc: ParseError) -> Span:
     return whole_span(sql)
 
 
-def check_size(sql: str, root: exp.Expression) -> None:
+def check_size(sql: str, root: exp.Expr) -> None:
     """Refuse trees with too many nodes or nested too deeply (iteratively)."""
     count = 0
     stack = [(root, 0)]
@@ -124,7 +124,7 @@ def check_size(sql: str, root: exp.Expression) -> None:
         stack.extend((child, depth + 1) for child in node.iter_expressions())
 
 
-def _statement_name(node: exp.Expression) -> str:
+def _statement_name(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.this).upper()
     return node.key.upper()
@@ -150,12 +150,12 @@ def parse_select(sql: str) -> exp.Select:
         raise QueryRejected("too_complex", "the query is nested too deeply", whole_span(sql)) from None
     except Exception as exc:  # sqlglot raises assorted errors on odd input
         raise QueryRejected("parse_error", f"not valid SQL ({type(exc).__name__})", whole_span(sql)) from None
-    statements = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
-    if not statements:
+    found = [s for s in statements if s is not None and not isinstance(s, exp.Semicolon)]
+    if not found:
         raise QueryRejected("not_select", "the text holds no statement", whole_span(sql))
-    if len(statements) > 1:
-        raise reject("multiple_statements", "only one statement is allowed", sql, statements[1])
-    root = statements[0]
+    if len(found) > 1:
+        raise reject("multiple_statements", "only one statement is allowed", sql, found[1])
+    root = found[0]
     while isinstance(root, exp.Subquery) and not root.args.get("alias") and isinstance(root.this, exp.Query):
         root = root.this
     if isinstance(root, exp.SetOperation):

@@ -44,7 +44,7 @@ class _Aggregates:
 
     def __init__(self, ctx: Context, scope: Scope, sql: str) -> None:
         self.ctx, self.scope, self.sql = ctx, scope, sql
-        self.nodes: list[exp.Expression] = []       # the aggregate as written, for spans
+        self.nodes: list[exp.Expr] = []       # the aggregate as written, for spans
         self.list: list[Aggregate] = []
         self.keys: dict[str, str] = {}          # canonical text -> name
         self.values: list[tuple[str, str]] = []
@@ -58,7 +58,7 @@ class _Aggregates:
         self.values.append((col, text))
         return col
 
-    def add(self, agg: exp.AggFunc) -> exp.Expression:
+    def add(self, agg: exp.AggFunc) -> exp.Expr:
         scope, sql = self.scope, self.sql
         kind = PRIVATE_AGGREGATES.get(type(agg))
         if kind is None:
@@ -118,7 +118,7 @@ class _Aggregates:
         self.measured.append(Measured(agg_, value, step, base))
         return exp.column(name)
 
-    def _no_identifiers(self, node: exp.Expression) -> None:
+    def _no_identifiers(self, node: exp.Expr) -> None:
         for col in node.find_all(exp.Column):
             info = self.scope.info(col)
             if info is not None and info.cls == "identifier":
@@ -134,9 +134,9 @@ def _unit_name(scope: Scope) -> str:
     return "the privacy unit"
 
 
-def _display(agg: exp.Expression) -> exp.Expression:
+def _display(agg: exp.Expr) -> exp.Expr:
     """The aggregate as written, with generated table aliases dropped."""
-    def strip(n: exp.Expression) -> exp.Expression | None:
+    def strip(n: exp.Expr) -> exp.Expr | None:
         if isinstance(n, exp.Column):
             return exp.column(n.name)
         return None
@@ -198,8 +198,8 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
 
     # group keys
     group_keys: list[GroupKey] = []
-    replacements: list[tuple[exp.Expression, exp.Expression]] = []
-    canonical_keys: list[tuple[exp.Expression, exp.Expression]] = []
+    replacements: list[tuple[exp.Expr, exp.Expr]] = []
+    canonical_keys: list[tuple[exp.Expr, exp.Expr]] = []
     key_cols: list[tuple[str, str]] = []
     used_names: set[str] = set()
     for index, (bound, origin) in enumerate(keys_raw):
@@ -227,7 +227,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         or any(o.find(exp.AggFunc) for o in (select.args["order"].expressions if select.args.get("order") else []))
     outputs: list[OutputColumn] = []
     canonical_outputs: list[str] = []
-    output_nodes: dict[str, exp.Expression] = {}
+    output_nodes: dict[str, exp.Expr] = {}
     for index, item in enumerate(items):
         node = replace_terms(item.node, replacements, aggs.add, scope, has_aggregates=has_aggregates)
         canon = replace_terms(item.node, canonical_keys, aggs.add, scope, has_aggregates=has_aggregates)
@@ -352,13 +352,13 @@ def _reserved(name: str) -> bool:
         (name[:1] == "g" and name[1:].isdigit())
 
 
-def _bind_post(node: exp.Expression, scope: Scope, outputs: dict[str, exp.Expression], items) -> exp.Expression:
+def _bind_post(node: exp.Expr, scope: Scope, outputs: dict[str, exp.Expr], items) -> exp.Expr:
     """Bind a HAVING/ORDER BY expression: select aliases first, then columns."""
     aliases = {i.name: i.node for i in items if i.name is not None and isinstance(i.source, exp.Alias)}
     return bind(node, scope, identifiers=None, aliases=aliases)
 
 
-def _range_domain(bound: exp.Expression, scope: Scope) -> tuple[int, ...] | None:
+def _range_domain(bound: exp.Expr, scope: Scope) -> tuple[int, ...] | None:
     """Integers a key can take by its own semantics (EXTRACT(month ...) → 1..12)."""
     if isinstance(bound, exp.Column):
         return None

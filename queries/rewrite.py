@@ -31,7 +31,7 @@ from sqlglot import exp
 from queries.bounds import MAX_EXACT, Interval
 
 
-def render(node: exp.Expression) -> str:
+def render(node: exp.Expr) -> str:
     return node.sql(dialect="duckdb", comments=False)
 
 

@@ -51,7 +51,8 @@ class SharedScope:
 
     tables: Mapping[str, Mapping[str, str | None]]
 
-    def schema(self) -> dict[str, dict[str, str]]:
+    def schema(self) -> dict[str, object]:
+        """Table -> column -> SQL type, as sqlglot's qualify reads it."""
         return {t: {c: SQL_TYPES.get(k or "", "VARCHAR") for c, k in cols.items()} for t, cols in self.tables.items()}
 
 
@@ -62,7 +63,7 @@ class CheckedSharedQuery:
     columns: tuple[str, ...]          # table.column names read
 
 
-def _check_nodes(sql: str, root: exp.Expression) -> None:
+def _check_nodes(sql: str, root: exp.Expr) -> None:
     for node in root.walk():
         if isinstance(node, exp.Anonymous):
             if str(node.this).lower() not in ANONYMOUS_SCALARS:
@@ -72,7 +73,7 @@ def _check_nodes(sql: str, root: exp.Expression) -> None:
             raise reject("construct_not_allowed", f"{node.key.upper()} is not allowed in shared queries", sql, node)
 
 
-def _check_tables(sql: str, root: exp.Expression, scope: SharedScope) -> None:
+def _check_tables(sql: str, root: exp.Expr, scope: SharedScope) -> None:
     ctes = {cte.alias_or_name for cte in root.find_all(exp.CTE)}
     for table in root.find_all(exp.Table):
         if table.args.get("db") or table.args.get("catalog"):
@@ -129,7 +130,7 @@ def _qualified(sql: str, root: exp.Select, scope: SharedScope) -> exp.Select:
     return out
 
 
-def _to_catalog(tree: exp.Expression, scope: SharedScope) -> exp.Expression:
+def _to_catalog(tree: exp.Select, scope: SharedScope) -> exp.Select:
     ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
     for table in tree.find_all(exp.Table):
         if table.name in scope.tables and table.name not in ctes:
@@ -148,13 +149,13 @@ def check_shared_sql(sql: str, scope: SharedScope, *, max_rows: int | None = Non
     read = _resolve(sql, qualified, scope)
     _check_nodes(sql, qualified)
     tables = tuple(sorted({c.split(".", 1)[0] for c in read}))
-    tree: exp.Expression = _to_catalog(qualified, scope)
+    tree = _to_catalog(qualified, scope)
     if max_rows is not None:
         tree = exp.select("*").from_(tree.subquery("shared_result")).limit(max_rows + 1)
     return CheckedSharedQuery(tree.sql(dialect="duckdb"), tables, tuple(sorted(read)))
 
 
-def check_filter(where: str, scope: SharedScope, table: str) -> exp.Expression:
+def check_filter(where: str, scope: SharedScope, table: str) -> exp.Expr:
     """An extract's row filter: a boolean expression over the table's granted
     columns, checked like a query's WHERE clause. Returns the qualified condition."""
     if table not in scope.tables:
@@ -163,7 +164,8 @@ def check_filter(where: str, scope: SharedScope, table: str) -> exp.Expression:
     root = parse_select(text)
     extra = [k for k, v in root.args.items() if v and k not in ("expressions", "from", "from_", "where")]
     from_ = root.args.get("from_") or root.args.get("from")
-    if extra or not isinstance(from_.this if from_ else None, exp.Table) or from_.this.name != table:
+    source = from_.this if from_ else None
+    if extra or not isinstance(source, exp.Table) or source.name != table:
         raise QueryRejected("bad_filter", "a filter is one boolean expression over the table's columns",
                             whole_span(where))
     if any(isinstance(n, exp.Subquery | exp.Select) and n is not root for n in root.walk()):
@@ -176,7 +178,7 @@ def check_filter(where: str, scope: SharedScope, table: str) -> exp.Expression:
     return qualified.args["where"].this
 
 
-def extract_sql(table: str, columns: tuple[str, ...], condition: exp.Expression | None,
+def extract_sql(table: str, columns: tuple[str, ...], condition: exp.Expr | None,
                 first_row: int, end_row: int) -> str:
     """One batch of an extract: the granted columns of rows [first_row, end_row)
     that pass the filter, in storage order."""

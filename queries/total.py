@@ -47,7 +47,7 @@ every accepted golden query.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from typing import Any, Callable
 
 import sqlglot
 from sqlglot import exp
@@ -77,7 +77,7 @@ BOOLEAN_RESULTS = (*COMPARISONS, *PATTERNS, exp.In, exp.Between, exp.Is, exp.Sta
 _MAX_BIGINT = 2**63 - 1
 
 
-def _is_null_test(node: exp.Expression) -> bool:
+def _is_null_test(node: exp.Expr) -> bool:
     return isinstance(node, exp.Is) and isinstance(node.expression, exp.Null)
 
 
@@ -90,7 +90,7 @@ def _literal_family(node: exp.Literal) -> str | None:
     return None
 
 
-def family(node: exp.Expression, type_of: TypeOf) -> str | None:
+def family(node: exp.Expr, type_of: TypeOf) -> str | None:
     """The safe family of an operand's DuckDB type, or None when not known to be safe."""
     if isinstance(node, exp.Paren):
         return family(node.this, type_of)
@@ -113,7 +113,7 @@ def family(node: exp.Expression, type_of: TypeOf) -> str | None:
     return None
 
 
-def _operands(node: exp.Expression) -> list[exp.Expression] | None:
+def _operands(node: exp.Expr) -> list[exp.Expr] | None:
     if isinstance(node, COMPARISONS):
         return [node.this, node.expression]
     if isinstance(node, PATTERNS):
@@ -131,7 +131,7 @@ def _operands(node: exp.Expression) -> list[exp.Expression] | None:
     return None
 
 
-def typed_comparison(node: exp.Expression, type_of: TypeOf) -> bool:
+def typed_comparison(node: exp.Expr, type_of: TypeOf) -> bool:
     """True when ``node`` compares operands of one safe family (no per-row cast)."""
     operands = _operands(node)
     if operands is None:
@@ -145,7 +145,7 @@ def typed_comparison(node: exp.Expression, type_of: TypeOf) -> bool:
     return found == "string" if isinstance(node, PATTERNS) else True
 
 
-def _value_literal(value: object) -> exp.Expression | None:
+def _value_literal(value: object) -> exp.Expr | None:
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, str):
@@ -155,7 +155,7 @@ def _value_literal(value: object) -> exp.Expression | None:
     return None
 
 
-def typed_membership(node: exp.Expression, values: tuple[object, ...], type_of: TypeOf) -> bool:
+def typed_membership(node: exp.Expr, values: tuple[object, ...], type_of: TypeOf) -> bool:
     """True when ``node IN (values)`` (a public domain's values) is a typed comparison."""
     literals = [_value_literal(v) for v in values]
     if not literals or any(lit is None for lit in literals):
@@ -163,8 +163,8 @@ def typed_membership(node: exp.Expression, values: tuple[object, ...], type_of: 
     return typed_comparison(exp.In(this=node, expressions=literals), type_of)
 
 
-def _with_children(node: exp.Expression, fn: Callable[[exp.Expression], exp.Expression]) -> exp.Expression:
-    args = {}
+def _with_children(node: exp.Expr, fn: Callable[[exp.Expr], exp.Expr]) -> exp.Expr:
+    args: dict[str, Any] = {}
     for key, value in node.args.items():
         if isinstance(value, exp.Expression):
             args[key] = fn(value)
@@ -175,11 +175,11 @@ def _with_children(node: exp.Expression, fn: Callable[[exp.Expression], exp.Expr
     return node.__class__(**args)
 
 
-def _as_boolean(node: exp.Expression) -> exp.Expression:
+def _as_boolean(node: exp.Expr) -> exp.Expr:
     return exp.Try(this=exp.Cast(this=node, to=exp.DataType.build("BOOLEAN")))
 
 
-def total(node: exp.Expression, type_of: TypeOf, *, condition: bool = False) -> exp.Expression:
+def total(node: exp.Expr, type_of: TypeOf, *, condition: bool = False) -> exp.Expr:
     """A copy of ``node`` that no value can make fail (see the module docstring).
     ``condition`` marks a position DuckDB reads as BOOLEAN."""
     if isinstance(node, exp.Paren):
@@ -199,7 +199,7 @@ def total(node: exp.Expression, type_of: TypeOf, *, condition: bool = False) -> 
     return exp.Try(this=node.copy())
 
 
-def render(node: exp.Expression) -> str:
+def render(node: exp.Expr) -> str:
     return node.sql(dialect="duckdb", comments=False)
 
 
@@ -209,7 +209,7 @@ class UserScalars:
     def __init__(self) -> None:
         self.texts: list[str] = []
 
-    def emit(self, node: exp.Expression, type_of: TypeOf, *, condition: bool = False) -> str:
+    def emit(self, node: exp.Expr, type_of: TypeOf, *, condition: bool = False) -> str:
         return self.column(render(total(node, type_of, condition=condition)))
 
     def column(self, text: str) -> str:
@@ -224,13 +224,13 @@ class UserScalars:
 _USER_COLUMN = re.compile(r'\bt\d+\."(?:[^"]|"")*"')
 
 
-def _plain_operand(node: exp.Expression) -> bool:
+def _plain_operand(node: exp.Expr) -> bool:
     while isinstance(node, exp.Paren):
         node = node.this
     return isinstance(node, (exp.Column, exp.Literal, exp.Boolean, exp.Try))
 
 
-def _unwrapped(node: exp.Expression) -> list[exp.Expression]:
+def _unwrapped(node: exp.Expr) -> list[exp.Expr]:
     """Nodes of a rendered user scalar that may fail and are not under ``TRY``."""
     if isinstance(node, (exp.Try, exp.Column, exp.Literal, exp.Null, exp.Boolean)):
         return []
