@@ -34,17 +34,17 @@ def init_home(settings: Settings) -> bool:
     for sub in ("data", "products", "logs", "keys"):
         (home / sub).mkdir(exist_ok=True, mode=0o700)
     if not settings.signing_key_path.exists():
-        if settings.values["signing_key_file"]:
+        if settings.signing_key_file:
             raise SandboxError(f"signing key file {settings.signing_key_path} does not exist", code="bad_signing_key")
         create_signing_key(settings.signing_key_path)
         created = True
     if not settings.master_key_path.exists():
-        if settings.values["master_key_file"]:
+        if settings.master_key_file:
             raise BadMasterKey(f"master key file {settings.master_key_path} does not exist")
         create_master_key(settings.master_key_path)
         created = True
     session_key = settings.keys_dir / "session.key"
-    if not settings.values["secret_key"] and not session_key.exists():
+    if not settings.secret_key and not session_key.exists():
         session_key.write_bytes(secrets.token_bytes(32))
         session_key.chmod(0o600)
     store = Store(settings.store_url)
@@ -98,8 +98,8 @@ class Instance:
 
     @property
     def session_secret(self) -> bytes:
-        if self.settings.values["secret_key"]:
-            return self.settings.values["secret_key"].encode()
+        if self.settings.secret_key:
+            return self.settings.secret_key.encode()
         return (self.settings.keys_dir / "session.key").read_bytes()
 
     @property
