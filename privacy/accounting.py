@@ -24,23 +24,22 @@ from privacy import mechanisms as mech
 from privacy.composition import composed_measurement
 from privacy.model import MechanismRecord, PrivacyLoss
 from privacy.sensitivity import MeasureSensitivity, measure_sensitivities, units_sensitivity
+from privacy.vocabulary import AUTO, Accounting, AccountingOption, Mechanism, NoiseFamily
 from queries.errors import PrivacyError
 from queries.model import BoundedPlan
-
-ACCOUNTINGS = ("approx", "zcdp", "auto")
 
 
 @dataclass(frozen=True)
 class NoisyMeasure:
     sens: MeasureSensitivity
-    family: str            # laplace | gaussian
+    family: NoiseFamily
     scale: float           # in grid units (scores for quantiles)
     share: float           # ε (approx) or ρ (zcdp) of this branch
 
 
 @dataclass(frozen=True)
 class PartitionSelection:
-    family: str
+    family: NoiseFamily
     scale: float
     threshold: int
     share: float
@@ -51,8 +50,8 @@ class PartitionSelection:
 class NoiseDesign:
     """Everything about a release that does not depend on the data."""
 
-    accounting: str
-    family: str
+    accounting: Accounting
+    family: NoiseFamily
     measures: tuple[NoisyMeasure, ...]
     selection: PartitionSelection | None
     loss: PrivacyLoss
@@ -70,17 +69,17 @@ def needs_selection(plan: BoundedPlan) -> bool:
     return bool(plan.partition_selection) and any(k.domain is None for k in plan.group_keys)
 
 
-def _weights(sens: tuple[MeasureSensitivity, ...], family: str) -> list[float]:
+def _weights(sens: tuple[MeasureSensitivity, ...], family: NoiseFamily) -> list[float]:
     """Split of one aggregate's share minimising the summed error bound Σ a_i·noise_i
     with a_i = weight·sensitivity (value units): ε_i ∝ √a_i (Laplace, noise ∝ 1/ε),
     ρ_i ∝ a_i^(2/3) (Gaussian, noise ∝ 1/√ρ)."""
-    power = 0.5 if family == "laplace" else 2.0 / 3.0
+    power = 0.5 if family == NoiseFamily.LAPLACE else 2.0 / 3.0
     raw = [(s.weight * s.per_group * s.step) ** power for s in sens]
     total = sum(raw)
     return [r / total for r in raw]
 
 
-def _unit_losses(family: str, sens: MeasureSensitivity) -> float:
+def _unit_losses(family: NoiseFamily, sens: MeasureSensitivity) -> float:
     if sens.role == "score":
         return sens.max_groups * mech.unit_loss(lambda s: mech.noisy_min(family, s), sens.per_group)
     return mech.unit_loss(lambda s: mech.vector_noise(family, s), mech.vector_d_in(family, sens.l1, sens.l2))
@@ -105,47 +104,50 @@ def zcdp_epsilon(rho: float, delta: float) -> float:
     return float(dp.c.make_fix_delta(dp.c.make_zCDP_to_approxDP(gauss), delta).map(1.0)[0])
 
 
-def resolve_accounting(plan: BoundedPlan, budget: PrivacyLoss, accounting: str) -> str:
+def resolve_accounting(plan: BoundedPlan, budget: PrivacyLoss, accounting: AccountingOption) -> Accounting:
     """``auto``: zCDP (Gaussian) when δ > 0 and its summed noise variance is lower, else approx."""
-    if accounting not in ACCOUNTINGS:
-        raise PrivacyError(f"accounting must be one of {', '.join(ACCOUNTINGS)}", code="invalid_accounting")
-    if accounting != "auto":
-        return accounting
+    if accounting != AUTO:
+        try:
+            return Accounting(accounting)
+        except (ValueError, TypeError):
+            raise PrivacyError(f"accounting must be one of {', '.join([*Accounting, AUTO])}",
+                               code="invalid_accounting") from None
     if budget.delta <= 0:
-        return "approx"
-    approx = design_noise(plan, budget, "approx")
-    zcdp = design_noise(plan, budget, "zcdp")
+        return Accounting.APPROX
+    approx = design_noise(plan, budget, Accounting.APPROX)
+    zcdp = design_noise(plan, budget, Accounting.ZCDP)
 
     def variance(d: NoiseDesign) -> float:
         total = 0.0
         for m in d.measures:
             if m.sens.role == "score":
                 continue
-            sd = m.scale * math.sqrt(2) if d.family == "laplace" else m.scale
+            sd = m.scale * math.sqrt(2) if d.family == NoiseFamily.LAPLACE else m.scale
             total += (sd * m.sens.step) ** 2 / (m.sens.weight * m.sens.per_group * m.sens.step) ** 2
         return total
-    return "zcdp" if variance(zcdp) < variance(approx) else "approx"
+    return Accounting.ZCDP if variance(zcdp) < variance(approx) else Accounting.APPROX
 
 
-def design_noise(plan: BoundedPlan, budget: PrivacyLoss, accounting: str = "approx") -> NoiseDesign:
+def design_noise(plan: BoundedPlan, budget: PrivacyLoss,
+                 accounting: AccountingOption = Accounting.APPROX) -> NoiseDesign:
     """Scales for every measure so that the composed loss is within ``budget``."""
     accounting = resolve_accounting(plan, budget, accounting)
-    family = "laplace" if accounting == "approx" else "gaussian"
+    family = accounting.family
     if budget.epsilon <= 0:
         raise PrivacyError("epsilon must be positive to release anything", code="invalid_budget")
     selecting = needs_selection(plan)
     if selecting and budget.delta <= 0:
         raise PrivacyError("grouping by keys without a public domain needs delta > 0",
                            code="delta_required")
-    if accounting == "zcdp" and budget.delta <= 0:
+    if accounting == Accounting.ZCDP and budget.delta <= 0:
         raise PrivacyError("zCDP accounting needs delta > 0", code="delta_required")
     if not plan.aggregates and not selecting:
         raise PrivacyError("the plan has no aggregate to release", code="nothing_to_release")
 
     delta_selection = 0.0
     if selecting:
-        delta_selection = budget.delta if accounting == "approx" else budget.delta / 2
-    if accounting == "approx":
+        delta_selection = budget.delta if accounting == Accounting.APPROX else budget.delta / 2
+    if accounting == Accounting.APPROX:
         total = budget.epsilon
     else:
         total = rho_for(budget.epsilon, budget.delta - delta_selection)
@@ -194,7 +196,7 @@ def composed_loss(plan, accounting, family, composed, measures, selection, delta
         selection_delta = max(own, opendp_delta)
         selection = PartitionSelection(family, selection.scale, selection.threshold, selection.share,
                                        selection_delta)
-    if accounting == "approx":
+    if accounting == Accounting.APPROX:
         epsilon = float(out[0]) if isinstance(out, tuple) else float(out)
         loss = PrivacyLoss(epsilon, selection_delta)
     else:
@@ -203,16 +205,18 @@ def composed_loss(plan, accounting, family, composed, measures, selection, delta
     for m in measures:
         records.append(MechanismRecord(
             aggregate=m.sens.aggregate, measure=m.sens.role,
-            mechanism=("exponential_quantile" if m.sens.role == "score"
-                       else "discrete_laplace" if family == "laplace" else "discrete_gaussian"),
+            mechanism=(Mechanism.EXPONENTIAL_QUANTILE if m.sens.role == "score"
+                       else Mechanism.DISCRETE_LAPLACE if family == NoiseFamily.LAPLACE
+                       else Mechanism.DISCRETE_GAUSSIAN),
             scale=m.scale * m.sens.step, sensitivity=m.sens.per_group * m.sens.step,
-            epsilon=m.share if family == "laplace" else 0.0,
-            rho=m.share if family == "gaussian" else 0.0))
+            epsilon=m.share if family == NoiseFamily.LAPLACE else 0.0,
+            rho=m.share if family == NoiseFamily.GAUSSIAN else 0.0))
     if selection is not None:
         records.append(MechanismRecord(
             aggregate="partition_selection", measure="units",
-            mechanism=f"{'laplace' if family == 'laplace' else 'gaussian'}_threshold",
+            mechanism=(Mechanism.LAPLACE_THRESHOLD if family == NoiseFamily.LAPLACE
+                       else Mechanism.GAUSSIAN_THRESHOLD),
             scale=selection.scale, sensitivity=1.0,
-            epsilon=selection.share if family == "laplace" else 0.0,
-            rho=selection.share if family == "gaussian" else 0.0, delta=selection.delta))
+            epsilon=selection.share if family == NoiseFamily.LAPLACE else 0.0,
+            rho=selection.share if family == NoiseFamily.GAUSSIAN else 0.0, delta=selection.delta))
     return loss, selection, tuple(records)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import opendp.prelude as dp
 
 from privacy import mechanisms as mech
+from privacy.vocabulary import NoiseFamily
 
 
 @dataclass
@@ -30,7 +31,7 @@ def _domain():
 def _vector_branch(domain, metric, family, m):
     s = m.sens
     key = (s.aggregate, s.role)
-    if family == "laplace":
+    if family == NoiseFamily.LAPLACE:
         out_metric, stability = dp.l1_distance(T=mech.INT), (lambda d, l1=s.l1: int(d) * l1)
     else:
         out_metric, stability = dp.l2_distance(T=float), (lambda d, l2=s.l2: float(d) * l2)
@@ -42,7 +43,7 @@ def _vector_branch(domain, metric, family, m):
 def _quantile_branch(domain, metric, family, m):
     s = m.sens
     inner = mech.noisy_min(family, m.scale)
-    measure = dp.max_divergence() if family == "laplace" else dp.zero_concentrated_divergence()
+    measure = dp.max_divergence() if family == NoiseFamily.LAPLACE else dp.zero_concentrated_divergence()
 
     def select(x, name=s.aggregate):
         return [int(inner(scores)) for scores in x.scores[name]]

@@ -22,6 +22,7 @@ from privacy import mechanisms as mech
 from privacy.accounting import NoiseDesign
 from privacy.sensitivity import centre, fixed_point_step
 from queries.model import Aggregate
+from queries.vocabulary import COUNT_KINDS, AggregateKind
 
 
 @dataclass(frozen=True)
@@ -46,20 +47,20 @@ def _clip(v: float, lo: float, hi: float) -> float:
 
 def aggregate_values(agg: Aggregate, design: NoiseDesign, noisy: dict[str, list], alpha: float) -> AggregateValues:
     kind = agg.kind
-    if kind in ("count", "count_units"):
+    if kind in COUNT_KINDS:
         hw = _hw(design, agg.name, "count", alpha)
         vals = [int(v) for v in noisy["count"]]
         return AggregateValues(tuple(vals), tuple((v - hw, v + hw) for v in vals))
-    if kind == "sum":
+    if kind == AggregateKind.SUM:
         step = design.measure(agg.name, "sum").sens.step
         hw = _hw(design, agg.name, "sum", alpha)
         vals = [int(v) if agg.integer else v * step for v in noisy["sum"]]
         return AggregateValues(tuple(vals), tuple((v - hw, v + hw) for v in vals))
-    if kind == "quantile":
+    if kind == AggregateKind.QUANTILE:
         cands = agg.candidates
         vals = [cands[i] for i in noisy["score"]]
         return AggregateValues(tuple(vals), tuple((float(cands[0]), float(cands[-1])) for _ in vals))
-    if kind == "avg":
+    if kind == AggregateKind.AVG:
         return _averages(agg, design, noisy, alpha)
     return _variances(agg, design, noisy, alpha)
 
@@ -83,8 +84,8 @@ def _averages(agg, design, noisy, alpha) -> AggregateValues:
 def _variances(agg, design, noisy, alpha) -> AggregateValues:
     mid, c, step = centre(agg)
     step_q = design.measure(agg.name, "sumsq").sens.step
-    sample = agg.kind.endswith("_samp")
-    root = agg.kind.startswith("stddev")
+    sample = agg.kind in (AggregateKind.VAR_SAMP, AggregateKind.STDDEV_SAMP)
+    root = agg.kind in (AggregateKind.STDDEV_POP, AggregateKind.STDDEV_SAMP)
     vmax = ((float(agg.upper) - float(agg.lower)) / 2) ** 2
     hw_q = _hw(design, agg.name, "sumsq", alpha / 3)
     hw_s = _hw(design, agg.name, "sum", alpha / 3)
@@ -116,9 +117,9 @@ def _variances(agg, design, noisy, alpha) -> AggregateValues:
 
 def expected_half_width(agg: Aggregate, design: NoiseDesign, alpha: float) -> float | None:
     """The data-free (1-alpha) half-width of an aggregate, where it does not depend on data."""
-    if agg.kind in ("count", "count_units"):
+    if agg.kind in COUNT_KINDS:
         return _hw(design, agg.name, "count", alpha)
-    if agg.kind == "sum":
+    if agg.kind == AggregateKind.SUM:
         return _hw(design, agg.name, "sum", alpha)
     return None
 

@@ -25,6 +25,7 @@ from privacy.composition import ExactAggregates
 from privacy.sensitivity import centre, fixed_point_step, quantile_fraction
 from queries.errors import PrivacyError
 from queries.model import Aggregate, BoundedPlan
+from queries.vocabulary import COUNT_KINDS, VARIANCE_KINDS, AggregateKind
 
 
 @dataclass(frozen=True)
@@ -108,12 +109,12 @@ def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None) -> dict[str, 
     """The integer measures of one aggregate in one group, keyed by role."""
     cols = agg.columns
     kind = agg.kind
-    if kind in ("count", "count_units"):
+    if kind in COUNT_KINDS:
         return {"count": max(int(round(_cell(row, cols["count"]))), 0)}
-    if kind == "sum":
+    if kind == AggregateKind.SUM:
         c = max(abs(float(agg.lower)), abs(float(agg.upper)))
         return {"sum": _fixed(_cell(row, cols["sum"]), fixed_point_step(c), agg.integer)}
-    if kind == "quantile":
+    if kind == AggregateKind.QUANTILE:
         n = len(agg.candidates)
         lt, gt = _cell_list(row, cols["lt"], n), _cell_list(row, cols["gt"], n)
         num, den = quantile_fraction(agg.quantile if agg.quantile is not None else 0.5)
@@ -127,7 +128,7 @@ def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None) -> dict[str, 
         out["sum"] = int(round(total)) - mid_i * count
     else:
         out["sum"] = int(round((total - mid * count) / step))
-    if kind in ("var_pop", "var_samp", "stddev_pop", "stddev_samp"):
+    if kind in VARIANCE_KINDS:
         squares = _cell(row, cols["sumsq"])
         if agg.integer:
             mid_i = int(mid)
@@ -136,8 +137,8 @@ def aggregate_measures(agg: Aggregate, row: dict[str, Any] | None) -> dict[str, 
             _, c, _ = centre(agg)
             centred = max(squares - 2 * mid * total + mid * mid * count, 0.0)
             out["sumsq"] = int(round(centred / fixed_point_step(c * c)))
-    elif kind != "avg":
-        raise PrivacyError(f"aggregate kind {kind!r} is not supported", code="unsupported_aggregate")
+    elif kind != AggregateKind.AVG:
+        raise PrivacyError(f"aggregate kind '{kind}' is not supported", code="unsupported_aggregate")
     return out
 
 

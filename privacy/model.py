@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from privacy.vocabulary import Accounting, Mechanism
 from queries.errors import InvalidInput
 
 
@@ -56,7 +57,7 @@ class MechanismRecord:
 
     aggregate: str        # a0, ... or "partition_selection"
     measure: str          # role: count, sum, sumsq, lt/gt, units
-    mechanism: str        # e.g. "discrete_laplace", "gaussian", "exponential_quantile"
+    mechanism: Mechanism
     scale: float
     sensitivity: float
     epsilon: float        # this measure's share (pure-DP view), 0 when zCDP
@@ -76,7 +77,7 @@ class CostEstimate:
     mechanisms: tuple[MechanismRecord, ...]
     expected_half_width: dict[str, float]   # output column -> expected (1-alpha) half-width, where defined
     alpha: float = 0.05
-    accounting: str = "approx"
+    accounting: Accounting = Accounting.APPROX
 
     def to_dict(self) -> dict[str, Any]:
         return {

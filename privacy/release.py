@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from privacy.accounting import NoiseDesign, design_noise, needs_selection
+from privacy.vocabulary import Accounting, AccountingOption
 from privacy.estimates import aggregate_values, expected_half_width
 from privacy.measures import group_table
 from privacy.model import CostEstimate, NoisyRelease, PrivacyLoss
@@ -28,8 +29,8 @@ def _output_half_widths(plan: BoundedPlan, design: NoiseDesign, alpha: float) ->
     return widths
 
 
-def estimate_cost(plan: BoundedPlan, budget: PrivacyLoss, *, accounting: str = "approx",
-                  alpha: float = 0.05) -> CostEstimate:
+def estimate_cost(plan: BoundedPlan, budget: PrivacyLoss, *,
+                  accounting: AccountingOption = Accounting.APPROX, alpha: float = 0.05) -> CostEstimate:
     """The loss the release would spend (OpenDP privacy map of the composed
     measurement, within ``budget``), its mechanisms and the expected (1-alpha)
     half-width of each output that is a count or a sum. Touches no data."""
@@ -40,8 +41,8 @@ def estimate_cost(plan: BoundedPlan, budget: PrivacyLoss, *, accounting: str = "
                         alpha=alpha, accounting=design.accounting)
 
 
-def release(plan: BoundedPlan, exact: pa.Table, budget: PrivacyLoss, *, accounting: str = "approx",
-            alpha: float = 0.05) -> NoisyRelease:
+def release(plan: BoundedPlan, exact: pa.Table, budget: PrivacyLoss, *,
+            accounting: AccountingOption = Accounting.APPROX, alpha: float = 0.05) -> NoisyRelease:
     """Noise every measure of ``exact`` (the bounded SQL's result) with OpenDP, select
     private partitions, then compute outputs, HAVING, ORDER BY and LIMIT on the noisy
     table. The loss is exactly ``estimate_cost(plan, budget, accounting=...).loss``."""

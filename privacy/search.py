@@ -6,12 +6,14 @@ import opendp.prelude as dp
 
 from privacy.model import PrivacyLoss
 from privacy.release import estimate_cost
+from privacy.vocabulary import Accounting, AccountingOption
 from queries.errors import PrivacyError
 from queries.model import BoundedPlan
 
 
 def epsilon_for_width(plan: BoundedPlan, output: str, half_width: float, *, delta: float,
-                      alpha: float = 0.05, cap: float, accounting: str = "approx") -> float:
+                      alpha: float = 0.05, cap: float,
+                      accounting: AccountingOption = Accounting.APPROX) -> float:
     """The smallest ε (OpenDP ``binary_search``) such that the expected (1-alpha)
     half-width of ``output`` is at most ``half_width``; ``PrivacyError`` when ε = ``cap``
     cannot meet it or the output's width depends on the data."""

@@ -32,6 +32,7 @@ from fractions import Fraction
 from queries.centring import FIXED_POINT_BITS, centre_point, fixed_point_step  # noqa: F401 (re-exported)
 from queries.errors import PrivacyError
 from queries.model import Aggregate, BoundedPlan
+from queries.vocabulary import VARIANCE_KINDS, AggregateKind
 
 FLOAT_SLACK_UNITS = 2   # rounding to the grid (1) + summation error (1)
 QUANTILE_DENOMINATOR = 10_000
@@ -94,32 +95,32 @@ def measure_sensitivities(plan: BoundedPlan, agg: Aggregate) -> tuple[MeasureSen
     g = int(plan.max_groups)
     m = rows_per_group(plan, agg)
     kind = agg.kind
-    if kind == "count":
+    if kind == AggregateKind.COUNT:
         return (MeasureSensitivity(agg.name, "count", 1.0, m, g),)
-    if kind == "count_units":
+    if kind == AggregateKind.COUNT_UNITS:
         return (MeasureSensitivity(agg.name, "count", 1.0, 1, g),)
-    if kind == "sum":
+    if kind == AggregateKind.SUM:
         c = max(abs(float(agg.lower)), abs(float(agg.upper)))
         step = 1.0 if agg.integer else fixed_point_step(c)
         return (MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g),)
-    if kind == "avg":
+    if kind == AggregateKind.AVG:
         _, c, step = centre(agg)
         # error of mid + S/N is about (sigma_S + |mean - mid| sigma_N) / N, |mean - mid| <= c
         return (MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, weight=1.0),
                 MeasureSensitivity(agg.name, "count", 1.0, m, g, weight=c))
-    if kind in ("var_pop", "var_samp", "stddev_pop", "stddev_samp"):
+    if kind in VARIANCE_KINDS:
         _, c, step = centre(agg)
         step_q = 1.0 if agg.integer else fixed_point_step(c * c)
         # d var = dQ/N - 2 mean dS/N + (2 mean^2 - Q/N) dN/N, each coefficient bounded by 1, 2c, c^2
         return (MeasureSensitivity(agg.name, "sumsq", step_q, _units(m * c * c, step_q, agg.integer), g, weight=1.0),
                 MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, weight=2 * c),
                 MeasureSensitivity(agg.name, "count", 1.0, m, g, weight=c * c))
-    if kind == "quantile":
+    if kind == AggregateKind.QUANTILE:
         if not agg.candidates:
             raise PrivacyError(f"aggregate {agg.name} has no quantile candidates", code="invalid_quantile")
         num, den = quantile_fraction(agg.quantile if agg.quantile is not None else 0.5)
         return (MeasureSensitivity(agg.name, "score", 1.0, m * max(num, den - num), g),)
-    raise PrivacyError(f"aggregate kind {kind!r} is not supported", code="unsupported_aggregate")
+    raise PrivacyError(f"aggregate kind '{kind}' is not supported", code="unsupported_aggregate")
 
 
 def units_sensitivity(plan: BoundedPlan) -> MeasureSensitivity:

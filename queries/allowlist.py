@@ -22,6 +22,7 @@ import math
 from sqlglot import exp
 
 from queries.parse import reject
+from queries.vocabulary import AggregateKind
 
 # Clause and structure nodes.
 STRUCTURE = (
@@ -63,11 +64,12 @@ ANONYMOUS_SCALARS = frozenset({"date_part", "datepart", "minute", "second", "day
                                "even", "ltrim", "rtrim"})
 
 # Aggregates a query may release, by node class → plan kind.
-PRIVATE_AGGREGATES: dict[type, str] = {
-    exp.Count: "count", exp.Sum: "sum", exp.Avg: "avg",
-    exp.VariancePop: "var_pop", exp.Variance: "var_samp",
-    exp.StddevPop: "stddev_pop", exp.StddevSamp: "stddev_samp", exp.Stddev: "stddev_samp",
-    exp.Median: "quantile", exp.PercentileCont: "quantile", exp.Quantile: "quantile",
+PRIVATE_AGGREGATES: dict[type, AggregateKind] = {
+    exp.Count: AggregateKind.COUNT, exp.Sum: AggregateKind.SUM, exp.Avg: AggregateKind.AVG,
+    exp.VariancePop: AggregateKind.VAR_POP, exp.Variance: AggregateKind.VAR_SAMP,
+    exp.StddevPop: AggregateKind.STDDEV_POP, exp.StddevSamp: AggregateKind.STDDEV_SAMP,
+    exp.Stddev: AggregateKind.STDDEV_SAMP, exp.Median: AggregateKind.QUANTILE,
+    exp.PercentileCont: AggregateKind.QUANTILE, exp.Quantile: AggregateKind.QUANTILE,
 }
 # Extra aggregates allowed only inside a per-unit pre-aggregation (one unit's rows).
 PER_UNIT_AGGREGATES = (exp.Min, exp.Max)

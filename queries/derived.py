@@ -34,6 +34,7 @@ from queries.relations import Context, RowSource, check_clauses, collect_ctes, r
 from queries.rewrite import bounded_layer, clamp, render, rows_layer
 from queries.scope import UNIT, ColumnInfo, Relation, bind, widest_class
 from queries.select_list import expand_items, group_expressions, replace_terms
+from queries.vocabulary import ColumnClass
 
 
 def _name(item_name: str | None, index: int) -> str:
@@ -84,7 +85,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             else:
                 refs = [scope.info(c) for c in node.find_all(exp.Column)]
                 for ref in refs:
-                    if ref is not None and ref.cls == "identifier":
+                    if ref is not None and ref.cls == ColumnClass.IDENTIFIER:
                         raise reject("identifier_in_expression",
                                      f"identifier column {ref.origin} cannot be used in an expression",
                                      sql, item.source)
@@ -113,7 +114,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             continue
         for ref in bound.find_all(exp.Column):
             ref_info = scope.info(ref)
-            if ref_info is not None and ref_info.cls == "identifier":
+            if ref_info is not None and ref_info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_group", f"identifier column {ref_info.origin} cannot be a group key",
                              sql, origin)
         col = f"k{index}"
@@ -169,7 +170,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             raise reject("distinct_not_allowed", "DISTINCT is only allowed in COUNT", sql, agg)
         for col in arg.find_all(exp.Column):
             info = scope.info(col)
-            if info is not None and info.cls == "identifier":
+            if info is not None and info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_aggregate", f"identifier column {info.origin} can only be counted",
                              sql, col)
         iv = interval_of(arg, scope.interval)
@@ -215,7 +216,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             info = replace(key_infos[node.name], name=col)
         else:
             iv = interval_of(node, interval)
-            info = ColumnInfo(name=col, cls="sensitive", lower=iv.lo if iv.finite else None,
+            info = ColumnInfo(name=col, cls=ColumnClass.SENSITIVE, lower=iv.lo if iv.finite else None,
                               upper=iv.hi if iv.finite else None, integer=iv.integer,
                               origin=f"{name or 'subquery'}.{_name(item.name, index)}")
         add(_name(item.name, index), info, item.source)

@@ -31,8 +31,7 @@ from queries.centring import centre_point
 from queries.model import Aggregate
 from queries.rewrite import bounded_layer, number
 from queries.scope import UNIT
-
-VARIANCE_KINDS = ("var_pop", "var_samp", "stddev_pop", "stddev_samp")
+from queries.vocabulary import AggregateKind
 
 
 @dataclass(frozen=True)
@@ -68,9 +67,9 @@ def row_measures(m: Measured) -> list[tuple[str, str]]:
     agg, v = m.agg, m.value
     out = []
     for role, col in agg.columns.items():
-        if agg.kind == "count":
+        if agg.kind == AggregateKind.COUNT:
             text = f"COUNT({v})" if v else "COUNT(*)"
-        elif agg.kind == "count_units":
+        elif agg.kind == AggregateKind.COUNT_UNITS:
             text = f"COUNT(DISTINCT {UNIT})"
         elif role == "count":
             text = f"COUNT({v})"
@@ -107,10 +106,10 @@ def unit_measures(m: Measured, partials: UnitPartials, max_rows: int) -> list[tu
     sum of squares about the centre ``mid`` lies in ``[0, r·c²]``."""
     agg, v = m.agg, m.value
     r = int(agg.max_rows if agg.max_rows is not None else max_rows)
-    if agg.kind == "count_units":
+    if agg.kind == AggregateKind.COUNT_UNITS:
         return [(agg.columns["count"], "COUNT(*)")]
     n = f"LEAST({partials.add(f'COUNT({v})' if v else 'COUNT(*)')}, {r})"
-    if agg.kind == "count":
+    if agg.kind == AggregateKind.COUNT:
         return [(agg.columns["count"], _count(n))]
     integer = agg.integer
     lo, hi = _exact(agg.lower, integer), _exact(agg.upper, integer)
@@ -200,7 +199,7 @@ def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, sha
     columns = [c for _, ms in plain for c in ms]
     if units_column:  # one row per unit when nothing is bounded (rows_per_unit = 1)
         columns.append((units_column, f"COUNT(DISTINCT {UNIT})" if shape == "sample" else "COUNT(*)"))
-    quantiles = [m for m in measured if m.agg.kind == "quantile"]
+    quantiles = [m for m in measured if m.agg.kind == AggregateKind.QUANTILE]
     if not quantiles:
         return _with(ctes) + f"SELECT {', '.join([*keys, *(f'{s} AS {c}' for c, s in columns)])} " \
                              f"FROM {source}{_group_by(keys)}{post_filter}"
@@ -218,7 +217,7 @@ def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, sha
     zeros = {m.agg.name: "[" + ", ".join("0" for _ in m.agg.candidates) + "]::BIGINT[]" for m in quantiles}
     select = [f"__main.{k}" for k in keys]
     for m, ms in plain:
-        if m.agg.kind == "quantile":
+        if m.agg.kind == AggregateKind.QUANTILE:
             select += [f"COALESCE({m.agg.columns[r]}, {zeros[m.agg.name]}) AS {m.agg.columns[r]}" for r in ("lt", "gt")]
         select += [f"__main.{c}" for c, _ in ms]
     if units_column:

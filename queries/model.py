@@ -28,15 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-# Aggregate kinds the privacy layer knows how to release.
-AGGREGATE_KINDS = (
-    "count",          # rows (COUNT(*) / COUNT(col)): columns {"count"}
-    "count_units",    # COUNT(DISTINCT <privacy unit>): columns {"count"}
-    "sum",            # columns {"sum"}; bounds of each (clamped) value
-    "avg",            # columns {"sum", "count"}
-    "var_pop", "var_samp", "stddev_pop", "stddev_samp",  # columns {"sum", "sumsq", "count"}
-    "quantile",       # columns {"lt", "gt"}: LIST of counts of values < / > each candidate
-)
+from queries.vocabulary import AggregateKind
 
 
 @dataclass(frozen=True)
@@ -67,12 +59,12 @@ class Aggregate:
     exact measures the bounded SQL computes for it."""
 
     name: str                       # a0, a1, ... (referenced by OutputColumn.expr)
-    kind: str                       # one of AGGREGATE_KINDS
+    kind: AggregateKind
     columns: dict[str, str]         # role -> column of the bounded SQL result
     lower: float = 0.0              # clamp bounds of each contributed value
     upper: float = 1.0
     integer: bool = True            # values (and so sums) are integers
-    quantile: float | None = None   # q for "quantile" (0.5 for MEDIAN)
+    quantile: float | None = None   # q for a quantile (0.5 for MEDIAN)
     candidates: tuple[float, ...] = ()  # quantile candidates, ascending
     sql: str = ""                   # the aggregate as written, for display
     max_rows: int | None = None     # per-(unit, group) row limit for this aggregate,

@@ -21,16 +21,15 @@ from queries.rewrite import candidate_grid, clamp, domain_filter, render, rows_l
 from queries.scope import Scope, bind
 from queries.select_list import expand_items, group_expressions, replace_terms
 from queries.total import typed_membership
+from queries.vocabulary import COUNT_KINDS, VARIANCE_KINDS, AggregateKind, Classification
 
-MEASURES = {
-    "count": ("count",), "count_units": ("count",), "sum": ("sum",), "avg": ("sum", "count"),
-    "var_pop": ("sum", "sumsq", "count"), "var_samp": ("sum", "sumsq", "count"),
-    "stddev_pop": ("sum", "sumsq", "count"), "stddev_samp": ("sum", "sumsq", "count"),
-    "quantile": ("lt", "gt"),
+MEASURES: dict[AggregateKind, tuple[str, ...]] = {
+    AggregateKind.COUNT: ("count",), AggregateKind.COUNT_UNITS: ("count",), AggregateKind.SUM: ("sum",),
+    AggregateKind.AVG: ("sum", "count"),
+    **{kind: ("sum", "sumsq", "count") for kind in VARIANCE_KINDS},
+    AggregateKind.QUANTILE: ("lt", "gt"),
 }
 
-
-VARIANCE_KINDS = ("var_pop", "var_samp", "stddev_pop", "stddev_samp")
 # Generated integer sums are HUGEINT over fewer than 2^63 rows (DuckDB counts rows
 # in BIGINT): a unit's clamped contribution must stay within 2^62 for a sum, and a
 # unit's sum of squares within 2^60 (the raw squares rebuilt from the centred ones
@@ -69,14 +68,14 @@ class _Aggregates:
             raise reject("nested_aggregate", "aggregates cannot be nested", sql, agg)
         distinct = isinstance(arg, exp.Distinct)
         lower, upper, integer, q, value = 0.0, 1.0, True, None, None
-        if kind == "count":
+        if kind == AggregateKind.COUNT:
             if distinct:
                 target = arg.expressions[0] if len(arg.expressions) == 1 else None
                 info = scope.info(target) if isinstance(target, exp.Column) else None
                 if info is None or not info.is_unit:
                     raise reject("distinct_not_allowed", "COUNT(DISTINCT ...) is only allowed on the privacy unit "
                                  f"({_unit_name(scope)})", sql, agg)
-                kind = "count_units"
+                kind = AggregateKind.COUNT_UNITS
             elif arg is not None and not isinstance(arg, exp.Star):
                 if not isinstance(arg, exp.Column):
                     self._no_identifiers(arg)
@@ -99,7 +98,7 @@ class _Aggregates:
                              "LEAST(GREATEST(x, lo), hi)", sql, agg)
             text = self.ctx.scalars.emit(arg, scope.type_of)
             value = self.value(clamp(text, iv, integer_column=info is not None and info.sql_integer))
-            if kind == "quantile":
+            if kind == AggregateKind.QUANTILE:
                 q = 0.5 if isinstance(agg, exp.Median) else literal_quantile(agg, sql)
         canonical = f"{kind}|{value}|{q}"
         if canonical in self.keys:
@@ -109,7 +108,7 @@ class _Aggregates:
         columns = {role: f"{name}_{role}" for role in MEASURES[kind]}
         candidates: tuple[float, ...] = ()
         step, base = 1.0, 0
-        if kind == "quantile":
+        if kind == AggregateKind.QUANTILE:
             step, base, candidates = candidate_grid(Interval(lower, upper, integer))
         agg_ = Aggregate(name=name, kind=kind, columns=columns, lower=lower, upper=upper, integer=integer,
                          quantile=q, candidates=candidates, sql=render(_display(agg)))
@@ -177,7 +176,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     if max_fan_out is not None and (isinstance(max_fan_out, bool) or not isinstance(max_fan_out, int)
                                     or max_fan_out < 1):
         raise QueryRejected("invalid_limit", "max_fan_out must be a positive integer", whole_span(sql))
-    if policy.classification == "restricted":
+    if policy.classification == Classification.RESTRICTED:
         raise QueryRejected("dataset_restricted", f"dataset '{policy.name}' is restricted: it cannot be queried",
                             whole_span(sql))
     if not policy.privacy_unit:
@@ -302,7 +301,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     rows = rows_layer(rs.unit_sql, key_cols + aggs.values, rs.from_sql, where_sql)
     if skip:
         shape = "rows"
-    elif any(a.kind == "quantile" for a in aggs.list):
+    elif any(a.kind == AggregateKind.QUANTILE for a in aggs.list):
         shape = "sample"
     else:
         shape = "units"
@@ -331,7 +330,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
 def _check_magnitudes(aggs: _Aggregates, max_rows: int, sql: str) -> None:
     """Refuse bounds whose generated sums could overflow (see MAX_UNIT_SUM)."""
     for agg, node in zip(aggs.list, aggs.nodes):
-        if agg.kind in ("count", "count_units"):
+        if agg.kind in COUNT_KINDS:
             continue
         r = int(agg.max_rows if agg.max_rows is not None else max_rows)
         b = max(abs(agg.lower), abs(agg.upper))

@@ -16,10 +16,8 @@ from typing import Any, Iterable
 
 from queries.errors import PolicyError
 from queries.sharing_policy import _SHARING_KEYS, SharingPolicy, parse_sharing  # noqa: F401 (re-exported)
+from queries.vocabulary import Classification, ColumnClass, ColumnType, member_of
 
-CLASSIFICATIONS = ("open", "conditional", "restricted")
-COLUMN_CLASSES = ("identifier", "quasi", "sensitive", "public")
-COLUMN_TYPES = ("integer", "float", "string", "date", "timestamp", "boolean")
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 _DATASET_KEYS = {
@@ -47,11 +45,11 @@ class ColumnPolicy:
     """
 
     name: str
-    cls: str
+    cls: ColumnClass
     min: float | None = None
     max: float | None = None
     domain: tuple[Any, ...] | None = None
-    type: str | None = None
+    type: ColumnType | None = None
     description: str = ""
     source: str | None = None
 
@@ -109,7 +107,7 @@ class DatasetPolicy:
     name: str
     title: str
     owner: str
-    classification: str
+    classification: Classification
     privacy_unit: str | None
     tables: tuple[TablePolicy, ...]
     budget: BudgetPolicy | None = None
@@ -130,7 +128,8 @@ class DatasetPolicy:
         tables = []
         for table in self.tables:
             known = types.get(table.name, {})
-            cols = tuple(replace(c, type=known.get(c.name, c.type)) for c in table.columns)
+            cols = tuple(replace(c, type=ColumnType(known[c.name]) if c.name in known else c.type)
+                         for c in table.columns)
             tables.append(replace(table, columns=cols))
         return replace(self, tables=tuple(tables))
 
@@ -154,7 +153,9 @@ class DatasetPolicy:
             TablePolicy(
                 **{k: v for k, v in t.items() if k != "columns"},
                 columns=tuple(
-                    ColumnPolicy(**{**c, "domain": tuple(c["domain"]) if c.get("domain") is not None else None})
+                    ColumnPolicy(**{**c, "cls": ColumnClass(c["cls"]),
+                                    "type": ColumnType(c["type"]) if c.get("type") is not None else None,
+                                    "domain": tuple(c["domain"]) if c.get("domain") is not None else None})
                     for c in t["columns"]
                 ),
             )
@@ -163,6 +164,7 @@ class DatasetPolicy:
         budget = BudgetPolicy(**data["budget"]) if data.get("budget") else None
         rest = {k: v for k, v in data.items() if k not in ("tables", "budget", "keywords", "sharing")}
         sharing = SharingPolicy.from_dict(data["sharing"]) if data.get("sharing") else None
+        rest["classification"] = Classification(rest["classification"])
         return cls(**rest, tables=tables, budget=budget, keywords=tuple(data.get("keywords", ())), sharing=sharing)
 
 
@@ -240,11 +242,11 @@ def parse_policy(text: str) -> DatasetPolicy:
             raise PolicyError(f"missing required key '{key}'", key=f"dataset.{key}")
     name = r.name(ds["name"], "dataset", "name")
     owner = r.string(ds["owner"], "dataset", "owner")
-    classification = ds["classification"]
-    if classification not in CLASSIFICATIONS:
-        raise r.fail(f"classification must be one of {', '.join(CLASSIFICATIONS)}", "dataset", "classification")
+    classification = member_of(Classification, ds["classification"])
+    if classification is None:
+        raise r.fail(f"classification must be one of {', '.join(Classification)}", "dataset", "classification")
     unit = ds.get("privacy_unit")
-    if classification == "conditional" and not unit:
+    if classification == Classification.CONDITIONAL and not unit:
         raise PolicyError("a conditional dataset must name its privacy_unit", key="dataset.privacy_unit")
     if unit is not None:
         unit = r.name(unit, "dataset", "privacy_unit")
@@ -275,7 +277,7 @@ def parse_policy(text: str) -> DatasetPolicy:
             if floor > per_q:
                 raise r.fail("must not exceed budget.max_epsilon_per_query", "budget", "min_epsilon_per_query")
         budget = BudgetPolicy(eps, delta, per_q, per_qd, floor)
-    elif classification == "conditional":
+    elif classification == Classification.CONDITIONAL:
         raise PolicyError("a conditional dataset needs a [budget] section", key="budget")
 
     raw_tables = data.get("tables")
@@ -352,9 +354,9 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
         if header in headers:
             raise r.fail(f"the file's header '{header}' is already read by column '{headers[header]}'", *cpath)
         headers[header] = cname
-        cls = c.get("class")
-        if cls not in COLUMN_CLASSES:
-            raise r.fail(f"class must be one of {', '.join(COLUMN_CLASSES)}", *cpath)
+        cls = member_of(ColumnClass, c.get("class"))
+        if cls is None:
+            raise r.fail(f"class must be one of {', '.join(ColumnClass)}", *cpath)
         lo, hi = c.get("min"), c.get("max")
         if (lo is None) != (hi is None):
             raise r.fail("declare both min and max, or neither", *cpath)
@@ -372,8 +374,10 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
                 raise r.fail("domain has duplicate values", *cpath)
             domain = tuple(domain)
         ctype = c.get("type")
-        if ctype is not None and ctype not in COLUMN_TYPES:
-            raise r.fail(f"type must be one of {', '.join(COLUMN_TYPES)}", *cpath)
+        if ctype is not None:
+            ctype = member_of(ColumnType, ctype)
+            if ctype is None:
+                raise r.fail(f"type must be one of {', '.join(ColumnType)}", *cpath)
         columns.append(ColumnPolicy(
             name=cname, cls=cls, min=lo, max=hi, domain=domain, type=ctype,
             description=str(c.get("description", "")), source=col_source,
@@ -390,9 +394,9 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
                 f"table '{tname}' has no privacy-unit column '{unit}' (mark lookup tables public = true)",
                 key=f"tables.{tname}.columns",
             )
-        if col.cls != "identifier":
+        if col.cls != ColumnClass.IDENTIFIER:
             raise r.fail("the privacy unit column must have class 'identifier'", *path, "columns", unit)
-    if public and any(col.cls in ("identifier", "sensitive") for col in columns):
+    if public and any(col.cls in (ColumnClass.IDENTIFIER, ColumnClass.SENSITIVE) for col in columns):
         raise PolicyError("a public table cannot hold identifier or sensitive columns",
                           key=f"tables.{tname}.columns")
     return table

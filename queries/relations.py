@@ -24,6 +24,7 @@ from queries.policy import DatasetPolicy, TablePolicy
 from queries.rewrite import render
 from queries.scope import UNIT, ColumnInfo, Relation, Scope, bind, bound_column, fold
 from queries.total import UserScalars
+from queries.vocabulary import ColumnClass
 
 ALLOWED_SELECT_ARGS = {"with_", "expressions", "from_", "joins", "where", "group", "having", "order", "limit"}
 MAX_RELATIONS = 16
@@ -222,7 +223,7 @@ def _join_condition(ctx: Context, scope: Scope, join: exp.Join, right: Relation)
         l_info, r_info = left.columns[name], right.columns[name]
         if l_info.is_unit and r_info.is_unit:
             unit_joined = True
-        elif "identifier" in (l_info.cls, r_info.cls):
+        elif ColumnClass.IDENTIFIER in (l_info.cls, r_info.cls):
             raise reject("identifier_in_filter", f"identifier column {r_info.origin} cannot be used in a join",
                          sql, ident)
         parts.append(exp.EQ(this=bound_column(left, l_info, ident), expression=bound_column(right, r_info, ident)))

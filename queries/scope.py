@@ -17,8 +17,9 @@ from sqlglot import exp
 
 from queries.bounds import UNBOUNDED, Interval
 from queries.parse import reject
+from queries.vocabulary import ColumnClass
 
-CLASS_ORDER = {"public": 0, "quasi": 1, "sensitive": 2, "identifier": 3}
+CLASS_ORDER = {ColumnClass.PUBLIC: 0, ColumnClass.QUASI: 1, ColumnClass.SENSITIVE: 2, ColumnClass.IDENTIFIER: 3}
 UNIT = "__unit"
 
 
@@ -32,7 +33,7 @@ def fold(name: str) -> str | None:
 @dataclass(frozen=True)
 class ColumnInfo:
     name: str                      # the column's name in its relation's SQL
-    cls: str                       # identifier / quasi / sensitive / public
+    cls: ColumnClass
     is_unit: bool = False
     lower: float | None = None
     upper: float | None = None
@@ -129,7 +130,7 @@ class Scope:
     def values(self, col: exp.Column) -> tuple[Any, ...] | None:
         """Public values of a bound column (its domain, or a short integer range)."""
         info = self.info(col)
-        if info is None or info.cls == "identifier":
+        if info is None or info.cls == ColumnClass.IDENTIFIER:
             return None
         if info.domain is not None:
             return info.domain
@@ -190,7 +191,7 @@ def bind(node: exp.Expression, scope: Scope, *, identifiers: str | None,
                 if name in aliases and not any(name in r.columns for r in scope.relations):
                     return aliases[name].copy()
             rel, info = scope.resolve(n)
-            if identifiers is not None and info.cls == "identifier":
+            if identifiers is not None and info.cls == ColumnClass.IDENTIFIER:
                 raise reject(identifiers, _IDENTIFIER_MESSAGES[identifiers].format(name=info.origin), sql, n)
             return bound_column(rel, info, n)
         if isinstance(n, exp.AggFunc) and not allow_aggregates:
@@ -239,7 +240,7 @@ _IDENTIFIER_MESSAGES = {
 }
 
 
-def widest_class(infos: list[ColumnInfo]) -> str:
+def widest_class(infos: list[ColumnInfo]) -> ColumnClass:
     if not infos:
-        return "public"
+        return ColumnClass.PUBLIC
     return max((i.cls for i in infos), key=lambda c: CLASS_ORDER.get(c, 2))

@@ -14,6 +14,7 @@ from sqlglot import exp
 
 from queries.parse import reject, span_of
 from queries.scope import Scope, bind, bound_column, fold
+from queries.vocabulary import ColumnClass
 
 
 @dataclass
@@ -112,7 +113,7 @@ def _check_identifiers(node: exp.Expression, scope: Scope, code: str | None, whe
         return
     for col in node.find_all(exp.Column):
         info = scope.info(col)
-        if info is not None and info.cls == "identifier":
+        if info is not None and info.cls == ColumnClass.IDENTIFIER:
             raise reject(code, f"identifier column {info.origin} cannot be a group key", scope.sql, where)
 
 
@@ -131,7 +132,7 @@ def replace_terms(node: exp.Expression, keys: list[tuple[exp.Expression, exp.Exp
                 return replacement.copy()
         if isinstance(n, exp.Column):
             info = scope.info(n)
-            if info is not None and info.cls == "identifier":
+            if info is not None and info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_output", f"identifier column {info.origin} cannot appear in the output",
                              scope.sql, n)
             if not has_aggregates:

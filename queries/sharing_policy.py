@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any, Iterable, Protocol
 
 from queries.errors import PolicyError
+from queries.vocabulary import Classification, ColumnClass, member_of
 
 _SHARING_KEYS = {"class", "columns", "update_frequency", "conditions"}
 
@@ -79,7 +80,7 @@ NOT_SHARED = SharingPolicy()
 
 class _Column(Protocol):
     name: str
-    cls: str
+    cls: ColumnClass
 
 
 class _Table(Protocol):
@@ -91,7 +92,7 @@ def _fail(message: str, key: str = "sharing") -> PolicyError:
     return PolicyError(message, key=key)
 
 
-def parse_sharing(raw: Any, tables: Iterable[_Table], classification: str) -> SharingPolicy:
+def parse_sharing(raw: Any, tables: Iterable[_Table], classification: Classification) -> SharingPolicy:
     """Validate a ``[sharing]`` table against the policy's tables."""
     if not isinstance(raw, dict):
         raise _fail("[sharing] must be a table")
@@ -100,15 +101,12 @@ def parse_sharing(raw: Any, tables: Iterable[_Table], classification: str) -> Sh
             raise _fail(f"unknown key '{key}' (allowed: {', '.join(sorted(_SHARING_KEYS))})", f"sharing.{key}")
     if "class" not in raw:
         raise _fail("missing required key 'class'", "sharing.class")
-    try:
-        klass = SharingClass(raw["class"])
-    except ValueError:
-        raise _fail(f"class must be one of {', '.join(c.value for c in SharingClass)}", "sharing.class") from None
-    try:
-        frequency = UpdateFrequency(raw.get("update_frequency", "irregular"))
-    except ValueError:
-        raise _fail(f"update_frequency must be one of {', '.join(f.value for f in UpdateFrequency)}",
-                    "sharing.update_frequency") from None
+    klass = member_of(SharingClass, raw["class"])
+    if klass is None:
+        raise _fail(f"class must be one of {', '.join(SharingClass)}", "sharing.class")
+    frequency = member_of(UpdateFrequency, raw.get("update_frequency", UpdateFrequency.IRREGULAR))
+    if frequency is None:
+        raise _fail(f"update_frequency must be one of {', '.join(UpdateFrequency)}", "sharing.update_frequency")
     names = raw.get("columns", [])
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise _fail("must be a list of 'table.column' strings", "sharing.columns")
@@ -125,14 +123,14 @@ def parse_sharing(raw: Any, tables: Iterable[_Table], classification: str) -> Sh
         if not dot or table is None:
             raise _fail(f"'{name}' is not 'table.column' of a table of this policy", "sharing.columns")
         if column == "*":
-            expanded = [f"{table.name}.{c.name}" for c in table.columns if c.cls != "identifier"]
+            expanded = [f"{table.name}.{c.name}" for c in table.columns if c.cls != ColumnClass.IDENTIFIER]
         elif any(c.name == column for c in table.columns):
             expanded = [name]
         else:
             raise _fail(f"table '{table_name}' has no column '{column}'", "sharing.columns")
         columns.extend(c for c in expanded if c not in columns)
     if klass != SharingClass.NONE:
-        if classification == "restricted":
+        if classification == Classification.RESTRICTED:
             raise _fail("a restricted dataset is never supplied: its sharing class must be 'none'", "sharing.class")
         if not columns:
             raise _fail("a shareable dataset must list its shareable columns", "sharing.columns")
