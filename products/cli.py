@@ -1,6 +1,9 @@
 """CLI commands of data products: ``product``, ``verify``, ``catalog``,
-``register`` and ``request`` (registered on ``dp-sandbox`` through the
-``dp_sandbox.cli`` entry point)."""
+``register`` (the transparency register) and ``request`` (data requests),
+registered on ``dp-sandbox`` through the ``dp_sandbox.cli`` entry point.
+
+Imported when ``dp-sandbox --help`` draws the command tree: only click at the
+top, the services inside each command."""
 
 from __future__ import annotations
 
@@ -10,16 +13,16 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli import _emit, _open, handles_errors, home_option, json_option
-
-
-def as_option(required: bool = True, help: str = "The acting user."):
-    return click.option("--as", "as_user", required=required, default=None, help=help)
+from sandbox.cli.decisions import decision_options, deprecated, emit_decision
+from sandbox.cli.options import as_option, handles_errors, home_option, json_option
+from sandbox.cli.options import open_instance as _open
+from sandbox.cli.output import emit as _emit
+from sandbox.cli.output import print_table
 
 
 @click.group()
 def product() -> None:
-    """Data products: draft, submit, review, release, export, withdraw."""
+    """Data products: draft, submit, decide, release, export, withdraw."""
 
 
 def _show_detail(d: dict) -> None:
@@ -45,12 +48,10 @@ def _show_detail(d: dict) -> None:
 def _show_tables(d: dict) -> None:
     """Each table's SQL and noisy values with their intervals; the cells a check
     warns about are listed under the table as (row, column) from 1."""
-    from sandbox.cli import _print_table
-
     for i, t in enumerate(d.get("tables") or [], start=1):
         click.echo(f"\ntable {i} (run {t['run_id'][:8]}, ε={t['epsilon'] or 0:g}):")
         click.echo("  " + " ".join(t["sql"].split()))
-        _print_table({"columns": t["columns"], "rows": t["rows"], "intervals": t["intervals"]})
+        print_table({"columns": t["columns"], "rows": t["rows"], "intervals": t["intervals"]})
         for c in d["checks"]:
             positions = (c.get("details") or {}).get("positions") or []
             if c["table"] == t["run_id"] and c["status"] != "pass" and positions:
@@ -120,22 +121,31 @@ def product_submit(home, as_user, product_id, attestation, as_json) -> None:
     _emit(d, as_json, _show_detail)
 
 
-@product.command("review")
+@product.command("decide")
+@decision_options(("approve", "return", "reject"), as_help="The reviewer.",
+                  reason_help="Needed to return or reject, and to approve over a check that warns or fails; one of "
+                  "only spaces or zero-width characters is refused (invisible_reason).")
+def product_decide(home, object_id, decision, reason, as_user, as_json) -> None:
+    """Approve, return or reject a submitted product (a reviewer's review)."""
+    from products.service import review_product
+
+    with _open(home) as inst:
+        d = review_product(inst, as_user, object_id, decision, reason)
+    emit_decision("product", object_id, decision, d.state, reason, as_json)
+
+
+@product.command("review", hidden=True, help="Deprecated spelling of 'dp-sandbox product decide ID VERB'.")
 @home_option
 @as_option(help="The reviewer.")
 @click.argument("product_id", type=int)
 @click.argument("decision", type=click.Choice(["approve", "return", "reject"]))
-@click.option("--reason", default="", help="Needed to return or reject, and to approve over a check that warns "
-              "or fails; one of only spaces or zero-width characters is refused (invisible_reason).")
+@click.option("--reason", default="")
 @json_option
-@handles_errors
-def product_review(home, as_user, product_id, decision, reason, as_json) -> None:
-    """Approve, return or reject a submitted product."""
-    from products.service import review_product
-
-    with _open(home) as inst:
-        d = review_product(inst, as_user, product_id, decision, reason).to_dict()
-    _emit(d, as_json, _show_detail)
+@click.pass_context
+def product_review(ctx, home, as_user, product_id, decision, reason, as_json) -> None:
+    deprecated("product review ID VERB", "product decide ID VERB")
+    ctx.invoke(product_decide, home=home, object_id=product_id, decision=decision, reason=reason,
+               as_user=as_user, as_json=as_json)
 
 
 @product.command("release")
@@ -398,21 +408,16 @@ def request_list(home, as_user, status, as_json) -> None:
 
 
 @request.command("decide")
-@home_option
-@as_option(help="The dataset's owner or an admin.")
-@click.argument("request_id", type=int)
-@click.argument("decision", type=click.Choice(["accept", "decline", "link"]))
-@click.option("--reason", default="")
 @click.option("--product", "product_id", type=int, default=None, help="The product answering it (for link).")
-@json_option
-@handles_errors
-def request_decide(home, as_user, request_id, decision, reason, product_id, as_json) -> None:
+@decision_options(("accept", "decline", "link"), as_help="The dataset's owner or an admin.",
+                  reason_help="Why (needed to decline).")
+def request_decide(home, object_id, decision, reason, as_user, as_json, product_id) -> None:
     """Accept, decline (with a reason) or link a product to a data request."""
     from products.service import decide_data_request
 
     with _open(home) as inst:
-        r = decide_data_request(inst, as_user, request_id, decision, reason, product_id).to_dict()
-    _emit(r, as_json, lambda r: click.echo(f"data request {r['id']}: {r['status']}"))
+        r = decide_data_request(inst, as_user, object_id, decision, reason, product_id)
+    emit_decision("data_request", object_id, decision, r.status, reason, as_json)
 
 
 def register(main: click.Group) -> None:

@@ -1,7 +1,9 @@
 """CLI of sharing between departments: ``org`` (organisations) and ``share``
 (responsibility list, requests and grants, exact delivery, objections, on-demand
 requests, usage). Registered on ``dp-sandbox`` through the ``dp_sandbox.cli``
-entry point; it sits with ``products`` because extracts are signed packages."""
+entry point; it sits with ``products`` because extracts are signed packages.
+Imported when ``dp-sandbox --help`` draws the command tree: only click at the
+top, the services inside each command."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli import _emit, _local_actor, _open, handles_errors, home_option, json_option
-
-
-def _as(required: bool = True, help: str = "The accountable user."):
-    return click.option("--as", "as_user", required=required, default=None, help=help)
+from sandbox.cli.decisions import decision_options, deprecated, emit_decision, renamed
+from sandbox.cli.options import acting_actor, handles_errors, home_option, json_option
+from sandbox.cli.options import as_option as _as
+from sandbox.cli.options import open_instance as _open
+from sandbox.cli.output import emit as _emit
 
 
 def _split(text: str | None) -> list[str]:
@@ -38,11 +40,9 @@ def org() -> None:
 def org_add(home: Path | None, name: str, kind: str, as_user: str | None, as_json: bool) -> None:
     """Register an organisation; users join it with `user add --org NAME`."""
     from sandbox.organisations import add_organisation
-    from sandbox.users import actor_of, find_user
 
     with _open(home) as inst:
-        actor = actor_of(find_user(inst, as_user)) if as_user else _local_actor()
-        view = add_organisation(inst, actor, name, kind)
+        view = add_organisation(inst, acting_actor(inst, as_user), name, kind)
     _emit(view.to_dict(), as_json, lambda d: click.echo(f"added organisation {d['name']} ({d['kind']})"))
 
 
@@ -63,7 +63,7 @@ def org_list(home: Path | None, as_json: bool) -> None:
 
 @click.group()
 def share() -> None:
-    """Sharing between departments: list, request, decide, pull, query."""
+    """Sharing between departments: list, request, decide, pull, query; sharing changes."""
 
 
 def _print_grant(d: dict) -> None:
@@ -122,22 +122,16 @@ def share_request(home: Path | None, dataset: str, columns: str, purpose: str, b
 
 
 @share.command("decide")
-@home_option
-@click.argument("request_id", type=int)
-@click.argument("decision", type=click.Choice(["approve", "reject"]))
-@click.option("--reason", default="")
 @click.option("--condition", default="", help="For a refusal: the declared condition that is not met.")
-@_as(help="The dataset's owner.")
-@json_option
-@handles_errors
-def share_decide(home: Path | None, request_id: int, decision: str, reason: str, condition: str, as_user: str,
-                 as_json: bool) -> None:
-    """Grant or refuse a conditional request (a refusal names a declared condition)."""
+@decision_options(("approve", "reject"), as_help="The dataset's owner.")
+def share_decide(home: Path | None, object_id: int, decision: str, reason: str, as_user: str, as_json: bool,
+                 condition: str) -> None:
+    """Grant or refuse a conditional sharing request (a refusal names a declared condition)."""
     from sandbox.sharing.grants import decide_share
 
     with _open(home) as inst:
-        view = decide_share(inst, as_user, request_id, decision, reason=reason, condition=condition)
-    _emit(view.to_dict(), as_json, lambda d: click.echo(f"request {d['id']}: {d['status']}"))
+        view = decide_share(inst, as_user, object_id, decision, reason=reason, condition=condition)
+    emit_decision("sharing_request", object_id, decision, view.status, reason, as_json)
 
 
 @share.command("revoke")
@@ -261,12 +255,17 @@ def share_verify(path: Path, key_file: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-@share.command("changes")
+@share.group("change")
+def share_change() -> None:
+    """Proposed changes of datasets' sharing sections: list, decide (a reviewer)."""
+
+
+@share_change.command("list")
 @home_option
 @click.option("--status", default=None)
 @json_option
 @handles_errors
-def share_changes(home: Path | None, status: str | None, as_json: bool) -> None:
+def share_change_list(home: Path | None, status: str | None, as_json: bool) -> None:
     """Proposed changes of sharing sections (a reviewer decides them)."""
     from sandbox.sharing.grants import list_sharing_changes
 
@@ -277,20 +276,35 @@ def share_changes(home: Path | None, status: str | None, as_json: bool) -> None:
         f"{x['proposed']['cls']}") for x in r])
 
 
-@share.command("review-change")
+@share_change.command("decide")
+@decision_options(("approve", "reject"), as_help="A reviewer.", reason_help="Why (needed to reject).")
+def share_change_decide(home: Path | None, object_id: int, decision: str, reason: str, as_user: str,
+                        as_json: bool) -> None:
+    """Approve or reject a change of a dataset's sharing section."""
+    from sandbox.sharing.grants import decide_sharing_change
+
+    with _open(home) as inst:
+        status = decide_sharing_change(inst, as_user, object_id, decision, reason)
+    emit_decision("sharing_change", object_id, decision, status, reason, as_json)
+
+
+# The older spellings, for one release.
+share.add_command(renamed(share_change_list, "share changes", "share change list"))
+
+
+@share.command("review-change", hidden=True,
+               help="Deprecated spelling of 'dp-sandbox share change decide ID VERB'.")
 @home_option
 @click.argument("change_id", type=int)
 @click.argument("decision", type=click.Choice(["approve", "reject"]))
 @click.option("--reason", default="")
 @_as(help="A reviewer.")
-@handles_errors
-def share_review_change(home: Path | None, change_id: int, decision: str, reason: str, as_user: str) -> None:
-    """Approve or reject a change of a dataset's sharing section."""
-    from sandbox.sharing.grants import decide_sharing_change
-
-    with _open(home) as inst:
-        status = decide_sharing_change(inst, as_user, change_id, decision, reason)
-    click.echo(f"sharing change {change_id}: {status}")
+@click.pass_context
+def share_review_change(ctx: click.Context, home: Path | None, change_id: int, decision: str, reason: str,
+                        as_user: str) -> None:
+    deprecated("share review-change ID VERB", "share change decide ID VERB")
+    ctx.invoke(share_change_decide, home=home, object_id=change_id, decision=decision, reason=reason,
+               as_user=as_user)
 
 
 @share.command("object")

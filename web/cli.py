@@ -1,4 +1,6 @@
-"""CLI commands that need the web app: ``demo`` and ``serve``."""
+"""CLI commands that need the web app: ``demo`` and ``serve``. The web app
+(Flask, the API) is imported inside them, never when ``dp-sandbox --help``
+lists them."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from sandbox.cli import _open, _settings, handles_errors, home_option
+from sandbox.cli.options import handles_errors, home_option, instance_settings, open_instance
 
 
 @click.command()
@@ -21,7 +23,7 @@ def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> No
     from sandbox.demo.run import run_demo
     from web.serve import serve_app
 
-    settings = _settings(home or Path("./dp-sandbox-home"), port=port)
+    settings = instance_settings(home or Path("./dp-sandbox-home"), port=port)
     inst = run_demo(settings, people=people, echo=click.echo)
     if no_serve:
         inst.close()
@@ -40,7 +42,7 @@ def serve(home: Path | None, host: str | None, port: int | None, threads: int) -
     may share one home (SQLite in WAL mode, or PostgreSQL)."""
     from web.serve import serve_app
 
-    inst = _open(home, host=host, port=port)
+    inst = open_instance(home, host=host, port=port)
     serve_app(inst, host=inst.settings.host, port=inst.settings.port, threads=threads)
 
 

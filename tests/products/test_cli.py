@@ -26,11 +26,13 @@ def test_product_commands_end_to_end(make_instance, tmp_path):
     assert pid.isdigit()
     assert json.loads(ok("product", "show", "--as", "operator1", pid, "--json"))["state"] == "draft"
     ok("product", "submit", "--as", "operator1", pid)
-    refused = cli.invoke(main, ["product", "review", "--home", home, "--as", "operator1", pid, "approve"])
+    refused = cli.invoke(main, ["product", "decide", "--home", home, "--as", "operator1", pid, "approve"])
     assert refused.exit_code == 1 and "self_review" in refused.output
-    ok("product", "review", "--as", "reviewer1", pid, "approve", "--reason", "fine")
-    out = ok("product", "review", "--as", "reviewer2", pid, "approve", "--reason", "fine")
-    assert "[approved]" in out
+    assert ok("product", "decide", "--as", "reviewer1", pid, "approve", "--reason", "fine") == \
+        f"product {pid}: submitted (fine)\n"
+    decided = json.loads(ok("product", "decide", "--as", "reviewer2", pid, "approve", "--reason", "fine", "--json"))
+    assert decided == {"ok": True, "kind": "product", "id": int(pid), "decision": "approve", "status": "approved",
+                       "reason": "fine"}
     assert "released product" in ok("product", "release", "--as", "operator1", pid)
     exported = ok("product", "export", pid, "--out", str(tmp_path / "out")).strip()
     verified = cli.invoke(main, ["verify", exported])
@@ -49,6 +51,6 @@ def test_product_commands_end_to_end(make_instance, tmp_path):
        "--dataset", "health")
     listed = json.loads(ok("request", "list", "--json"))
     assert "contact" not in listed[0]
-    assert "accepted" in ok("request", "decide", "--as", "owner1", "1", "accept")
+    assert ok("request", "decide", "--as", "owner1", "1", "accept") == "data request 1: accepted\n"
     out = ok("product", "withdraw", "--as", "admin1", pid, "--reason", "superseded")
     assert "withdrawn: superseded" in out

@@ -82,11 +82,11 @@ def test_a_cli_reviewer_sees_sql_values_and_flagged_cells_and_invisible_reasons_
                                            "--json"]).output)
     assert as_json["tables"][0]["sql"] == CITY_SQL and as_json["licence_purpose"]
     for text in ("\u200b", "\ufeff \u2060"):
-        refused = cli.invoke(main, ["product", "review", "--home", home, "--as", "reviewer1", pid, "approve",
+        refused = cli.invoke(main, ["product", "decide", "--home", home, "--as", "reviewer1", pid, "approve",
                                     "--reason", text])
         assert refused.exit_code == 1 and "invisible_reason" in refused.output
-    refused = cli.invoke(main, ["product", "review", "--home", home, "--as", "reviewer1", pid, "approve"])
+    refused = cli.invoke(main, ["product", "decide", "--home", home, "--as", "reviewer1", pid, "approve"])
     assert refused.exit_code == 1 and "override_reason_required" in refused.output
-    ok = cli.invoke(main, ["product", "review", "--home", home, "--as", "reviewer1", pid, "approve",
+    ok = cli.invoke(main, ["product", "decide", "--home", home, "--as", "reviewer1", pid, "approve",
                            "--reason", "Small counts are suppressed."])
     assert ok.exit_code == 0 and "Small counts are suppressed." in ok.output

@@ -52,11 +52,11 @@ RESULT = {"columns": ["city", "n", "income"], "alpha": 0.05,
 
 
 def test_the_cli_prints_by_the_same_rule():
-    from sandbox.cli import _print_table
+    from sandbox.cli.output import print_table
 
     @click.command()
     def show():
-        _print_table(RESULT)
+        print_table(RESULT)
 
     out = CliRunner().invoke(show).output
     assert "1,000,001" in out and "[999,998, 1,000,004]" in out

@@ -1,0 +1,5 @@
+"""``python -m sandbox.cli``: the ``dp-sandbox`` command."""
+
+from sandbox.cli import main
+
+main()

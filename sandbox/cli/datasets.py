@@ -1,0 +1,219 @@
+"""Dataset and licence commands: ``dataset`` (add, list, show, mock, export,
+delegate) and ``licence`` (grant, revoke, set-approval, list)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from sandbox.cli.options import acting_actor, as_option, handles_errors, home_option, json_option, open_instance
+from sandbox.cli.output import emit
+
+APPROVAL_MODES = ["automatic", "templates", "each"]
+
+
+@click.group()
+def dataset() -> None:
+    """Datasets: add, list, show, mock, export, delegate."""
+
+
+@dataset.command("add")
+@home_option
+@click.argument("policy", type=click.Path(dir_okay=False, path_type=Path))
+@as_option(required=False, help="The owner adding it (default: local admin).")
+@json_option
+@handles_errors
+def dataset_add(home: Path | None, policy: Path, as_user: str | None, as_json: bool) -> None:
+    """Add a dataset (or a new version of it) from its policy file: ingest its
+    files, encrypt them and store the version."""
+    from sandbox.datasets import add_dataset
+
+    def progress(table: str, rows: int) -> None:
+        if not as_json:
+            click.echo(f"  {table}: {rows:,} rows", err=True)
+
+    with open_instance(home) as inst:
+        result = add_dataset(inst, acting_actor(inst, as_user), policy, progress=progress)
+    emit(result, as_json, lambda r: click.echo(
+        f"{'added' if r['created'] else 'unchanged'}: {r['dataset']} version {r['number']} "
+        f"({r['content_hash'][:12]})"))
+
+
+@dataset.command("list")
+@home_option
+@json_option
+@handles_errors
+def dataset_list(home: Path | None, as_json: bool) -> None:
+    """List datasets."""
+    from sandbox.datasets import list_datasets
+
+    with open_instance(home) as inst:
+        rows = list_datasets(inst)
+    emit(rows, as_json, lambda r: [click.echo(
+        f"{x['name']:<14} {x['classification']:<12} v{x['versions']:<3} {x['title']}") for x in r])
+
+
+@dataset.command("show")
+@home_option
+@click.argument("name")
+@click.option("--quality", is_flag=True, help="Include the owner-only quality report.")
+@json_option
+@handles_errors
+def dataset_show(home: Path | None, name: str, quality: bool, as_json: bool) -> None:
+    """Show a dataset's metadata, tables and budget."""
+    from sandbox.datasets import show_dataset
+
+    with open_instance(home) as inst:
+        data = show_dataset(inst, name, include_quality=quality)
+    emit(data, True)
+
+
+@dataset.command("mock")
+@home_option
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--rows", type=int, default=1000, show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["duckdb", "parquet"]), default="duckdb", show_default=True)
+@handles_errors
+def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: str) -> None:
+    """Write mock data generated from the policy alone (never a real value), to
+    try SQL locally."""
+    from sandbox.datasets import get_dataset, latest_version, version_policy
+    from sandbox.execution.mock import write_mock
+
+    if not 1 <= rows <= 1_000_000:
+        raise click.BadParameter("between 1 and 1,000,000", param_hint="--rows")
+    with open_instance(home) as inst, inst.store.read() as s:
+        policy = version_policy(latest_version(s, get_dataset(s, name)))
+    path = write_mock(policy, out, rows=rows, fmt=fmt)
+    click.echo(f"wrote mock data for {name} ({rows} rows per table) to {path}")
+
+
+@dataset.command("export")
+@home_option
+@click.argument("name")
+@click.option("--table", required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
+@click.option("--version", type=int, default=None)
+@handles_errors
+def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: str, version: int | None) -> None:
+    """Export a table of an OPEN dataset in clear."""
+    from queries.errors import Forbidden
+    from sandbox.datasets import get_dataset, get_version
+    from sandbox.execution.storage import export_clear
+
+    with open_instance(home) as inst:
+        with inst.store.read() as s:
+            ds = get_dataset(s, name)
+            if ds.classification != "open":
+                raise Forbidden(f"dataset '{name}' is {ds.classification}: only open datasets are exported in clear",
+                                code="not_open_data")
+            path = Path(get_version(s, ds, version).path)
+        export_clear(path, inst.master_key, table, fmt, out)
+    click.echo(f"exported {name}.{table} to {out}")
+
+
+@dataset.command("delegate")
+@home_option
+@click.argument("name")
+@click.option("--reviewer", required=True, help="The reviewer who may decide templates and query approvals.")
+@as_option(help="The dataset's owner.")
+@handles_errors
+def dataset_delegate(home: Path | None, name: str, reviewer: str, as_user: str) -> None:
+    """Let a reviewer decide the dataset's query templates and query approvals."""
+    from sandbox.approvals import delegate
+
+    with open_instance(home) as inst:
+        delegate(inst, as_user, name, reviewer)
+    click.echo(f"{reviewer} may now decide templates and query approvals on {name}")
+
+
+# --- licences --------------------------------------------------------------
+
+@click.group()
+def licence() -> None:
+    """Licences: grant, revoke, set-approval, list."""
+
+
+@licence.command("grant")
+@home_option
+@click.option("--dataset", required=True)
+@click.option("--operator", required=True)
+@click.option("--epsilon", type=float, required=True)
+@click.option("--delta", type=float, default=0.0, show_default=True)
+@click.option("--purpose", required=True)
+@click.option("--expires", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="YYYY-MM-DD")
+@click.option("--table", "tables", multiple=True, help="Limit the licence to these tables (repeatable).")
+@click.option("--approval", type=click.Choice(APPROVAL_MODES), default="automatic", show_default=True)
+@click.option("--accounting", type=click.Choice(["approx", "zcdp"]), default="approx", show_default=True)
+@click.option("--min-epsilon", "min_epsilon", type=float, default=None,
+              help="Floor on one query's ε (at least the dataset's; default: the dataset's).")
+@click.option("--max-queries", "max_queries", type=int, default=None, help="Most queries the licence may run.")
+@as_option(required=False, help="The granting owner (default: local admin).")
+@json_option
+@handles_errors
+def licence_grant(home: Path | None, dataset: str, operator: str, epsilon: float, delta: float, purpose: str,
+                  expires: datetime, tables: tuple[str, ...], approval: str, accounting: str,
+                  min_epsilon: float | None, max_queries: int | None, as_user: str | None, as_json: bool) -> None:
+    """Grant an operator a licence with a budget on a dataset."""
+    from sandbox.licences import grant_licence
+
+    with open_instance(home) as inst:
+        lid = grant_licence(inst, acting_actor(inst, as_user), dataset=dataset, operator=operator, epsilon=epsilon,
+                            delta=delta, purpose=purpose, expires=expires.date(), tables=list(tables) or None,
+                            approval=approval, accounting=accounting, min_epsilon_per_query=min_epsilon,
+                            max_queries=max_queries)
+    emit({"ok": True, "licence_id": lid}, as_json, lambda r: click.echo(f"granted licence {r['licence_id']}"))
+
+
+@licence.command("revoke")
+@home_option
+@click.argument("licence_id", type=int)
+@click.option("--reason", default="", help="Why (recorded in the audit log and the transparency register).")
+@as_option(required=False, help="The owner revoking it (default: local admin).")
+@handles_errors
+def licence_revoke(home: Path | None, licence_id: int, reason: str, as_user: str | None) -> None:
+    """Revoke a licence."""
+    from sandbox.licences import revoke_licence
+
+    with open_instance(home) as inst:
+        revoke_licence(inst, acting_actor(inst, as_user), licence_id, reason)
+    click.echo(f"revoked licence {licence_id}")
+
+
+@licence.command("set-approval")
+@home_option
+@click.argument("licence_id", type=int)
+@click.argument("mode", type=click.Choice(APPROVAL_MODES))
+@click.option("--reason", default="")
+@as_option(required=False, help="The owner changing it (default: local admin).")
+@handles_errors
+def licence_set_approval(home: Path | None, licence_id: int, mode: str, reason: str, as_user: str | None) -> None:
+    """Change how much approval a licence's queries need before they run."""
+    from sandbox.approvals import set_approval_mode
+
+    with open_instance(home) as inst:
+        set_approval_mode(inst, acting_actor(inst, as_user), licence_id, mode, reason)
+    click.echo(f"licence {licence_id}: approval mode {mode}")
+
+
+@licence.command("list")
+@home_option
+@click.option("--dataset", default=None)
+@json_option
+@handles_errors
+def licence_list(home: Path | None, dataset: str | None, as_json: bool) -> None:
+    """List licences with their budgets."""
+    from sandbox.licences import list_licences
+
+    with open_instance(home) as inst:
+        rows = list_licences(inst, dataset=dataset)
+    emit(rows, as_json, lambda r: [click.echo(
+        f"{x['id']:<4} {x['dataset']:<10} {x['operator']:<12} {x['status']:<8} "
+        f"ε left {x['budget']['remaining']['epsilon']:.3g}  {x['purpose']}") for x in r])
+
+
+COMMANDS = [dataset, licence]

@@ -1,0 +1,98 @@
+"""What every command shares: ``--home``, ``--json``, ``--as``, opening the
+instance, the acting person, and turning a ``SandboxError`` into a message and
+exit status 1.
+
+This module is imported when ``dp-sandbox --help`` draws the command tree, so it
+imports only click and the standard library; the runtime (SQLAlchemy, the
+store, the services) is imported inside the functions that need it.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
+
+import click
+
+if TYPE_CHECKING:
+    from sandbox.audit import Actor
+    from sandbox.instance import Instance
+    from sandbox.settings import Settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def home_option(fn: F) -> F:
+    return click.option("--home", envvar="DPS_HOME", type=click.Path(file_okay=False, path_type=Path),
+                        default=None, help="Instance home directory (env DPS_HOME).")(fn)
+
+
+def json_option(fn: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")(fn)
+
+
+def as_option(required: bool = True, help: str = "The accountable user.") -> Callable[[F], F]:
+    """``--as USER``: the person the command acts as. Optional where the command
+    may act as the local administrator or the public (say which in ``help``)."""
+    return click.option("--as", "as_user", metavar="USER", required=required, default=None, help=help)
+
+
+def local_actor() -> Actor:
+    """The local administrator: whoever can read the home directory."""
+    from sandbox.audit import Actor
+
+    try:
+        login = getpass.getuser()
+    except Exception:  # no login name (containers)
+        login = "unknown"
+    return Actor(f"local:{login}", "admin")
+
+
+def acting_actor(inst: Instance, as_user: str | None) -> Actor:
+    """The actor of ``--as USER``, or the local administrator without it."""
+    from sandbox.users import actor_of, find_user
+
+    return actor_of(find_user(inst, as_user)) if as_user else local_actor()
+
+
+def instance_settings(home: Path | None, **overrides: Any) -> Settings:
+    from sandbox.settings import load_settings
+
+    return load_settings(home=str(home) if home else None, **overrides)
+
+
+def open_instance(home: Path | None, **overrides: Any) -> Instance:
+    from sandbox.instance import Instance
+
+    return Instance.open(instance_settings(home, **overrides))
+
+
+def handles_errors(fn: F) -> F:
+    """Map SandboxError to a message on stderr and exit status 1 (with ``--json``,
+    the error shape is also printed on stdout)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            from queries.errors import SandboxError
+
+            if not isinstance(exc, SandboxError):
+                raise
+            if kwargs.get("as_json"):
+                click.echo(json.dumps({"ok": False, "error": exc.to_dict()}, ensure_ascii=False, default=str))
+            span = getattr(exc, "span", None)
+            click.echo(f"error [{exc.code}]: {exc.message}", err=True)
+            sql = kwargs.get("sql")
+            if span is not None and sql:
+                line = sql.splitlines()[span.line - 1] if sql.splitlines() else sql
+                width = max(1, min(span.end - span.start, len(line) - span.column + 1))
+                click.echo(f"  {line}\n  {' ' * (span.column - 1)}{'^' * width}", err=True)
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,47 @@
+"""How commands print: one JSON form for ``--json`` (and for commands without a
+human form), and a table of noisy values with their intervals."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import click
+
+
+def json_form(data: Any) -> Any:
+    """The JSON form of a result: a typed value's ``to_json()`` (or ``to_dict()``),
+    lists element by element, plain values as they are."""
+    if hasattr(data, "to_json"):
+        value = data.to_json()
+        return json.loads(value) if isinstance(value, (str, bytes)) else value
+    if hasattr(data, "to_dict"):
+        return data.to_dict()
+    if isinstance(data, (list, tuple)):
+        return [json_form(x) for x in data]
+    return data
+
+
+def emit(data: Any, as_json: bool, human: Callable[[Any], Any] | None = None) -> None:
+    """Print ``data`` as JSON with ``--json`` (or when there is no human form),
+    else through ``human``, which receives the JSON form."""
+    form = json_form(data)
+    if as_json or human is None:
+        click.echo(json.dumps(form, indent=2, ensure_ascii=False, default=str))
+    else:
+        human(form)
+
+
+def print_table(result: dict) -> None:
+    """Values with their intervals, digits chosen from each interval's width (sandbox.numbers)."""
+    from sandbox.numbers import format_estimate
+
+    cols = result["columns"]
+    shown = [[format_estimate(v, iv) for v, iv in zip(row, ivs)]
+             for row, ivs in zip(result["rows"], result["intervals"] or [[None] * len(cols)] * len(result["rows"]))]
+    width = max([18, *(len(c) for c in cols), *(len(x) for r in shown for v, iv in r for x in (v, iv or ""))])
+    click.echo("  ".join(f"{c:>{width}}" for c in cols))
+    for cells in shown:
+        click.echo("  ".join(f"{v:>{width}}" for v, _ in cells))
+        if any(iv for _, iv in cells):
+            click.echo("  ".join(f"{iv or '':>{width}}" for _, iv in cells))
