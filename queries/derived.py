@@ -60,7 +60,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
     where_sql = ctx.scalars.emit(rs.where, scope.type_of, condition=True) if rs.where is not None else None
     columns: dict[str, ColumnInfo] = {}
 
-    def add(out: str, info: ColumnInfo, where: exp.Expression) -> None:
+    def add(out: str, info: ColumnInfo, where: exp.Expr) -> None:
         if out in columns:
             raise reject("duplicate_column", f"column '{out}' appears twice in a subquery", sql, where)
         columns[out] = info
@@ -72,14 +72,16 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                         per_value=per_value or {}, fan_out=rs.public_fan_out)
 
     if not aggregated:
-        sql_items = []
+        row_items: list[tuple[str, str]] = []
         per_value: dict[str, int] = {}
         only = scope.relations[0] if len(scope.relations) == 1 else None
         for index, item in enumerate(items):
             col = f"c{index}"
             node = item.node
             if isinstance(node, exp.Column):
-                info = replace(scope.info(node), name=col)
+                bound_info = scope.info(node)
+                assert bound_info is not None, "a bound column has its info"
+                info = replace(bound_info, name=col)
                 if only is not None and not only.private and node.name in only.per_value:
                     per_value[col] = only.per_value[node.name]
             else:
@@ -95,38 +97,38 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                                   integer=iv.integer, domain=derive_domain(node, scope.values),
                                   origin=f"{name or 'subquery'}.{_name(item.name, index)}")
             add(_name(item.name, index), info, item.source)
-            sql_items.append((col, ctx.scalars.emit(node, scope.type_of)))
-        text = rows_layer(rs.unit_sql, sql_items, rs.from_sql, where_sql)
+            row_items.append((col, ctx.scalars.emit(node, scope.type_of)))
+        text = rows_layer(rs.unit_sql, row_items, rs.from_sql, where_sql)
         return relation(text, max_rows=rs.max_rows, one=rs.one_per_unit, per_value=per_value)
 
     keys = group_expressions(select, items, scope, identifiers=None)
     n = 1 if rs.one_per_unit else rs.max_rows
     key_cols: list[tuple[str, str]] = []
-    replacements: list[tuple[exp.Expression, exp.Expression]] = []
+    replacements: list[tuple[exp.Expr, exp.Expr]] = []
     key_infos: dict[str, ColumnInfo] = {}
     has_unit = False
     for index, (bound, origin) in enumerate(keys):
-        info = scope.info(bound) if isinstance(bound, exp.Column) else None
-        if info is not None and info.is_unit and rs.private:
+        key_info = scope.info(bound) if isinstance(bound, exp.Column) else None
+        if key_info is not None and key_info.is_unit and rs.private:
             has_unit = True
             replacements.append((bound, exp.column(UNIT)))
-            key_infos[UNIT] = info
+            key_infos[UNIT] = key_info
             continue
-        for ref in bound.find_all(exp.Column):
-            ref_info = scope.info(ref)
+        for ref_col in bound.find_all(exp.Column):
+            ref_info = scope.info(ref_col)
             if ref_info is not None and ref_info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_group", f"identifier column {ref_info.origin} cannot be a group key",
                              sql, origin)
         col = f"k{index}"
         key_cols.append((col, ctx.scalars.emit(bound, scope.type_of)))
         replacements.append((bound, exp.column(col)))
-        if info is None:
+        if key_info is None:
             iv = interval_of(bound, scope.interval)
             refs = [scope.info(c) for c in bound.find_all(exp.Column)]
-            info = ColumnInfo(name=col, cls=widest_class([r for r in refs if r]),
-                              lower=iv.lo if iv.finite else None, upper=iv.hi if iv.finite else None,
-                              integer=iv.integer, domain=derive_domain(bound, scope.values))
-        key_infos[col] = info
+            key_info = ColumnInfo(name=col, cls=widest_class([r for r in refs if r]),
+                                  lower=iv.lo if iv.finite else None, upper=iv.hi if iv.finite else None,
+                                  integer=iv.integer, domain=derive_domain(bound, scope.values))
+        key_infos[col] = key_info
     if rs.private and not has_unit:
         raise reject("aggregate_subquery", "a subquery over private tables may aggregate only per privacy unit: "
                      f"GROUP BY {ctx.policy.privacy_unit}", sql, select.args.get("group") or select)
@@ -143,7 +145,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
         values.append((col, text))
         return exp.column(col)
 
-    def measure(agg: exp.Expression, result: Interval) -> exp.Column:
+    def measure(agg: exp.Expr, result: Interval) -> exp.Column:
         text = render(agg)
         for col, existing in measures:
             if existing == text:
@@ -153,7 +155,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
         intervals[col] = result if result.finite else UNBOUNDED
         return exp.column(col)
 
-    def on_aggregate(agg: exp.AggFunc) -> exp.Expression:
+    def on_aggregate(agg: exp.AggFunc) -> exp.Expr:
         if not (type(agg) in PRIVATE_AGGREGATES or isinstance(agg, PER_UNIT_AGGREGATES)):
             raise reject("aggregate_not_allowed", f"aggregate {agg.key.upper()} is not supported", sql, agg)
         arg = agg.this

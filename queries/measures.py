@@ -73,8 +73,8 @@ def row_measures(m: Measured) -> list[tuple[str, str]]:
             text = f"COUNT(DISTINCT {UNIT})"
         elif role == "count":
             text = f"COUNT({v})"
-            assert v is not None, "only COUNT(*) and COUNT(DISTINCT unit) read no value column"
         elif role == "sum":
+            assert v is not None, "only COUNT(*) and COUNT(DISTINCT unit) read no value column"
             text = _total(v, agg.integer)
         elif role == "sumsq":
             text = _total(f"{v} * {v}", agg.integer)

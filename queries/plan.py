@@ -86,8 +86,8 @@ class _Aggregates:
             self._no_identifiers(arg)
             iv = interval_of(arg, scope.interval)
             if not iv.finite:
-                names = ", ".join(sorted({scope.info(c).origin for c in arg.find_all(exp.Column)
-                                          if scope.info(c) is not None})) or "the argument"
+                infos = [scope.info(c) for c in arg.find_all(exp.Column)]
+                names = ", ".join(sorted({i.origin for i in infos if i is not None})) or "the argument"
                 raise reject("unbounded_aggregate", f"{agg.key.upper()} needs bounds: {names} has no declared "
                              "min/max; clamp it with LEAST(GREATEST(x, lo), hi)", sql, agg)
             lower, upper, integer = float(iv.lo), float(iv.hi), iv.integer
@@ -206,7 +206,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
             continue
         col = f"g{len(group_keys)}"
         item = next((i for i in items if i.node == bound and i.name), None)
-        if item is not None:
+        if item is not None and item.name:
             name = item.name
         elif isinstance(bound, exp.Column):
             name = bound.name
@@ -253,21 +253,20 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         parts, canon_parts = [], []
         for ordered in select.args["order"].expressions:
             target = ordered.this
-            text = canon = None
             if isinstance(target, exp.Literal) and not target.is_string and str(target.this).isdigit():
-                index = int(target.this)
-                if not 1 <= index <= len(outputs):
-                    raise reject("invalid_order_by", f"ORDER BY position {index} is not in the select list",
+                position = int(target.this)
+                if not 1 <= position <= len(outputs):
+                    raise reject("invalid_order_by", f"ORDER BY position {position} is not in the select list",
                                  sql, target)
-                text, canon = outputs[index - 1].expr, canonical_outputs[index - 1]
+                order_text, order_canon = outputs[position - 1].expr, canonical_outputs[position - 1]
             else:
                 bound = _bind_post(target, scope, output_nodes, items)
-                text = render(replace_terms(bound, replacements, aggs.add, scope, has_aggregates=True))
-                canon = render(replace_terms(bound, canonical_keys, aggs.add, scope, has_aggregates=True))
-            suffix = (" DESC" if ordered.args.get("desc") else "") + \
+                order_text = render(replace_terms(bound, replacements, aggs.add, scope, has_aggregates=True))
+                order_canon = render(replace_terms(bound, canonical_keys, aggs.add, scope, has_aggregates=True))
+            direction = (" DESC" if ordered.args.get("desc") else "") + \
                 (" NULLS FIRST" if ordered.args.get("nulls_first") else "")
-            parts.append(text + suffix)
-            canon_parts.append(canon + suffix)
+            parts.append(order_text + direction)
+            canon_parts.append(order_canon + direction)
         order_by = ", ".join(parts)
         canonical_post.append(", ".join(canon_parts))
     if not aggs.list:
@@ -288,7 +287,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     if not group_keys:
         plan_groups = 1
     elif not partition_selection:
-        plan_groups = min(plan_groups, math.prod(len(k.domain) for k in group_keys))
+        plan_groups = min(plan_groups, math.prod(len(k.domain or ()) for k in group_keys))
     skip = rs.one_per_unit
     if skip:
         plan_rows, plan_groups = 1, 1
@@ -306,7 +305,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     else:
         shape = "units"
     # the group limit binds only when a unit could reach more groups than it
-    groups_possible = math.prod(len(k.domain) for k in group_keys) if not partition_selection else None
+    groups_possible = math.prod(len(k.domain or ()) for k in group_keys) if not partition_selection else None
     group_limit = plan_groups if group_keys and (groups_possible is None or plan_groups < groups_possible) \
         else None
     if shape != "rows" and group_keys and group_limit is None:

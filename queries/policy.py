@@ -324,8 +324,8 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
     rows_per_unit = t.get("rows_per_unit")
     if rows_per_unit is not None:
         r.number(rows_per_unit, *path, "rows_per_unit", positive=True, integer=True)
-    max_rows = t.get("max_rows_per_unit", rows_per_unit or 1)
-    r.number(max_rows, *path, "max_rows_per_unit", positive=True, integer=True)
+    max_rows = r.number(t.get("max_rows_per_unit", rows_per_unit or 1), *path, "max_rows_per_unit",
+                        positive=True, integer=True)
     if rows_per_unit is not None and max_rows > rows_per_unit:
         max_rows = rows_per_unit
     max_groups = t.get("max_groups_per_unit")

@@ -50,7 +50,7 @@ class Context:
 class RowSource:
     scope: Scope
     from_sql: str
-    where: exp.Expression | None
+    where: exp.Expr | None
     unit_sql: str | None
     private: bool
     max_rows: int
@@ -58,7 +58,7 @@ class RowSource:
     one_per_unit: bool
     max_groups: int
     tables: frozenset[str]
-    conjuncts: list[exp.Expression] = field(default_factory=list)   # bound ON and WHERE conjuncts
+    conjuncts: list[exp.Expr] = field(default_factory=list)   # bound ON and WHERE conjuncts
     public_fan_out: int = 1             # rows public joins can make of one private row
 
 
@@ -101,7 +101,7 @@ def collect_ctes(select: exp.Select, sql: str, outer: dict[str, exp.CTE]) -> dic
     return ctes
 
 
-def base_relation(ctx: Context, table: TablePolicy, name: str, node: exp.Expression | None = None) -> Relation:
+def base_relation(ctx: Context, table: TablePolicy, name: str, node: exp.Expr | None = None) -> Relation:
     unit = ctx.policy.privacy_unit
     public_rows, per_value = None, {}
     if table.public:
@@ -159,7 +159,7 @@ def table_relation(ctx: Context, node: exp.Table, ctes: dict[str, exp.CTE]) -> R
         outer = {k: v for k, v in ctes.items() if k != name and _defined_before(v, cte)}
         return derived_relation(ctx, inner, visible or name, outer)
     table = ctx.policy.table(name) if name is not None else None
-    if table is None:
+    if name is None or table is None:
         raise reject("unknown_table", f"unknown table '{raw}'", sql, node)
     if table.name not in ctx.licensed:
         raise reject("unlicensed_table", f"table '{table.name}' is not covered by your licence", sql, node)
@@ -170,11 +170,12 @@ def _defined_before(candidate: exp.CTE, cte: exp.CTE) -> bool:
     """CTEs may refer to CTEs defined earlier in the same WITH, or outer ones."""
     if candidate.parent is not cte.parent:
         return True
+    assert cte.parent is not None, "a CTE sits in a WITH"
     siblings = cte.parent.expressions
     return siblings.index(candidate) < siblings.index(cte)
 
 
-def from_item(ctx: Context, node: exp.Expression, ctes: dict[str, exp.CTE]) -> Relation:
+def from_item(ctx: Context, node: exp.Expr, ctes: dict[str, exp.CTE]) -> Relation:
     ctx.relations += 1
     if ctx.relations > MAX_RELATIONS:
         raise reject("too_complex", f"a query may read at most {MAX_RELATIONS} tables and subqueries", ctx.sql, node)
@@ -193,7 +194,7 @@ def from_item(ctx: Context, node: exp.Expression, ctes: dict[str, exp.CTE]) -> R
     raise reject("table_function", f"{node.key.upper()} cannot be used in FROM", ctx.sql, node)
 
 
-def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+def _conjuncts(node: exp.Expr | None) -> list[exp.Expr]:
     if node is None:
         return []
     if isinstance(node, exp.Paren):
@@ -203,11 +204,11 @@ def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
     return [node]
 
 
-def _join_condition(ctx: Context, scope: Scope, join: exp.Join, right: Relation) -> exp.Expression | None:
+def _join_condition(ctx: Context, scope: Scope, join: exp.Join, right: Relation) -> exp.Expr | None:
     """Bind a join's ON/USING condition and check that a private right side is
     joined on the privacy unit."""
     sql = ctx.sql
-    parts: list[exp.Expression] = []
+    parts: list[exp.Expr] = []
     unit_joined = False
     using = join.args.get("using") or []
     for ident in using:
@@ -258,7 +259,7 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
     first = from_item(ctx, from_.this, ctes)
     scope.add(first)
     text = f"{first.source_sql} AS {first.alias}"
-    conjuncts: list[exp.Expression] = []
+    conjuncts: list[exp.Expr] = []
     for join in select.args.get("joins") or []:
         side = (join.side or "").upper()
         kind = (join.kind or "").upper()

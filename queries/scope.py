@@ -107,7 +107,7 @@ class Scope:
             rel = self.merged[name]
             return rel, rel.columns[name]
         found = [r for r in self.relations if name is not None and name in r.columns]
-        if not found:
+        if name is None or not found:
             raise reject("unknown_column", f"unknown column '{col.name}'", self.sql, col)
         if len(found) > 1:
             raise reject("ambiguous_column", f"column '{col.name}' is ambiguous: qualify it with a table name",
@@ -141,7 +141,7 @@ class Scope:
         return None
 
 
-def rebuild(node: exp.Expression, fn: Callable[[exp.Expression], exp.Expression | None]) -> exp.Expression:
+def rebuild(node: exp.Expr, fn: Callable[[exp.Expr], exp.Expr | None]) -> exp.Expr:
     """A copy of ``node`` in which ``fn`` may replace subtrees (top-down; a
     replaced subtree is not descended into). Token positions are kept."""
     out = fn(node)
@@ -162,7 +162,7 @@ def rebuild(node: exp.Expression, fn: Callable[[exp.Expression], exp.Expression 
     return new
 
 
-def bound_column(rel: Relation, info: ColumnInfo, like: exp.Expression | None = None) -> exp.Column:
+def bound_column(rel: Relation, info: ColumnInfo, like: exp.Expr | None = None) -> exp.Column:
     col = exp.Column(this=exp.Identifier(this=info.name, quoted=True), table=exp.Identifier(this=rel.alias))
     meta = getattr(like, "_meta", None) if like is not None else None
     if meta:
@@ -170,19 +170,19 @@ def bound_column(rel: Relation, info: ColumnInfo, like: exp.Expression | None = 
     elif like is not None:
         # keep a span: borrow the first located identifier under the original
         for ident in like.find_all(exp.Identifier):
-            if getattr(ident, "_meta", None):
-                col._meta = dict(ident._meta)
+            if ident_meta := getattr(ident, "_meta", None):
+                col._meta = dict(ident_meta)
                 break
     return col
 
 
-def bind(node: exp.Expression, scope: Scope, *, identifiers: str | None,
-         allow_aggregates: bool = True, aliases: dict[str, exp.Expression] | None = None) -> exp.Expression:
+def bind(node: exp.Expr, scope: Scope, *, identifiers: str | None,
+         allow_aggregates: bool = True, aliases: dict[str, exp.Expr] | None = None) -> exp.Expr:
     """Bind every column under ``node``. ``identifiers`` is the refusal code used
     when an identifier-class column appears (None allows them)."""
     sql = scope.sql
 
-    def visit(n: exp.Expression) -> exp.Expression | None:
+    def visit(n: exp.Expr) -> exp.Expr | None:
         if isinstance(n, exp.Column):
             if isinstance(n.this, exp.Star):
                 raise reject("unsupported_syntax", "'*' is only allowed in a SELECT list or COUNT(*)", sql, n)
@@ -202,10 +202,10 @@ def bind(node: exp.Expression, scope: Scope, *, identifiers: str | None,
     return harden(out)
 
 
-def harden(node: exp.Expression) -> exp.Expression:
+def harden(node: exp.Expr) -> exp.Expr:
     """Casts become TRY_CAST and divisors NULLIF(d, 0): the bounded SQL never
     fails because of a value in the data."""
-    def visit(n: exp.Expression) -> exp.Expression | None:
+    def visit(n: exp.Expr) -> exp.Expr | None:
         if type(n) is exp.Cast:
             return exp.TryCast(this=harden(n.this), to=n.to.copy())
         if isinstance(n, (exp.Div, exp.IntDiv, exp.Mod)):
@@ -217,8 +217,8 @@ def harden(node: exp.Expression) -> exp.Expression:
             kwargs["this"] = harden(n.this)
             kwargs["expression"] = divisor if isinstance(divisor, exp.Nullif) else harden(divisor)
             new = n.__class__(**kwargs)
-            if getattr(n, "_meta", None):
-                new._meta = dict(n._meta)
+            if n_meta := getattr(n, "_meta", None):
+                new._meta = dict(n_meta)
             return new
         return None
     return rebuild(node, visit)

@@ -21,8 +21,8 @@ from queries.vocabulary import ColumnClass
 class Item:
     name: str | None          # folded output name (alias, or the column's name)
     label: str                # display name as written
-    node: exp.Expression      # bound expression
-    source: exp.Expression    # the original node, for spans
+    node: exp.Expr      # bound expression
+    source: exp.Expr    # the original node, for spans
 
 
 def expand_items(select: exp.Select, scope: Scope) -> list[Item]:
@@ -42,10 +42,10 @@ def expand_items(select: exp.Select, scope: Scope) -> list[Item]:
                     raise reject("unsupported_syntax", f"* {key.upper()} is not allowed", sql, raw)
             excluded = {fold(e.name) for e in node.args.get("except_") or []}
             for rel in ([star_rel] if star_rel else scope.relations):
-                for name, info in rel.columns.items():
-                    if name in excluded or (star_rel is None and scope.merged.get(name, rel) is not rel):
+                for column, info in rel.columns.items():
+                    if column in excluded or (star_rel is None and scope.merged.get(column, rel) is not rel):
                         continue
-                    items.append(Item(name, name, bound_column(rel, info, raw), raw))
+                    items.append(Item(column, column, bound_column(rel, info, raw), raw))
             continue
         if isinstance(raw, exp.Alias):
             label = raw.alias
@@ -60,7 +60,7 @@ def expand_items(select: exp.Select, scope: Scope) -> list[Item]:
 
 
 def group_expressions(select: exp.Select, items: list[Item], scope: Scope, *,
-                      identifiers: str | None = "identifier_in_group") -> list[tuple[exp.Expression, exp.Expression]]:
+                      identifiers: str | None = "identifier_in_group") -> list[tuple[exp.Expr, exp.Expr]]:
     """(bound key, original node) per GROUP BY entry."""
     sql = scope.sql
     group = select.args.get("group")
@@ -69,7 +69,7 @@ def group_expressions(select: exp.Select, items: list[Item], scope: Scope, *,
     for key in ("grouping_sets", "cube", "rollup", "totals"):
         if group.args.get(key):
             raise reject("unsupported_syntax", f"GROUP BY {key.upper()} is not allowed", sql, group)
-    out: list[tuple[exp.Expression, exp.Expression]] = []
+    out: list[tuple[exp.Expr, exp.Expr]] = []
     if group.args.get("all"):
         for item in items:
             if not item.node.find(exp.AggFunc):
@@ -108,7 +108,7 @@ def group_expressions(select: exp.Select, items: list[Item], scope: Scope, *,
     return out
 
 
-def _check_identifiers(node: exp.Expression, scope: Scope, code: str | None, where: exp.Expression) -> None:
+def _check_identifiers(node: exp.Expr, scope: Scope, code: str | None, where: exp.Expr) -> None:
     if code is None:
         return
     for col in node.find_all(exp.Column):
@@ -117,14 +117,14 @@ def _check_identifiers(node: exp.Expression, scope: Scope, code: str | None, whe
             raise reject(code, f"identifier column {info.origin} cannot be a group key", scope.sql, where)
 
 
-def replace_terms(node: exp.Expression, keys: list[tuple[exp.Expression, exp.Expression]],
-                  on_aggregate: Callable[[exp.AggFunc], exp.Expression], scope: Scope, *,
-                  has_aggregates: bool) -> exp.Expression:
+def replace_terms(node: exp.Expr, keys: list[tuple[exp.Expr, exp.Expr]],
+                  on_aggregate: Callable[[exp.AggFunc], exp.Expr], scope: Scope, *,
+                  has_aggregates: bool) -> exp.Expr:
     """``node`` with its aggregates and group keys replaced; any other column is
     an error (not grouped, or row-level output)."""
     from queries.scope import rebuild
 
-    def visit(n: exp.Expression) -> exp.Expression | None:
+    def visit(n: exp.Expr) -> exp.Expr | None:
         if isinstance(n, exp.AggFunc):
             return on_aggregate(n)
         for bound, replacement in keys:

@@ -79,13 +79,17 @@ NOT_SHARED = SharingPolicy()
 
 
 class _Column(Protocol):
-    name: str
-    cls: ColumnClass
+    @property
+    def name(self) -> str: ...
+    @property
+    def cls(self) -> ColumnClass: ...
 
 
 class _Table(Protocol):
-    name: str
-    columns: tuple[_Column, ...]
+    @property
+    def name(self) -> str: ...
+    @property
+    def columns(self) -> tuple[_Column, ...]: ...
 
 
 def _fail(message: str, key: str = "sharing") -> PolicyError:
