@@ -1,7 +1,7 @@
 """An instance of dp-sandbox: its settings, store, keys, logs and worker pool.
 
 ``init_home`` creates a home (idempotent); ``Instance.open`` opens an existing one
-and sends the dp-sandbox loggers to ``<home>/logs/dp-sandbox.log`` at
+and sends the ``dp_sandbox`` loggers to ``<home>/logs/dp-sandbox.log`` at
 ``DPS_LOG_LEVEL`` (rotated under ``log_max_bytes``); ``close`` detaches them.
 Services take an ``Instance`` and an acting user.
 """
@@ -21,7 +21,7 @@ from sandbox.logs import attach_instance_log, detach_instance_log
 from sandbox.settings import Settings, load_settings
 from sandbox.persistence.store import Store
 
-log = logging.getLogger("sandbox")
+log = logging.getLogger("dp_sandbox.instance")
 
 
 def init_home(settings: Settings) -> bool:
@@ -86,6 +86,8 @@ class Instance:
         except BaseException:
             store.dispose()
             raise
+        log.debug("instance opened: home %s, store %s, %d workers", home, store.engine.dialect.name,
+                  settings.workers)
         return inst
 
     @property

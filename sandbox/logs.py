@@ -7,8 +7,14 @@ rollover with no backups truncates instead of growing for ever; and writes and
 rollovers hold an ``flock`` on ``<file>.lock``, after which a handler whose file was
 rotated by another process reopens the new one. So each log stays under
 ``max_bytes`` and at most ``backups`` rotated files are kept, whatever the number
-of server processes. What is written is the callers' business: no library module
-adds a handler; :func:`attach_instance_log` does it once per instance.
+of server processes.
+
+Every logger of the code base is named under ``dp_sandbox`` (``dp_sandbox.service``,
+``dp_sandbox.worker``, ...). No library module adds a handler. Two functions do:
+:func:`configure_logging`, called once by each entry point (the CLI, the web app
+factory), sets the threshold of the ``dp_sandbox`` tree to ``DPS_LOG_LEVEL`` and
+sends its records to stderr; :func:`attach_instance_log`, called by
+``Instance.open``, sends them to ``<home>/logs/dp-sandbox.log`` as well.
 """
 
 from __future__ import annotations
@@ -16,18 +22,21 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import sys
 import threading
 from contextlib import contextmanager
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TextIO
 
 from queries.errors import InvalidInput
 
-__all__ = ["PrivateLogFile", "attach_instance_log", "detach_instance_log", "INSTANCE_LOGGERS", "INSTANCE_LOG"]
+__all__ = ["PrivateLogFile", "ROOT_LOGGER", "configure_logging", "attach_instance_log", "detach_instance_log",
+           "INSTANCE_LOG"]
 
 INSTANCE_LOG = "dp-sandbox.log"
-INSTANCE_LOGGERS = ("sandbox", "queries", "privacy", "products", "web")
+ROOT_LOGGER = "dp_sandbox"           # every logger of the code base is dp_sandbox.<part>
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 class PrivateLogFile(RotatingFileHandler):
@@ -112,57 +121,95 @@ def private_logger(name: str, handler: logging.Handler) -> logging.Logger:
     return logger
 
 
-# ---------------------------------------------------------------- the instance log
+# ---------------------------------------------------------------- configuration
 
+_lock = threading.Lock()
 _attached: dict[str, tuple[PrivateLogFile, int]] = {}
-_attached_lock = threading.Lock()
+_configured = logging.NOTSET         # the level configure_logging set (NOTSET: never called)
 
 
-def _level(name: str) -> int:
-    levels = logging.getLevelNamesMapping()
-    level = levels.get(str(name).strip().upper())
+def _level(name: str | int) -> int:
+    if isinstance(name, int):
+        return name
+    level = logging.getLevelNamesMapping().get(str(name).strip().upper())
     if level is None:
-        raise InvalidInput(f"DPS_LOG_LEVEL must be one of {', '.join(sorted(levels))}", code="invalid_setting")
+        raise InvalidInput("DPS_LOG_LEVEL must be one of CRITICAL, ERROR, WARNING, INFO, DEBUG",
+                           code="invalid_setting", setting="log_level")
     return level
 
 
-def attach_instance_log(log_dir: Path, level: str, max_bytes: int, backups: int) -> str:
-    """Send the dp-sandbox package loggers to ``<log_dir>/dp-sandbox.log`` at ``level``.
+class _Stderr(logging.StreamHandler):
+    """The process's stderr as it is when a record is written (a test or a
+    server may replace ``sys.stderr`` after logging was configured)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
+
+
+def configure_logging(level: str | int) -> logging.Logger:
+    """Configure the ``dp_sandbox`` loggers for this process: records below
+    ``level`` (``DPS_LOG_LEVEL``) are dropped, the others go to stderr. Idempotent:
+    a second call only changes the level. Returns the ``dp_sandbox`` logger."""
+    global _configured
+    threshold = _level(level)
+    root = logging.getLogger(ROOT_LOGGER)
+    with _lock:
+        _configured = threshold
+        console = next((h for h in root.handlers if isinstance(h, _Stderr)), None)
+        if console is None:
+            console = _Stderr()
+            console.setFormatter(logging.Formatter(FORMAT))
+            root.addHandler(console)
+        console.setLevel(threshold)
+        levels = [threshold] + [handler.level for handler, _ in _attached.values()]
+        root.setLevel(min(levels))
+    return root
+
+
+# ---------------------------------------------------------------- the instance log
+
+def attach_instance_log(log_dir: Path, level: str | int, max_bytes: int, backups: int) -> str:
+    """Send the ``dp_sandbox`` loggers to ``<log_dir>/dp-sandbox.log`` at ``level``.
     Instances on the same home in one process share one handler (counted), so each
     record is written once. Returns the key to give :func:`detach_instance_log`."""
     threshold = _level(level)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = str((log_dir / INSTANCE_LOG).resolve())
-    with _attached_lock:
+    root = logging.getLogger(ROOT_LOGGER)
+    with _lock:
         if key in _attached:
             handler, count = _attached[key]
             _attached[key] = (handler, count + 1)
         else:
             handler = PrivateLogFile(Path(key), max_bytes, backups)
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+            handler.setFormatter(logging.Formatter(FORMAT))
             _attached[key] = (handler, 1)
-            for name in INSTANCE_LOGGERS:
-                logging.getLogger(name).addHandler(handler)
+            root.addHandler(handler)
         handler.setLevel(min(handler.level or threshold, threshold))
-        for name in INSTANCE_LOGGERS:
-            logger = logging.getLogger(name)
-            if logger.level == logging.NOTSET or logger.level > threshold:
-                logger.setLevel(threshold)
+        if root.level == logging.NOTSET or root.level > threshold:
+            root.setLevel(threshold)
     return key
 
 
 def detach_instance_log(key: str) -> None:
-    with _attached_lock:
+    root = logging.getLogger(ROOT_LOGGER)
+    with _lock:
         if key not in _attached:
             return
         handler, count = _attached.pop(key)
         if count > 1:
             _attached[key] = (handler, count - 1)
             return
-        for name in INSTANCE_LOGGERS:
-            logging.getLogger(name).removeHandler(handler)
-        if not _attached:
-            for name in INSTANCE_LOGGERS:
-                logging.getLogger(name).setLevel(logging.NOTSET)
+        root.removeHandler(handler)
+        levels = [h.level for h, _ in _attached.values()] + ([_configured] if _configured else [])
+        root.setLevel(min(levels) if levels else logging.NOTSET)
     handler.close()

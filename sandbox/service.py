@@ -36,7 +36,7 @@ from sandbox.licences import active_licence
 from sandbox.persistence.models import Budget, Dataset, DatasetVersion, Licence, QueryRun, User
 from sandbox.users import actor_of, get_user
 
-log = logging.getLogger("sandbox.queries")
+log = logging.getLogger("dp_sandbox.service")
 
 
 @dataclass(frozen=True)

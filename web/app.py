@@ -14,11 +14,12 @@ from werkzeug.routing import IntegerConverter
 
 from queries.errors import SandboxError, Unauthorized
 from sandbox.instance import Instance
+from sandbox.logs import configure_logging
 from web import auth, i18n
 from web.error_text import error_text
 from web.openapi import PROBLEM_TYPE
 
-log = logging.getLogger("web")
+log = logging.getLogger("dp_sandbox.web")
 
 MAX_ID = 2**31 - 1
 
@@ -49,6 +50,7 @@ class IdConverter(IntegerConverter):
 
 
 def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask:
+    configure_logging(inst.settings.log_level)
     app = Flask(__name__)
     app.config.update(
         SECRET_KEY=inst.session_secret,

@@ -68,7 +68,7 @@ from sandbox.execution.storage import VersionCorrupt, decrypt_file, unwrap_key
 __all__ = ["WorkerLimits", "WorkerPool", "QueryInvalid", "unwrap_key", "open_hardened", "open_empty_twin",
            "run_select", "RUN_FAILED_MESSAGE", "QUERY_INVALID_MESSAGE"]
 
-log = logging.getLogger("sandbox.execution.worker")
+log = logging.getLogger("dp_sandbox.worker")
 
 ERRORS_LOG = "worker-errors.log"
 STDERR_LOG = "worker-stderr.log"
@@ -468,8 +468,8 @@ class WorkerPool:
             self.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             handlers = [PrivateLogFile(self.log_dir / name, log_max_bytes, log_backups)
                         for name in (ERRORS_LOG, STDERR_LOG)]
-            self._errors_log = private_logger("sandbox.execution.worker.errors", handlers[0])
-            self._stderr_log = private_logger("sandbox.execution.worker.stderr", handlers[1])
+            self._errors_log = private_logger("dp_sandbox.worker.errors", handlers[0])
+            self._stderr_log = private_logger("dp_sandbox.worker.stderr", handlers[1])
         self._finalizer = weakref.finalize(self, WorkerPool._shutdown, self._live, self._lock, handlers)
         for _ in range(size):
             self._idle.put(self._start())

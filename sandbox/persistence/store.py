@@ -9,7 +9,6 @@ processes); on PostgreSQL writers serialise on the rows they lock
 
 from __future__ import annotations
 
-import logging
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -19,8 +18,6 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event, inspect
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
-
-log = logging.getLogger("sandbox")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -62,10 +59,6 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    @property
-    def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent)."""

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from queries.errors import ExecutionFailed, InvalidInput
-from sandbox.logs import INSTANCE_LOG, INSTANCE_LOGGERS, PrivateLogFile
+from sandbox.logs import INSTANCE_LOG, ROOT_LOGGER, PrivateLogFile
 from sandbox.execution.worker import ERRORS_LOG, STDERR_LOG, WorkerPool
 
 from .conftest import CITIES, TEST_LIMITS, log_record, log_text
@@ -158,16 +158,15 @@ def test_several_processes_share_one_log_under_its_cap(tmp_path):
 def test_an_instance_logs_to_its_home_at_its_level(make_instance, health_dir, version, data_key):
     inst = make_instance(log_level="warning", log_max_bytes=4096, log_backups=1)
     log_file = inst.home / "logs" / INSTANCE_LOG
-    logging.getLogger("sandbox.test").info("an info line")
-    logging.getLogger("queries.test").warning("a warning line")
+    logging.getLogger("dp_sandbox.test").info("an info line")
+    logging.getLogger("dp_sandbox.queries.test").warning("a warning line")
     with pytest.raises(ExecutionFailed) as err:
         inst.pool.execute(version.path, data_key, f"SELECT error('{PLANTED}' || city) FROM ds.people", {})
     text = log_file.read_text()
     assert "a warning line" in text and "an info line" not in text
     assert err.value.error_id in text and "run_failed" in text
     inst.close()
-    assert all(not any(getattr(h, "baseFilename", "") == str(log_file) for h in logging.getLogger(n).handlers)
-               for n in INSTANCE_LOGGERS)
+    assert not any(getattr(h, "baseFilename", "") == str(log_file) for h in logging.getLogger(ROOT_LOGGER).handlers)
     text = log_text(inst.home / "logs")
     assert PLANTED not in text and not any(city in text for city in CITIES)
 

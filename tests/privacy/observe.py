@@ -28,7 +28,7 @@ NOISY = "<noisy>"
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _HEX = re.compile(r"\b[0-9a-f]{8,}\b")
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}([.,]\d+)?(Z|[+-]\d{2}:?\d{2})?")
-LOGGERS = ("sandbox", "queries", "privacy", "products", "web")
+LOGGERS = ("dp_sandbox",)
 
 
 @dataclass
