@@ -25,12 +25,12 @@ def epsilon_for_width(plan: BoundedPlan, output: str, half_width: float, *, delt
                                alpha=alpha).expected_half_width
         if output not in widths:
             raise PrivacyError(f"output {output} has no data-free accuracy (only counts and sums do)",
-                               code="width_undefined")
+                               code="width_undefined", output=output)
         return widths[output]
 
     if width(cap) > half_width:
         raise PrivacyError(f"output {output} cannot reach that accuracy within epsilon {cap}",
-                           code="accuracy_unreachable")
+                           code="accuracy_unreachable", output=output, max_epsilon=cap)
     cap = float(cap)
     lower = cap * 1e-6
     if width(lower) <= half_width:

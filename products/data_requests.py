@@ -52,7 +52,7 @@ def file_request(inst: Instance, user: str | None, *, title: str, description: s
         if dataset:
             ds = s.execute(select(Dataset).where(Dataset.name == dataset)).scalar_one_or_none()
             if ds is None:
-                raise NotFound(f"no dataset named '{dataset}'", code="unknown_dataset")
+                raise NotFound(f"no dataset named '{dataset}'", code="unknown_dataset", dataset=dataset)
             ds_id = ds.id
         r = DataRequest(title=title, description=description, contact=contact, dataset_id=ds_id, status="open",
                         reason="", filed_by=u.id if u else None, created_at=now())

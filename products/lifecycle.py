@@ -431,7 +431,7 @@ def list_products(inst: Instance, user: str | None, *, state: str | None = None,
         if dataset:
             ds = s.execute(select(Dataset).where(Dataset.name == dataset)).scalar_one_or_none()
             if ds is None:
-                raise NotFound(f"no dataset named '{dataset}'", code="unknown_dataset")
+                raise NotFound(f"no dataset named '{dataset}'", code="unknown_dataset", dataset=dataset)
             stmt = stmt.where(Product.dataset_id == ds.id)
         out = []
         for p in s.execute(stmt).scalars():

@@ -128,23 +128,23 @@ def check_arguments(sql: str, node: exp.Expr) -> None:
         unit = node.expressions[0] if node.expressions else node
         if not (isinstance(unit, exp.Literal) and unit.is_string):
             raise reject("non_literal_argument", f"the date part of {_function_label(node)} must be a literal "
-                         "such as 'month'", sql, unit)
+                         "such as 'month'", sql, unit, function=_function_label(node))
     if unit is not None and _unit_name(unit) not in DATE_PARTS:
         shown = _unit_name(unit) or render_short(unit)
         raise reject("non_literal_argument", f"the unit of {_function_label(node)} must be a literal date part "
-                     f"such as 'month', not {shown}", sql, node)
+                     f"such as 'month', not {shown}", sql, node, function=_function_label(node))
     if isinstance(node, (exp.TimeToStr, exp.StrToTime)):
         fmt = node.args.get("format")
         if not (isinstance(fmt, exp.Literal) and fmt.is_string):
             raise reject("non_literal_argument", f"the format of {_function_label(node)} must be a string literal",
-                         sql, fmt or node)
+                         sql, fmt or node, function=_function_label(node))
     for cls, arg, cap, what in SIZE_ARGUMENTS:
         if isinstance(node, cls):
             size = node.args.get(arg)
             text = str(size.this) if isinstance(size, exp.Literal) and not size.is_string else ""
             if not (text.isdigit() and int(text) <= cap):
                 raise reject("query_too_costly", f"{_function_label(node)} needs {what} given as a whole number "
-                             f"literal of at most {cap}", sql, size or node)
+                             f"literal of at most {cap}", sql, size or node, function=_function_label(node))
 
 
 def render_short(node: exp.Expr) -> str:
@@ -154,7 +154,7 @@ def render_short(node: exp.Expr) -> str:
 def check_names(sql: str, node: exp.Expr) -> None:
     if isinstance(node, exp.Identifier) and str(node.this).startswith(RESERVED_PREFIX):
         raise reject("reserved_name", f"names starting with {RESERVED_PREFIX} are reserved: rename "
-                     f"'{node.this}'", sql, node)
+                     f"'{node.this}'", sql, node, name=str(node.this))
 
 
 def literal_quantile(agg: exp.Expr, sql: str) -> float:
@@ -179,7 +179,8 @@ def check_allowed(sql: str, root: exp.Expr) -> None:
         if isinstance(node, exp.Window):
             raise reject("window_function", "window functions are not allowed", sql, node)
         if isinstance(node, exp.SetOperation):
-            raise reject("set_operation", f"{node.key.upper()} is not allowed: one SELECT only", sql, node)
+            raise reject("set_operation", f"{node.key.upper()} is not allowed: one SELECT only", sql, node,
+                         operation=node.key.upper())
         if isinstance(node, (exp.Values, exp.Unnest, exp.Lateral)):
             raise reject("table_function", f"{node.key.upper()} cannot be used as a table", sql, node)
         if isinstance(node, exp.Table):
@@ -203,14 +204,15 @@ def check_allowed(sql: str, root: exp.Expr) -> None:
             if name in ANONYMOUS_SCALARS:
                 continue
             if name in SYSTEM_NAMES or name.startswith(SYSTEM_PREFIXES):
-                raise reject("system_function", f"system function {name}() is not allowed", sql, node)
+                raise reject("system_function", f"system function {name}() is not allowed", sql, node, function=name)
             if name in NAMED_AGGREGATES:
-                raise reject("aggregate_not_allowed", f"aggregate {name}() is not supported", sql, node)
-            raise reject("function_not_allowed", f"function {name}() is not allowed", sql, node)
+                raise reject("aggregate_not_allowed", f"aggregate {name}() is not supported", sql, node, function=name)
+            raise reject("function_not_allowed", f"function {name}() is not allowed", sql, node, function=name)
         if isinstance(node, exp.AggFunc):
             if type(node) in PRIVATE_AGGREGATES or isinstance(node, PER_UNIT_AGGREGATES):
                 continue
-            raise reject("aggregate_not_allowed", f"aggregate {function_name(node)}() is not supported", sql, node)
+            raise reject("aggregate_not_allowed", f"aggregate {function_name(node)}() is not supported", sql, node,
+                         function=function_name(node))
         if isinstance(node, (exp.IgnoreNulls, exp.RespectNulls)):
             raise reject("aggregate_not_allowed", "IGNORE/RESPECT NULLS aggregates are not supported", sql, node)
         if isinstance(node, exp.Columns):
@@ -222,5 +224,6 @@ def check_allowed(sql: str, root: exp.Expr) -> None:
         if isinstance(node, exp.Filter):
             raise reject("unsupported_syntax", "aggregate FILTER clauses are not supported; use CASE", sql, node)
         if isinstance(node, exp.Func):
-            raise reject("function_not_allowed", f"function {function_name(node)}() is not allowed", sql, node)
+            raise reject("function_not_allowed", f"function {function_name(node)}() is not allowed", sql, node,
+                         function=function_name(node))
         raise reject("unsupported_syntax", f"{node.key.upper()} is not allowed", sql, node)

@@ -62,7 +62,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
 
     def add(out: str, info: ColumnInfo, where: exp.Expr) -> None:
         if out in columns:
-            raise reject("duplicate_column", f"column '{out}' appears twice in a subquery", sql, where)
+            raise reject("duplicate_column", f"column '{out}' appears twice in a subquery", sql, where, column=out)
         columns[out] = info
 
     def relation(text: str, *, max_rows: int, one: bool, per_value: dict[str, int] | None = None) -> Relation:
@@ -90,7 +90,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
                     if ref is not None and ref.cls == ColumnClass.IDENTIFIER:
                         raise reject("identifier_in_expression",
                                      f"identifier column {ref.origin} cannot be used in an expression",
-                                     sql, item.source)
+                                     sql, item.source, **ref.names)
                 iv = interval_of(node, scope.interval)
                 info = ColumnInfo(name=col, cls=widest_class([r for r in refs if r]),
                                   lower=iv.lo if iv.finite else None, upper=iv.hi if iv.finite else None,
@@ -118,7 +118,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             ref_info = scope.info(ref_col)
             if ref_info is not None and ref_info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_group", f"identifier column {ref_info.origin} cannot be a group key",
-                             sql, origin)
+                             sql, origin, **ref_info.names)
         col = f"k{index}"
         key_cols.append((col, ctx.scalars.emit(bound, scope.type_of)))
         replacements.append((bound, exp.column(col)))
@@ -157,7 +157,8 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
 
     def on_aggregate(agg: exp.AggFunc) -> exp.Expr:
         if not (type(agg) in PRIVATE_AGGREGATES or isinstance(agg, PER_UNIT_AGGREGATES)):
-            raise reject("aggregate_not_allowed", f"aggregate {agg.key.upper()} is not supported", sql, agg)
+            raise reject("aggregate_not_allowed", f"aggregate {agg.key.upper()} is not supported", sql, agg,
+                         function=agg.key.upper())
         arg = agg.this
         distinct = isinstance(arg, exp.Distinct)
         if isinstance(agg, exp.Count):
@@ -174,7 +175,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
             info = scope.info(col)
             if info is not None and info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_aggregate", f"identifier column {info.origin} can only be counted",
-                             sql, col)
+                             sql, col, **info.names)
         iv = interval_of(arg, scope.interval)
         text = ctx.scalars.emit(arg, scope.type_of)
         if iv.finite:

@@ -5,28 +5,53 @@ raise and catch the same classes without breaking the direction of
 dependencies. ``sandbox.errors`` re-exports it.
 
 Every error carries a stable ``code`` (scripts and the API rely on it), an HTTP
-``status`` and a human message. Messages never quote values from sensitive
-data: callers pass names of tables, columns, settings and keys, never cells.
+``status``, a human message and structured ``fields``: the names of the tables,
+columns, functions, settings and parameters it is about, and budget figures.
+The Chinese pages build their sentences from the fields (``web/error_text.py``),
+and the JSON API sends them as extra members of its problem details. Neither
+messages nor fields ever hold values from sensitive data: callers pass names
+and figures, never cells.
+
+This module imports only the standard library: the Python client
+(``web/client.py``) rebuilds these classes from an API answer with only httpx
+installed (``error_from_problem``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 
 class SandboxError(Exception):
-    """Root of every error dp-sandbox raises on purpose."""
+    """Root of every error dp-sandbox raises on purpose.
+
+    ``code`` and ``status`` default to the class's; ``status=`` overrides the
+    HTTP status of one error (``SandboxError("…", code="no_version", status=409)``).
+    Every other keyword is a structured field."""
 
     code: str = "error"
     status: int = 400
 
-    def __init__(self, message: str, *, code: str | None = None, **fields: Any) -> None:
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None,
+                 **fields: Any) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
+        if status is not None:
+            self.status = status
         self.fields = fields
+
+    @property
+    def kind(self) -> str:
+        """The code of the nearest class of this module in the error's class
+        chain (``query_rejected`` for every refusal of the SQL front end): what a
+        client needs to rebuild the error as the same class."""
+        for klass in type(self).__mro__:
+            if issubclass(klass, SandboxError) and _KINDS.get(klass.code) is klass:
+                return klass.code
+        return SandboxError.code
 
     def to_dict(self) -> dict[str, Any]:
         """The problem-details shape shared by the CLI (``--json``) and the API."""
@@ -68,9 +93,12 @@ class QueryRejected(SandboxError):
     code = "query_rejected"
     status = 422
 
-    def __init__(self, code: str, message: str, span: Span | None = None) -> None:
-        super().__init__(message, code=code, span=span)
-        self.span = span
+    def __init__(self, code: str, message: str, span: Span | None = None, **fields: Any) -> None:
+        super().__init__(message, code=code, span=span, **fields)
+
+    @property
+    def span(self) -> Span | None:
+        return self.fields.get("span")
 
 
 class PolicyError(SandboxError):
@@ -87,8 +115,14 @@ class PolicyError(SandboxError):
         if line:
             where += f" (line {line})"
         super().__init__(f"{message}{where}", code=code, key=key, line=line)
-        self.key = key
-        self.line = line
+
+    @property
+    def key(self) -> str | None:
+        return self.fields.get("key")
+
+    @property
+    def line(self) -> int | None:
+        return self.fields.get("line")
 
 
 class BudgetExceeded(SandboxError):
@@ -97,11 +131,21 @@ class BudgetExceeded(SandboxError):
     code = "budget_exceeded"
     status = 409
 
-    def __init__(self, message: str, *, level: str, requested: dict, remaining: dict) -> None:
-        super().__init__(message, level=level, requested=requested, remaining=remaining)
-        self.level = level
-        self.requested = requested
-        self.remaining = remaining
+    def __init__(self, message: str, *, level: str, requested: dict[str, Any], remaining: dict[str, Any],
+                 **fields: Any) -> None:
+        super().__init__(message, level=level, requested=requested, remaining=remaining, **fields)
+
+    @property
+    def level(self) -> str:
+        return str(self.fields.get("level", ""))
+
+    @property
+    def requested(self) -> dict[str, Any]:
+        return dict(self.fields.get("requested") or {})
+
+    @property
+    def remaining(self) -> dict[str, Any]:
+        return dict(self.fields.get("remaining") or {})
 
 
 class InvalidInput(SandboxError):
@@ -138,7 +182,10 @@ class ExecutionFailed(SandboxError):
 
     def __init__(self, message: str, *, error_id: str, code: str | None = None) -> None:
         super().__init__(message, code=code, error_id=error_id)
-        self.error_id = error_id
+
+    @property
+    def error_id(self) -> str:
+        return str(self.fields.get("error_id", ""))
 
 
 class BadMasterKey(SandboxError):
@@ -182,3 +229,56 @@ class RateLimited(SandboxError):
 
     code = "rate_limited"
     status = 429
+
+
+class InternalError(SandboxError):
+    """Something failed that no rule foresaw (a bug, a lost disk). The answer
+    names only a random ``error_id``; the exception and its traceback are only in
+    the log under that id, never in the answer, since they may quote anything."""
+
+    code = "internal_error"
+    status = 500
+    MESSAGE = "an unexpected error happened; quote error id {error_id} to the operators of this instance"
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(self.MESSAGE.format(error_id=error_id), error_id=error_id)
+
+    @property
+    def error_id(self) -> str:
+        return str(self.fields.get("error_id", ""))
+
+
+# every class above, by its own code (``SandboxError.kind``)
+_KINDS: dict[str, type[SandboxError]] = {
+    klass.code: klass for klass in (
+        SandboxError, QueryRejected, PolicyError, BudgetExceeded, InvalidInput, NotFound, Forbidden, Unauthorized,
+        Conflict, ExecutionFailed, BadMasterKey, VersionCorrupt, PrivacyError, RunFailed, RateLimited, InternalError)
+}
+
+# the class of an answer that names no kind (a proxy's error, a request the web
+# layer refused before any service ran), by its HTTP status
+_BY_STATUS: dict[int, type[SandboxError]] = {
+    400: InvalidInput, 401: Unauthorized, 403: Forbidden, 404: NotFound, 409: Conflict, 429: RateLimited,
+    500: InternalError,
+}
+
+# the members of an RFC 7807 problem that are not the error's fields
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "detail", "code", "kind", "instance"})
+
+
+def error_from_problem(problem: Mapping[str, Any], status: int) -> SandboxError:
+    """The error an API answer describes, as the class the server raised: the
+    class from ``kind`` (else from the HTTP status), with the answer's ``code``,
+    ``status``, message (``detail``) and every other member as a field. A
+    ``span`` comes back as a ``Span``."""
+    klass = _KINDS.get(str(problem.get("kind", ""))) or _BY_STATUS.get(status, SandboxError)
+    fields = {k: v for k, v in problem.items() if k not in _PROBLEM_MEMBERS}
+    span = fields.get("span")
+    if isinstance(span, Mapping):
+        fields["span"] = Span(start=int(span["start"]), end=int(span["end"]), line=int(span["line"]),
+                              column=int(span["column"]))
+    error = klass.__new__(klass)
+    # the base initialiser: the subclasses' own take their arguments, not a problem's members
+    SandboxError.__init__(error, str(problem.get("detail", "")), code=str(problem.get("code") or klass.code),
+                          status=status, **fields)
+    return error

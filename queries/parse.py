@@ -10,6 +10,7 @@ re-emit with a different meaning than DuckDB gives the operator's text.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -76,8 +77,10 @@ def span_of(sql: str, node: exp.Expr | None) -> Span:
     return whole_span(sql)
 
 
-def reject(code: str, message: str, sql: str, node: exp.Expr | None = None) -> QueryRejected:
-    return QueryRejected(code, message, span_of(sql, node))
+def reject(code: str, message: str, sql: str, node: exp.Expr | None = None, **fields: Any) -> QueryRejected:
+    """A refusal with the span of ``node`` and ``fields``: the names of the
+    tables, columns and functions it is about (never a literal of the query)."""
+    return QueryRejected(code, message, span_of(sql, node), **fields)
 
 
 def _token_span(sql: str, token) -> Span:
@@ -159,7 +162,8 @@ def parse_select(sql: str) -> exp.Select:
     while isinstance(root, exp.Subquery) and not root.args.get("alias") and isinstance(root.this, exp.Query):
         root = root.this
     if isinstance(root, exp.SetOperation):
-        raise reject("set_operation", f"{root.key.upper()} is not allowed: one SELECT only", sql, root)
+        raise reject("set_operation", f"{root.key.upper()} is not allowed: one SELECT only", sql, root,
+                     operation=root.key.upper())
     if not isinstance(root, exp.Select):
         raise QueryRejected("not_select", f"only SELECT queries are allowed, not {_statement_name(root)}",
                             whole_span(sql))

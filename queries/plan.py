@@ -62,7 +62,8 @@ class _Aggregates:
         kind = PRIVATE_AGGREGATES.get(type(agg))
         if kind is None:
             raise reject("aggregate_not_allowed", f"{agg.key.upper()} is not a private aggregate "
-                         "(allowed: COUNT, SUM, AVG, VAR, STDDEV, MEDIAN, QUANTILE_CONT)", sql, agg)
+                         "(allowed: COUNT, SUM, AVG, VAR, STDDEV, MEDIAN, QUANTILE_CONT)", sql, agg,
+                         function=agg.key.upper())
         arg = agg.this
         if arg is not None and arg.find(exp.AggFunc):
             raise reject("nested_aggregate", "aggregates cannot be nested", sql, agg)
@@ -87,15 +88,17 @@ class _Aggregates:
             iv = interval_of(arg, scope.interval)
             if not iv.finite:
                 infos = [scope.info(c) for c in arg.find_all(exp.Column)]
-                names = ", ".join(sorted({i.origin for i in infos if i is not None})) or "the argument"
+                origins = sorted({i.origin for i in infos if i is not None})
+                names = ", ".join(origins) or "the argument"
                 raise reject("unbounded_aggregate", f"{agg.key.upper()} needs bounds: {names} has no declared "
-                             "min/max; clamp it with LEAST(GREATEST(x, lo), hi)", sql, agg)
+                             "min/max; clamp it with LEAST(GREATEST(x, lo), hi)", sql, agg,
+                             function=agg.key.upper(), columns=origins)
             lower, upper, integer = float(iv.lo), float(iv.hi), iv.integer
             info = scope.info(arg) if isinstance(arg, exp.Column) else None
             if max(abs(iv.lo), abs(iv.hi)) > MAX_EXACT:
                 raise reject("bounds_too_large", f"{agg.key.upper()} needs bounds within ±2^53 "
                              f"(about 9.0e15); its argument lies in [{iv.lo:g}, {iv.hi:g}]: clamp it with "
-                             "LEAST(GREATEST(x, lo), hi)", sql, agg)
+                             "LEAST(GREATEST(x, lo), hi)", sql, agg, function=agg.key.upper())
             text = self.ctx.scalars.emit(arg, scope.type_of)
             value = self.value(clamp(text, iv, integer_column=info is not None and info.sql_integer))
             if kind == AggregateKind.QUANTILE:
@@ -122,7 +125,7 @@ class _Aggregates:
             info = self.scope.info(col)
             if info is not None and info.cls == "identifier":
                 raise reject("identifier_in_aggregate", f"identifier column {info.origin} can only be counted",
-                             self.sql, col)
+                             self.sql, col, **info.names)
 
 
 def _unit_name(scope: Scope) -> str:
@@ -178,10 +181,10 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         raise QueryRejected("invalid_limit", "max_fan_out must be a positive integer", whole_span(sql))
     if policy.classification == Classification.RESTRICTED:
         raise QueryRejected("dataset_restricted", f"dataset '{policy.name}' is restricted: it cannot be queried",
-                            whole_span(sql))
+                            whole_span(sql), dataset=policy.name)
     if not policy.privacy_unit:
         raise QueryRejected("no_private_table", f"dataset '{policy.name}' has no privacy unit: download its "
-                            "tables from the catalog instead", whole_span(sql))
+                            "tables from the catalog instead", whole_span(sql), dataset=policy.name)
     check_allowed(sql, select)
     check_clauses(select, sql, top=True)
     licensed = frozenset(t.name for t in policy.tables) if tables is None else frozenset(tables)
@@ -257,7 +260,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
                 position = int(target.this)
                 if not 1 <= position <= len(outputs):
                     raise reject("invalid_order_by", f"ORDER BY position {position} is not in the select list",
-                                 sql, target)
+                                 sql, target, position=position)
                 order_text, order_canon = outputs[position - 1].expr, canonical_outputs[position - 1]
             else:
                 bound = _bind_post(target, scope, output_nodes, items)

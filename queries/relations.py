@@ -108,7 +108,7 @@ def base_relation(ctx: Context, table: TablePolicy, name: str, node: exp.Expr | 
         stats = (ctx.public_stats or {}).get(table.name)
         if stats is None and ctx.max_fan_out is not None:
             raise reject("query_too_costly", f"public table '{table.name}' has no statistics, so the rows it can "
-                         "add to a private row cannot be bounded", ctx.sql, node)
+                         "add to a private row cannot be bounded", ctx.sql, node, table=table.name)
         if stats is not None:
             public_rows = max(0, int(stats.rows))
             per_value = {c: max(0, int(n)) for c, n in stats.max_rows_per_value.items()
@@ -147,7 +147,7 @@ def table_relation(ctx: Context, node: exp.Table, ctes: dict[str, exp.CTE]) -> R
     visible = fold(alias.name) if alias is not None and alias.name else None
     if node.args.get("db") is not None or node.args.get("catalog") is not None:
         raise reject("unknown_table", f"unknown table '{node.sql(dialect='duckdb')}': use the bare table name",
-                     sql, node)
+                     sql, node, table=raw)
     name = fold(raw)
     if any(ch in raw for ch in "./\\:") or raw.lower().endswith((".csv", ".parquet", ".json")):
         raise reject("file_access", "files and URLs cannot be read; name a table of the dataset", sql, node)
@@ -160,9 +160,10 @@ def table_relation(ctx: Context, node: exp.Table, ctes: dict[str, exp.CTE]) -> R
         return derived_relation(ctx, inner, visible or name, outer)
     table = ctx.policy.table(name) if name is not None else None
     if name is None or table is None:
-        raise reject("unknown_table", f"unknown table '{raw}'", sql, node)
+        raise reject("unknown_table", f"unknown table '{raw}'", sql, node, table=raw)
     if table.name not in ctx.licensed:
-        raise reject("unlicensed_table", f"table '{table.name}' is not covered by your licence", sql, node)
+        raise reject("unlicensed_table", f"table '{table.name}' is not covered by your licence", sql, node,
+                     table=table.name)
     return base_relation(ctx, table, visible or name, node)
 
 
@@ -214,19 +215,20 @@ def _join_condition(ctx: Context, scope: Scope, join: exp.Join, right: Relation)
     for ident in using:
         name = fold(ident.name)
         if name is None or name not in right.columns:
-            raise reject("unknown_column", f"unknown column '{ident.name}' in USING", sql, ident)
+            raise reject("unknown_column", f"unknown column '{ident.name}' in USING", sql, ident, column=ident.name)
         lefts = [r for r in scope.relations[:-1] if name in r.columns]
         if not lefts:
-            raise reject("unknown_column", f"unknown column '{ident.name}' in USING", sql, ident)
+            raise reject("unknown_column", f"unknown column '{ident.name}' in USING", sql, ident, column=ident.name)
         if len(lefts) > 1:
-            raise reject("ambiguous_column", f"column '{ident.name}' in USING is ambiguous", sql, ident)
+            raise reject("ambiguous_column", f"column '{ident.name}' in USING is ambiguous", sql, ident,
+                         column=ident.name)
         left = lefts[0]
         l_info, r_info = left.columns[name], right.columns[name]
         if l_info.is_unit and r_info.is_unit:
             unit_joined = True
         elif ColumnClass.IDENTIFIER in (l_info.cls, r_info.cls):
             raise reject("identifier_in_filter", f"identifier column {r_info.origin} cannot be used in a join",
-                         sql, ident)
+                         sql, ident, **r_info.names)
         parts.append(exp.EQ(this=bound_column(left, l_info, ident), expression=bound_column(right, r_info, ident)))
         scope.merged.setdefault(name, left)
     for cond in _conjuncts(join.args.get("on")):

@@ -44,6 +44,12 @@ class ColumnInfo:
     type: str | None = None        # the policy's type of its values, when it is a column's
 
     @property
+    def names(self) -> dict[str, str]:
+        """The table and column it comes from, as the fields of an error about it."""
+        table, _, column = self.origin.rpartition(".")
+        return {"table": table, "column": column} if table else {"column": column or self.name}
+
+    @property
     def interval(self) -> Interval:
         if self.lower is None or self.upper is None:
             return Interval(-math.inf, math.inf, self.integer)
@@ -79,7 +85,8 @@ class Scope:
 
     def add(self, rel: Relation) -> None:
         if rel.name is not None and any(r.name == rel.name for r in self.relations):
-            raise reject("duplicate_alias", f"the name '{rel.name}' is used for two tables in one FROM", self.sql)
+            raise reject("duplicate_alias", f"the name '{rel.name}' is used for two tables in one FROM", self.sql,
+                         alias=rel.name)
         self.relations.append(rel)
         for info in rel.columns.values():
             self.infos[(rel.alias, info.name)] = info
@@ -92,26 +99,29 @@ class Scope:
 
     def resolve(self, col: exp.Column) -> tuple[Relation, ColumnInfo]:
         if col.args.get("db") is not None or col.args.get("catalog") is not None:
-            raise reject("unknown_column", f"unknown column '{col.sql(dialect='duckdb')}'", self.sql, col)
+            raise reject("unknown_column", f"unknown column '{col.sql(dialect='duckdb')}'", self.sql, col,
+                         column=col.name)
         name = fold(col.name)
         qualifier = col.table
         if qualifier:
             rel = self.relation_named(fold(qualifier))
             if rel is None:
-                raise reject("unknown_table", f"no table or alias '{qualifier}' in this FROM clause", self.sql, col)
+                raise reject("unknown_table", f"no table or alias '{qualifier}' in this FROM clause", self.sql, col,
+                             table=qualifier)
             info = rel.columns.get(name) if name else None
             if info is None:
-                raise reject("unknown_column", f"unknown column '{col.name}' in '{qualifier}'", self.sql, col)
+                raise reject("unknown_column", f"unknown column '{col.name}' in '{qualifier}'", self.sql, col,
+                             column=col.name, table=qualifier)
             return rel, info
         if name in self.merged:
             rel = self.merged[name]
             return rel, rel.columns[name]
         found = [r for r in self.relations if name is not None and name in r.columns]
         if name is None or not found:
-            raise reject("unknown_column", f"unknown column '{col.name}'", self.sql, col)
+            raise reject("unknown_column", f"unknown column '{col.name}'", self.sql, col, column=col.name)
         if len(found) > 1:
             raise reject("ambiguous_column", f"column '{col.name}' is ambiguous: qualify it with a table name",
-                         self.sql, col)
+                         self.sql, col, column=col.name)
         return found[0], found[0].columns[name]
 
     def info(self, col: exp.Column) -> ColumnInfo | None:
@@ -192,7 +202,8 @@ def bind(node: exp.Expr, scope: Scope, *, identifiers: str | None,
                     return aliases[name].copy()
             rel, info = scope.resolve(n)
             if identifiers is not None and info.cls == ColumnClass.IDENTIFIER:
-                raise reject(identifiers, _IDENTIFIER_MESSAGES[identifiers].format(name=info.origin), sql, n)
+                raise reject(identifiers, _IDENTIFIER_MESSAGES[identifiers].format(name=info.origin), sql, n,
+                             **info.names)
             return bound_column(rel, info, n)
         if isinstance(n, exp.AggFunc) and not allow_aggregates:
             raise reject("aggregate_not_allowed", "aggregates are not allowed here", sql, n)

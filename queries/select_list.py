@@ -34,7 +34,8 @@ def expand_items(select: exp.Select, scope: Scope) -> list[Item]:
         if isinstance(node, exp.Column) and isinstance(node.this, exp.Star):
             star_rel = scope.relation_named(fold(node.table))
             if star_rel is None:
-                raise reject("unknown_table", f"no table or alias '{node.table}' in this FROM clause", sql, node)
+                raise reject("unknown_table", f"no table or alias '{node.table}' in this FROM clause", sql, node,
+                             table=node.table)
             node = node.this
         if isinstance(node, exp.Star):
             for key in ("replace", "rename"):
@@ -114,7 +115,7 @@ def _check_identifiers(node: exp.Expr, scope: Scope, code: str | None, where: ex
     for col in node.find_all(exp.Column):
         info = scope.info(col)
         if info is not None and info.cls == ColumnClass.IDENTIFIER:
-            raise reject(code, f"identifier column {info.origin} cannot be a group key", scope.sql, where)
+            raise reject(code, f"identifier column {info.origin} cannot be a group key", scope.sql, where, **info.names)
 
 
 def replace_terms(node: exp.Expr, keys: list[tuple[exp.Expr, exp.Expr]],
@@ -134,12 +135,13 @@ def replace_terms(node: exp.Expr, keys: list[tuple[exp.Expr, exp.Expr]],
             info = scope.info(n)
             if info is not None and info.cls == ColumnClass.IDENTIFIER:
                 raise reject("identifier_in_output", f"identifier column {info.origin} cannot appear in the output",
-                             scope.sql, n)
+                             scope.sql, n, **info.names)
             if not has_aggregates:
                 raise reject("no_aggregate", "row-level output is not allowed: aggregate with COUNT, SUM, AVG, ...",
                              scope.sql, n)
             name = info.origin if info is not None else n.name
-            raise reject("not_grouped", f"column {name} must be in GROUP BY or inside an aggregate", scope.sql, n)
+            raise reject("not_grouped", f"column {name} must be in GROUP BY or inside an aggregate", scope.sql, n,
+                         **(info.names if info is not None else {"column": n.name}))
         return None
 
     return rebuild(node, visit)

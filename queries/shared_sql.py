@@ -67,7 +67,8 @@ def _check_nodes(sql: str, root: exp.Expr) -> None:
     for node in root.walk():
         if isinstance(node, exp.Anonymous):
             if str(node.this).lower() not in ANONYMOUS_SCALARS:
-                raise reject("function_not_allowed", f"function '{node.this}' is not allowed", sql, node)
+                raise reject("function_not_allowed", f"function '{node.this}' is not allowed", sql, node,
+                             function=str(node.this))
             continue
         if not isinstance(node, ALLOWED):
             raise reject("construct_not_allowed", f"{node.key.upper()} is not allowed in shared queries", sql, node)
@@ -81,7 +82,8 @@ def _check_tables(sql: str, root: exp.Expr, scope: SharedScope) -> None:
         if table.name in ctes:
             continue
         if table.name not in scope.tables:
-            raise reject("table_not_granted", f"table '{table.name}' is not part of this grant", sql, table)
+            raise reject("table_not_granted", f"table '{table.name}' is not part of this grant", sql, table,
+                         table=table.name)
 
 
 def _outputs(source: Scope) -> set[str]:
@@ -91,7 +93,8 @@ def _outputs(source: Scope) -> set[str]:
 def _resolve(sql: str, root: exp.Select, scope: SharedScope) -> set[str]:
     """Every column reference → a granted column; returns the table.column names read."""
     for whole in root.find_all(exp.TableColumn):
-        raise reject("column_not_granted", f"'{whole.name}' names a whole row; name granted columns", sql, whole)
+        raise reject("column_not_granted", f"'{whole.name}' names a whole row; name granted columns", sql, whole,
+                     table=whole.name)
     read: set[str] = set()
     scopes = {id(sc.expression): sc for sc in traverse_scope(root)}
     for column in root.find_all(exp.Column):
@@ -102,19 +105,22 @@ def _resolve(sql: str, root: exp.Select, scope: SharedScope) -> set[str]:
             in_order = column.find_ancestor(exp.Order) is not None
             if in_order and select is not None and column.name in select.named_selects:
                 continue
-            raise reject("column_not_granted", f"'{column.name}' is not a granted column", sql, column)
+            raise reject("column_not_granted", f"'{column.name}' is not a granted column", sql, column,
+                         column=column.name)
         source, current = None, scopes.get(id(select))
         while current is not None and source is None:
             source = current.sources.get(column.table)
             current = current.parent
         if isinstance(source, exp.Table) and source.name in scope.tables:
             if column.name not in scope.tables[source.name]:
-                raise reject("column_not_granted", f"column '{column.name}' is not part of this grant", sql, column)
+                raise reject("column_not_granted", f"column '{column.name}' is not part of this grant", sql, column,
+                             table=source.name, column=column.name)
             read.add(f"{source.name}.{column.name}")
         elif isinstance(source, Scope) and column.name in _outputs(source):
             continue
         else:
-            raise reject("column_not_granted", f"'{column.table}.{column.name}' is not a granted column", sql, column)
+            raise reject("column_not_granted", f"'{column.table}.{column.name}' is not a granted column", sql, column,
+                         table=column.table, column=column.name)
     return read
 
 
@@ -159,7 +165,7 @@ def check_filter(where: str, scope: SharedScope, table: str) -> exp.Expr:
     """An extract's row filter: a boolean expression over the table's granted
     columns, checked like a query's WHERE clause. Returns the qualified condition."""
     if table not in scope.tables:
-        raise QueryRejected("table_not_granted", f"table '{table}' is not part of this grant", None)
+        raise QueryRejected("table_not_granted", f"table '{table}' is not part of this grant", None, table=table)
     text = f'SELECT 1 FROM "{table}" WHERE {where}'
     root = parse_select(text)
     extra = [k for k, v in root.args.items() if v and k not in ("expressions", "from", "from_", "where")]

@@ -79,15 +79,16 @@ class ParameterSpec:
             else:
                 value = raw
         except ValueError:
-            raise InvalidInput(f"parameter '{self.name}' must be a {self.type}", code="parameter_out_of_domain") from None
+            raise InvalidInput(f"parameter '{self.name}' must be a {self.type}", code="parameter_out_of_domain",
+                               parameter=self.name) from None
         if self.allowed is not None:
             allowed = {self._typed(a) for a in self.allowed}
             if value not in allowed:
                 raise InvalidInput(f"parameter '{self.name}' is not one of its allowed values",
-                                   code="parameter_out_of_domain")
+                                   code="parameter_out_of_domain", parameter=self.name)
         if self.min is not None and not (self._typed(self.min) <= value <= self._typed(self.max)):
             raise InvalidInput(f"parameter '{self.name}' is outside its allowed range",
-                               code="parameter_out_of_domain")
+                               code="parameter_out_of_domain", parameter=self.name)
         return value
 
     def _typed(self, v: Any) -> Any:
@@ -166,10 +167,12 @@ def bind(sql: str, specs: list[ParameterSpec], values: dict[str, Any]) -> str:
     by_name = {s.name: s for s in specs}
     unknown = set(values) - set(by_name)
     if unknown:
-        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}", code="unknown_parameter")
+        raise InvalidInput(f"unknown parameter(s): {', '.join(sorted(unknown))}", code="unknown_parameter",
+                           parameters=sorted(unknown))
     missing = set(by_name) - set(values)
     if missing:
-        raise InvalidInput(f"missing parameter(s): {', '.join(sorted(missing))}", code="missing_parameter")
+        raise InvalidInput(f"missing parameter(s): {', '.join(sorted(missing))}", code="missing_parameter",
+                           parameters=sorted(missing))
     typed = {name: by_name[name].convert(v) for name, v in values.items()}
     tree = sqlglot.parse_one(sql, read="duckdb")
     for node in list(tree.find_all(sqlglot.exp.Placeholder)):

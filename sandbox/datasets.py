@@ -228,14 +228,14 @@ def _latest_version(s: Session, dataset_id: int) -> DatasetVersion | None:
 def get_dataset(s: Session, name: str) -> Dataset:
     ds = s.execute(select(Dataset).where(Dataset.name == name)).scalar_one_or_none()
     if ds is None:
-        raise NotFound(f"no dataset named '{name}'", code="unknown_dataset")
+        raise NotFound(f"no dataset named '{name}'", code="unknown_dataset", dataset=name)
     return ds
 
 
 def latest_version(s: Session, ds: Dataset) -> DatasetVersion:
     v = _latest_version(s, ds.id)
     if v is None:
-        raise SandboxError(f"dataset '{ds.name}' has no version yet", code="no_version", status=409)
+        raise SandboxError(f"dataset '{ds.name}' has no version yet", code="no_version", status=409, dataset=ds.name)
     return v
 
 
@@ -245,7 +245,8 @@ def get_version(s: Session, ds: Dataset, number: int | None) -> DatasetVersion:
     v = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id,
                                                DatasetVersion.number == number)).scalar_one_or_none()
     if v is None:
-        raise NotFound(f"dataset '{ds.name}' has no version {number}", code="unknown_version")
+        raise NotFound(f"dataset '{ds.name}' has no version {number}", code="unknown_version", dataset=ds.name,
+                       version=number)
     return v
 
 

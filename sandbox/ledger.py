@@ -136,7 +136,7 @@ def check_floor(loss: PrivacyLoss, floor: float) -> None:
     whatever is exact around its numbers, at no cost to the budget."""
     if loss.epsilon < floor * (1 - REL):    # OpenDP's map may charge a hair under the ε asked for
         raise InvalidInput(f"ε={loss.epsilon:g} is below this licence's floor of ε={floor:g} per query",
-                           code="epsilon_below_floor", floor=floor, requested=loss.epsilon)
+                           code="epsilon_below_floor", floor=floor, requested=loss.to_dict())
 
 
 def _refusal(b: Budget, loss: PrivacyLoss) -> SandboxError:

@@ -138,14 +138,15 @@ def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
     rows = s.execute(select(Licence).where(Licence.dataset_id == ds.id, Licence.operator_id == operator.id)
                      .order_by(Licence.id.desc())).scalars().all()
     if not rows:
-        raise Forbidden(f"you hold no licence for dataset '{ds.name}'", code="no_licence")
+        raise Forbidden(f"you hold no licence for dataset '{ds.name}'", code="no_licence", dataset=ds.name)
     now = datetime.now(timezone.utc)
     for lic in rows:
         if lic.status == "active" and _as_utc(lic.expires_at) > now:
             return lic
     if all(l.status == "revoked" for l in rows):
-        raise Forbidden(f"your licence for dataset '{ds.name}' was revoked", code="licence_revoked")
-    raise Forbidden(f"your licence for dataset '{ds.name}' has expired", code="licence_expired")
+        raise Forbidden(f"your licence for dataset '{ds.name}' was revoked", code="licence_revoked",
+                        dataset=ds.name)
+    raise Forbidden(f"your licence for dataset '{ds.name}' has expired", code="licence_expired", dataset=ds.name)
 
 
 def licence_dict(s: Session, lic: Licence) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], li
         output, half_width = target
         half_width = _number(half_width, "the target half-width", "invalid_target")
         if output not in {o.name for o in plan.outputs}:
-            raise InvalidInput(f"the query has no output column '{output}'", code="unknown_output")
+            raise InvalidInput(f"the query has no output column '{output}'", code="unknown_output", output=output)
         epsilon = max(privacy.epsilon_for_width(plan, output, half_width, delta=delta, alpha=inst.settings.alpha,
                                                 cap=per_q_eps, accounting=lic.accounting), floor)
     if epsilon is None:   # the default: never the whole per-query cap in one run
@@ -154,10 +154,11 @@ def plan_for(inst: Instance, sql: str, v: DatasetVersion, lic: Licence, *, salt:
 def _context(s, user: User, dataset: str, version: int | None):
     ds = get_dataset(s, dataset)
     if ds.classification == "restricted":
-        raise Forbidden(f"dataset '{dataset}' is restricted: it is listed but never queryable", code="dataset_restricted")
+        raise Forbidden(f"dataset '{dataset}' is restricted: it is listed but never queryable", code="dataset_restricted",
+                        dataset=dataset)
     if ds.classification == "open":
         raise Forbidden(f"dataset '{dataset}' is open data: download it from the catalog instead",
-                        code="dataset_open")
+                        code="dataset_open", dataset=dataset)
     if user.role != "operator":
         raise Forbidden("only operators run queries", code="wrong_role")
     lic = active_licence(s, ds, user)

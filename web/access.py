@@ -199,7 +199,7 @@ def _table_name(policy, table: str | None) -> str:
     if table is None:
         return names[0]
     if table not in names:
-        raise InvalidInput(f"the dataset has no table '{table}'", code="table_not_found")
+        raise InvalidInput(f"the dataset has no table '{table}'", code="table_not_found", table=table)
     return table
 
 

@@ -12,7 +12,7 @@ from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
-from queries.errors import SandboxError, Unauthorized
+from queries.errors import InternalError, SandboxError, Unauthorized
 from sandbox.instance import Instance
 from sandbox.logs import configure_logging
 from web import auth, i18n
@@ -125,7 +125,7 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     def sandbox_error(exc: SandboxError):
         if auth.is_api_request():
             fields = {k: v for k, v in exc.to_dict().items() if k not in ("code", "message")}
-            return problem(exc.status, exc.code, exc.message, **fields)
+            return problem(exc.status, exc.code, exc.message, kind=exc.kind, **fields)
         if isinstance(exc, Unauthorized) and request.method == "GET":
             return redirect(url_for("public.login_form", next=request.full_path.rstrip("?")))
         return render_template("error.html", status=exc.status, code=exc.code, message=exc.message,
@@ -141,12 +141,9 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
-        error_id = uuid.uuid4().hex[:12]
-        log.exception("unexpected error (error id %s)", error_id)
-        message = f"an unexpected error happened; quote error id {error_id} to the operators of this instance"
-        if auth.is_api_request():
-            return problem(500, "internal_error", message, error_id=error_id)
-        return render_template("error.html", status=500, code="internal_error", message=message,
-                               error_fields={"error_id": error_id}), 500
+        # the exception's text and traceback go to the log only: they may quote anything
+        error = InternalError(uuid.uuid4().hex[:12])
+        log.exception("unexpected error (error id %s)", error.error_id)
+        return sandbox_error(error)
 
     return app

@@ -1,40 +1,46 @@
-"""Errors in plain Chinese, chosen by their stable code.
+"""Errors in plain Chinese, built from their stable code and structured fields.
 
-The services raise ``SandboxError`` with an English message and a stable
-``code``. On Chinese pages the message is not translated as free text: the code
-picks a Chinese sentence from ``ZH_ERRORS`` and its placeholders are filled from
-the error's structured fields (budget figures, error ids, the span of a refused
-query). Where a name helps (a table, a column, a parameter), it is taken from the
-English message only when a regular expression on that message's exact shape
-matches the whole message; otherwise the sentence without the name is used.
+The services raise ``SandboxError`` with an English message, a stable ``code``
+and structured fields: the names of the tables, columns, functions, datasets,
+parameters and settings an error is about, and budget figures
+(``queries/errors.py``). On Chinese pages the English message is never parsed
+or translated as free text: the code picks a Chinese sentence from
+``ZH_ERRORS`` and its placeholders are filled from the fields. A sentence that
+names something (``named``) is used when the error carries every field it
+names; the sentence without the name otherwise.
 
 The English original and the code stay on the page. English pages and the JSON
-API are unchanged.
+API show the service's English message, which the raise site builds from the
+same names.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+from string import Formatter
 from typing import Any, Mapping
 
-from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, Forbidden, InvalidInput, NotFound,
-                            PolicyError, PrivacyError, QueryRejected, SandboxError, Unauthorized)
+from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, Forbidden, InternalError, InvalidInput,
+                            NotFound, PolicyError, PrivacyError, QueryRejected, SandboxError, Unauthorized)
 from web.i18n import ZH
-
-_NAME = r"([\w.]+)"
-_QUOTED = r"'([^'\n]{1,200})'"
 
 
 @dataclass(frozen=True)
 class ZhError:
-    """A Chinese sentence for one code. ``named`` is used with the groups of
-    ``pattern`` when it matches the whole English message; ``text`` otherwise.
-    Both may use the named placeholders the error's fields provide."""
+    """The Chinese sentences of one code: ``named`` names what the error is about
+    with placeholders for its fields (``{table}``, ``{column}``, ``{function}``,
+    ``{dataset}``, ``{parameter}``, …) and is used when the error carries all of
+    them; ``text`` otherwise. Both may use the placeholders every error has
+    (budget figures, ``{error_id}``, ``{where}``)."""
 
     text: str
     named: str | None = None
-    pattern: str | None = None
+
+    def fields_named(self) -> frozenset[str]:
+        """The placeholders of ``named``."""
+        if self.named is None:
+            return frozenset()
+        return frozenset(name for _, name, _, _ in Formatter().parse(self.named) if name)
 
 
 ZH_ERRORS: dict[str, ZhError] = {
@@ -44,68 +50,65 @@ ZH_ERRORS: dict[str, ZhError] = {
     "multiple_statements": ZhError("一次只能提交一条语句。"),
     "ambiguous_syntax": ZhError("写法有歧义（例如相邻的字符串常量），请改用 || 或 CONCAT。"),
     "too_complex": ZhError("查询过于复杂（过长、嵌套过深或涉及的表过多）。"),
-    "set_operation": ZhError("不允许 UNION、INTERSECT、EXCEPT 等集合运算：一次只能有一个 SELECT。"),
+    "set_operation": ZhError("不允许 UNION、INTERSECT、EXCEPT 等集合运算：一次只能有一个 SELECT。",
+                              "不允许 {operation} 等集合运算：一次只能有一个 SELECT。"),
     "table_function": ZhError("FROM 中不允许使用表函数，请直接写数据表名。"),
     "file_access": ZhError("不能读取文件或网址，请写数据集中的数据表名。"),
-    "unknown_table": ZhError("数据集中没有这张表。", "数据集中没有数据表“{0}”。", rf"unknown table {_QUOTED}"),
-    "unlicensed_table": ZhError("您的许可不包括这张表。", "您的许可不包括数据表“{0}”。",
-                                rf"table {_QUOTED} is not covered by your licence"),
-    "unknown_column": ZhError("没有这一列。", "没有列“{0}”。", rf"unknown column {_QUOTED}"),
-    "ambiguous_column": ZhError("列名有歧义，请在列名前加上表名。", "列“{0}”有歧义，请在列名前加上表名。",
-                                rf"column {_QUOTED} is ambiguous: qualify it with a table name"),
-    "duplicate_alias": ZhError("同一个名称被用于两张表或两个 CTE。"),
-    "duplicate_column": ZhError("子查询中有重复的列名，请为其中一列另起别名。"),
-    "identifier_in_output": ZhError("标识列不能出现在查询结果中。", "标识列 {0} 不能出现在查询结果中。",
-                                    rf"identifier column {_NAME} cannot appear in the output"),
-    "identifier_in_group": ZhError("标识列不能作为分组键。", "标识列 {0} 不能作为分组键。",
-                                   rf"identifier column {_NAME} cannot be a group key"),
-    "identifier_in_filter": ZhError("标识列不能用于筛选条件或连接条件。", "标识列 {0} 不能用于筛选条件或连接条件。",
-                                    rf"identifier column {_NAME} cannot be used in a (?:filter|join)"),
-    "identifier_in_aggregate": ZhError("标识列只能被计数。", "标识列 {0} 只能被计数。",
-                                       rf"identifier column {_NAME} can only be counted"),
-    "identifier_in_expression": ZhError("标识列不能参与计算。"),
+    "unknown_table": ZhError("数据集中没有这张表。", "数据集中没有数据表“{table}”。"),
+    "unlicensed_table": ZhError("您的许可不包括这张表。", "您的许可不包括数据表“{table}”。"),
+    "unknown_column": ZhError("没有这一列。", "没有列“{column}”。"),
+    "ambiguous_column": ZhError("列名有歧义，请在列名前加上表名。", "列“{column}”有歧义，请在列名前加上表名。"),
+    "duplicate_alias": ZhError("同一个名称被用于两张表或两个 CTE。", "名称“{alias}”被用于两张表或两个 CTE。"),
+    "duplicate_column": ZhError("子查询中有重复的列名，请为其中一列另起别名。",
+                                "子查询中的列名“{column}”重复，请为其中一列另起别名。"),
+    "identifier_in_output": ZhError("标识列不能出现在查询结果中。", "标识列 {column_ref} 不能出现在查询结果中。"),
+    "identifier_in_group": ZhError("标识列不能作为分组键。", "标识列 {column_ref} 不能作为分组键。"),
+    "identifier_in_filter": ZhError("标识列不能用于筛选条件或连接条件。", "标识列 {column_ref} 不能用于筛选条件或连接条件。"),
+    "identifier_in_aggregate": ZhError("标识列只能被计数。", "标识列 {column_ref} 只能被计数。"),
+    "identifier_in_expression": ZhError("标识列不能参与计算。", "标识列 {column_ref} 不能参与计算。"),
     "no_aggregate": ZhError("不允许输出逐行数据：请使用 COUNT、SUM、AVG 等聚合函数。"),
-    "not_grouped": ZhError("列必须出现在 GROUP BY 中或放在聚合函数内。", "列 {0} 必须出现在 GROUP BY 中或放在聚合函数内。",
-                           rf"column {_NAME} must be in GROUP BY or inside an aggregate"),
-    "aggregate_not_allowed": ZhError("不支持这个聚合函数，或此处不允许聚合。"),
+    "not_grouped": ZhError("列必须出现在 GROUP BY 中或放在聚合函数内。", "列 {column_ref} 必须出现在 GROUP BY 中或放在聚合函数内。"),
+    "aggregate_not_allowed": ZhError("不支持这个聚合函数，或此处不允许聚合。", "不支持聚合函数 {function}。"),
     "aggregate_in_group_by": ZhError("不能按聚合结果分组。"),
     "nested_aggregate": ZhError("聚合函数不能嵌套。"),
     "distinct_not_allowed": ZhError("DISTINCT 只能用于对隐私单位计数：COUNT(DISTINCT 隐私单位列)。"),
-    "unbounded_aggregate": ZhError("聚合的值没有声明取值范围，请用 LEAST/GREATEST 等限定范围。"),
+    "unbounded_aggregate": ZhError("聚合的值没有声明取值范围，请用 LEAST/GREATEST 等限定范围。",
+                                   "{function} 聚合的列 {columns} 没有声明取值范围，请用 LEAST/GREATEST 等限定范围。"),
     "invalid_quantile": ZhError("分位数必须是 0 到 1 之间的数。"),
     "window_function": ZhError("不允许使用窗口函数。"),
-    "function_not_allowed": ZhError("不允许使用这个函数。", "不允许使用函数 {0}()。",
-                                    rf"function {_NAME}\(\) is not allowed"),
-    "system_function": ZhError("不允许使用系统函数。"),
+    "function_not_allowed": ZhError("不允许使用这个函数。", "不允许使用函数 {function}()。"),
+    "system_function": ZhError("不允许使用系统函数。", "不允许使用系统函数 {function}()。"),
     "unsupported_syntax": ZhError("不支持这种 SQL 写法。"),
     "subquery_not_allowed": ZhError("子查询只能出现在 FROM 和 WITH 中。"),
     "join_not_on_unit": ZhError("含个人数据的表只能按隐私单位连接。"),
     "join_not_allowed": ZhError("不允许这种连接方式。"),
     "aggregate_subquery": ZhError("对含个人数据的表，子查询只能按隐私单位聚合。"),
     "no_private_table": ZhError("查询没有读取含个人数据的表：公开表请直接从目录下载。"),
-    "dataset_restricted": ZhError("该数据集不予开放：只在目录中列出，不能查询。"),
+    "dataset_restricted": ZhError("该数据集不予开放：只在目录中列出，不能查询。", "数据集“{dataset}”不予开放：只在目录中列出，不能查询。"),
     "invalid_limit": ZhError("LIMIT 必须是正整数。"),
     "invalid_group_by": ZhError("GROUP BY 中的序号超出了 SELECT 列表的范围。"),
-    "invalid_order_by": ZhError("ORDER BY 中的序号超出了 SELECT 列表的范围。"),
+    "invalid_order_by": ZhError("ORDER BY 中的序号超出了 SELECT 列表的范围。", "ORDER BY 中的序号 {position} 超出了 SELECT 列表的范围。"),
     "query_rejected": ZhError("查询被拒绝。"),
     # budget and accuracy
     "budget_exceeded": ZhError("隐私预算不足：本次查询需要 ε = {requested_epsilon}，但{level}只剩 ε = {remaining_epsilon}，"
                                "还差 ε = {short_epsilon}。查询没有运行，也没有扣除预算。"),
     "invalid_budget": ZhError("隐私预算参数无效：ε 必须大于 0，且不能同时给出 ε 和精度目标。"),
     "accuracy_unreachable": ZhError("在允许的 ε 范围内达不到这个精度，请放宽目标半宽。",
-                                    "输出列 {0} 在 ε 不超过 {1} 时达不到这个精度，请放宽目标半宽。",
-                                    r"output ([\w.]+) cannot reach that accuracy within epsilon ([0-9.e+-]+)"),
-    "width_undefined": ZhError("这一输出列无法预先估算精度（只有计数和求和可以）。"),
+                                    "输出列 {output} 在 ε 不超过 {max_epsilon} 时达不到这个精度，请放宽目标半宽。"),
+    "width_undefined": ZhError("这一输出列无法预先估算精度（只有计数和求和可以）。", "输出列 {output} 无法预先估算精度（只有计数和求和可以）。"),
     "no_budget": ZhError("该数据集或许可尚未设定隐私预算。"),
     # licences and datasets
-    "no_licence": ZhError("您没有该数据集的许可。", "您没有数据集“{0}”的许可。",
-                          rf"you hold no licence for dataset {_QUOTED}"),
-    "licence_revoked": ZhError("您对该数据集的许可已被撤销。", "您对数据集“{0}”的许可已被撤销。",
-                               rf"your licence for dataset {_QUOTED} was revoked"),
-    "licence_expired": ZhError("您对该数据集的许可已过期。", "您对数据集“{0}”的许可已过期。",
-                               rf"your licence for dataset {_QUOTED} has expired"),
-    "dataset_open": ZhError("这是开放数据集，无需查询：请从目录直接下载。"),
-    "unknown_dataset": ZhError("没有这个数据集。"),
+    "no_licence": ZhError("您没有该数据集的许可。", "您没有数据集“{dataset}”的许可。"),
+    "licence_revoked": ZhError("您对该数据集的许可已被撤销。", "您对数据集“{dataset}”的许可已被撤销。"),
+    "licence_expired": ZhError("您对该数据集的许可已过期。", "您对数据集“{dataset}”的许可已过期。"),
+    "dataset_open": ZhError("这是开放数据集，无需查询：请从目录直接下载。", "数据集“{dataset}”是开放数据集，无需查询：请从目录直接下载。"),
+    "no_version": ZhError("该数据集还没有任何版本。", "数据集“{dataset}”还没有任何版本。"),
+    "unknown_version": ZhError("该数据集没有这个版本。", "数据集“{dataset}”没有第 {version} 版。"),
+    "table_not_found": ZhError("该数据集没有这张表。", "该数据集没有数据表“{table}”。"),
+    "unknown_output": ZhError("查询结果中没有这一输出列。", "查询结果中没有输出列“{output}”。"),
+    "unknown_setting": ZhError("没有这个设置项。", "没有设置项“{setting}”。"),
+    "invalid_setting": ZhError("设置项的值无效。", "设置项 {setting} 的值无效。"),
+    "unknown_dataset": ZhError("没有这个数据集。", "没有数据集“{dataset}”。"),
     "not_owner": ZhError("只有数据集的所有者或管理员可以执行此操作。"),
     "policy_invalid": ZhError("策略文件有误{where}，请修改后重新登记。"),
     "policy_not_found": ZhError("找不到策略文件。"),
@@ -115,11 +118,9 @@ ZH_ERRORS: dict[str, ZhError] = {
     "template_not_approved": ZhError("该模板尚未获批准，暂不能运行。"),
     "template_needs_reapproval": ZhError("数据集的策略在模板获批后已更改，模板须重新审批。"),
     "template_cap_reached": ZhError("该模板的运行次数或 ε 额度已用完。"),
-    "parameter_out_of_domain": ZhError("参数的值不在允许的取值范围内。", "参数“{0}”的值不在允许的取值范围内。",
-                                       r"parameter '(\w+)' (?:must be a \w+|is not one of its allowed values"
-                                       r"|is outside its allowed range)"),
-    "missing_parameter": ZhError("缺少参数。", "缺少参数：{0}。", r"missing parameter\(s\): ([\w, ]+)"),
-    "unknown_parameter": ZhError("模板中没有这个参数。", "模板中没有这些参数：{0}。", r"unknown parameter\(s\): ([\w, ]+)"),
+    "parameter_out_of_domain": ZhError("参数的值不在允许的取值范围内。", "参数“{parameter}”的值不在允许的取值范围内。"),
+    "missing_parameter": ZhError("缺少参数。", "缺少参数：{parameters}。"),
+    "unknown_parameter": ZhError("模板中没有这个参数。", "模板中没有这些参数：{parameters}。"),
     "unexpected_parameters": ZhError("只有运行模板时才能给出参数。"),
     "request_not_approved": ZhError("该查询申请尚未获批准，暂不能运行。"),
     "request_already_ran": ZhError("该查询申请已经运行过：已批准的申请只能运行一次，请提交新的申请。"),
@@ -151,14 +152,16 @@ ZH_ERRORS: dict[str, ZhError] = {
     "method_not_allowed": ZhError("不支持这种请求方式。"),
     "too_large": ZhError("上传的内容过大。"),
     # refusals added with total execution and the fan-out bound (docs/query-language.md)
-    "non_literal_argument": ZhError("单位、格式和长度等参数必须直接写成常量，不能取自数据。"),
+    "non_literal_argument": ZhError("单位、格式和长度等参数必须直接写成常量，不能取自数据。",
+                                     "{function} 的单位、格式和长度等参数必须直接写成常量，不能取自数据。"),
     "query_too_costly": ZhError("查询的代价可能过高（例如长度或重复次数过大，或与公开表连接后行数过多），请缩小范围。"),
-    "reserved_name": ZhError("以 __ 开头的名称为系统保留，请换一个名称。"),
+    "reserved_name": ZhError("以 __ 开头的名称为系统保留，请换一个名称。", "以 __ 开头的名称为系统保留，请给“{name}”换一个名称。"),
     "bounds_too_large": ZhError("计算结果的取值范围过大，可能溢出，请缩小取值范围或改写表达式。"),
     # running (docs/privacy.md, docs/sandbox-security.md)
     "query_invalid": ZhError("查询在空数据上试运行时失败，未读取任何数据，也未扣除预算。错误编号 {error_id}。"),
     "run_failed": ZhError("查询运行失败（已扣除预算）。如需帮助，请向本实例的运维人员提供错误编号 {error_id}。"),
-    "epsilon_below_floor": ZhError("ε 低于单次查询的下限，请提高 ε。"),
+    "epsilon_below_floor": ZhError("ε 低于单次查询的下限，请提高 ε。",
+                                    "ε = {requested_epsilon} 低于单次查询的下限 ε = {floor}，请提高 ε。"),
     "too_many_runs": ZhError("您同时运行的查询过多，请等前面的查询结束后再试。"),
     "query_limit_reached": ZhError("预算允许的查询次数已用完。"),
     # reviewing and requests
@@ -169,14 +172,14 @@ ZH_ERRORS: dict[str, ZhError] = {
     "missing_product": ZhError("关联数据产品时需要填写产品编号。"),
     "bad_page": ZhError("页码或每页条数无效，请使用从 1 开始的整数。"),
     # sharing between departments (docs/sharing.md)
-    "column_not_granted": ZhError("查询用到了授权范围以外的列。"),
-    "table_not_granted": ZhError("查询用到了授权范围以外的表。"),
+    "column_not_granted": ZhError("查询用到了授权范围以外的列。", "列“{column}”不在授权范围内。"),
+    "table_not_granted": ZhError("查询用到了授权范围以外的表。", "数据表“{table}”不在授权范围内。"),
     "construct_not_allowed": ZhError("查询中有不允许的语法结构。"),
     "bad_filter": ZhError("提取条件必须是一个不含子查询和聚合的布尔表达式。"),
     "not_a_department": ZhError("您不属于任何政府部门（或收件方不是政府部门）。"),
     "company_not_eligible": ZhError("企业不能申请共享数据：企业请通过许可使用数据。"),
-    "not_shareable": ZhError("该数据集不予共享。"),
-    "column_not_shareable": ZhError("申请的列不在可共享范围内。"),
+    "not_shareable": ZhError("该数据集不予共享。", "数据集“{dataset}”不予共享。"),
+    "column_not_shareable": ZhError("申请的列不在可共享范围内。", "列“{column}”不在可共享范围内。"),
     "no_columns": ZhError("请至少申请一列。"),
     "condition_required": ZhError("有条件共享的申请必须说明满足哪一项已声明的条件。"),
     "undeclared_condition": ZhError("所述条件不在数据提供方声明的条件之中。"),
@@ -206,8 +209,9 @@ ZH_ERRORS: dict[str, ZhError] = {
 # the sentence of an error's class, for a code without its own sentence
 _BY_CLASS: tuple[tuple[type, str], ...] = (
     (QueryRejected, "query_rejected"), (BudgetExceeded, "budget_exceeded"), (PolicyError, "policy_invalid"),
-    (ExecutionFailed, "execution_failed"), (PrivacyError, "privacy_error"), (Unauthorized, "unauthorized"),
-    (Forbidden, "forbidden"), (NotFound, "not_found"), (Conflict, "conflict"), (InvalidInput, "invalid_input"),
+    (ExecutionFailed, "execution_failed"), (PrivacyError, "privacy_error"), (InternalError, "internal_error"),
+    (Unauthorized, "unauthorized"), (Forbidden, "forbidden"), (NotFound, "not_found"), (Conflict, "conflict"),
+    (InvalidInput, "invalid_input"),
 )
 _BY_STATUS = {401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 422: "invalid_input",
               400: "invalid_input", 500: "internal_error"}
@@ -233,20 +237,39 @@ def _number(value: Any) -> str:
         return "?"
 
 
-def _placeholders(code: str, fields: Mapping[str, Any]) -> dict[str, str]:
-    requested = fields.get("requested") or {}
-    remaining = fields.get("remaining") or {}
-    short = remaining.get("difference") or {}
+def _figure(fields: Mapping[str, Any], name: str, key: str = "epsilon") -> Any:
+    """A budget figure: ``fields[name][key]`` for a budget (ε and δ), else ``fields[name]``."""
+    value = fields.get(name)
+    return value.get(key) if isinstance(value, Mapping) else value
+
+
+def _name(value: Any) -> str:
+    """A name or a list of names, as a sentence shows it."""
+    if isinstance(value, (list, tuple)):
+        return "、".join(str(v) for v in value)
+    return _number(value) if isinstance(value, float) else str(value)
+
+
+def _placeholders(fields: Mapping[str, Any]) -> dict[str, str]:
+    """Every placeholder a sentence may use: the error's names as they are,
+    ``column_ref`` (``table.column``), the budget figures and the generic ones."""
+    values = {key: _name(value) for key, value in fields.items()
+              if value not in (None, "", [], ()) and not isinstance(value, Mapping) and key != "span"}
+    if fields.get("column"):
+        values["column_ref"] = f"{fields['table']}.{fields['column']}" if fields.get("table") else str(fields["column"])
     where = ""
     if fields.get("key"):
         where += f"（键 {fields['key']}）"
     if fields.get("line"):
         where += f"（第 {fields['line']} 行）"
-    return {"requested_epsilon": _number(requested.get("epsilon")),
-            "remaining_epsilon": _number(remaining.get("epsilon")),
-            "short_epsilon": _number(short.get("epsilon")),
-            "level": _LEVELS.get(str(fields.get("level")), "预算"),
-            "error_id": str(fields.get("error_id") or "—"), "where": where}
+    remaining = fields.get("remaining")
+    short = remaining.get("difference") if isinstance(remaining, Mapping) else None
+    values.update({"requested_epsilon": _number(_figure(fields, "requested")),
+                   "remaining_epsilon": _number(_figure(fields, "remaining")),
+                   "short_epsilon": _number(_figure({"short": short}, "short")),
+                   "level": _LEVELS.get(str(fields.get("level")), "预算"),
+                   "error_id": str(fields.get("error_id") or "—"), "where": where})
+    return values
 
 
 def entry_for(code: str, kind: type | None = None, status: int | None = None) -> tuple[str, ZhError] | None:
@@ -261,23 +284,21 @@ def entry_for(code: str, kind: type | None = None, status: int | None = None) ->
     return None
 
 
-def chinese_text(code: str, message: str, fields: Mapping[str, Any] | None = None, *,
-                 kind: type | None = None, status: int | None = None) -> str | None:
-    """The Chinese sentence for an error, or None when no code, class or status has one."""
+def chinese_text(code: str, fields: Mapping[str, Any] | None = None, *, kind: type | None = None,
+                 status: int | None = None) -> str | None:
+    """The Chinese sentence for an error with this code and these fields, or None
+    when no code, class or status has one."""
     found = entry_for(code, kind, status)
     if found is None:
         return None
     used, entry = found
-    values = _placeholders(used, fields or {})
-    text = entry.text
-    if entry.named and entry.pattern and used == code:
-        match = re.fullmatch(entry.pattern, message or "")
-        if match:
-            text = entry.named.format(*match.groups(), **values)
-            values = {}
-    if values:
-        text = text.format(**values)
-    span = (fields or {}).get("span")
+    fields = fields or {}
+    values = _placeholders(fields)
+    if entry.named is not None and used == code and entry.fields_named() <= values.keys():
+        text = entry.named.format(**values)
+    else:
+        text = entry.text.format(**values)
+    span = fields.get("span")
     if span is not None:
         line, column = (span.line, span.column) if hasattr(span, "line") else (span["line"], span["column"])
         text = f"第 {line} 行第 {column} 列：{text}"
@@ -290,14 +311,15 @@ def error_text(error: SandboxError | str | None, lang: str, *, code: str | None 
     only have a code and a message (the error page), the message with ``code``."""
     if error is None:
         return None
+    kind: type | None = None
     if isinstance(error, SandboxError):
         message, code, status, kind = error.message, error.code, error.status, type(error)
         fields = error.fields
     else:
-        message, code, kind = str(error or ""), code or "error", None
+        message, code = str(error or ""), code or "error"
     if lang != "zh":
         return ErrorText(message, code)
-    zh = chinese_text(code, message, fields, kind=kind, status=status)
+    zh = chinese_text(code, fields, kind=kind, status=status)
     if zh is None:
         return ErrorText(ZH.get(message, message), code, message if message in ZH else None)
     return ErrorText(zh, code, message or None)

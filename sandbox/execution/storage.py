@@ -525,7 +525,7 @@ def export_clear(version: StoredVersion | Path, master_key: bytes, table: str,
         try:
             names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
             if table not in names:
-                raise NotFound(f"the version has no table '{table}'", code="table_not_found")
+                raise NotFound(f"the version has no table '{table}'", code="table_not_found", table=table)
             partial = out.with_name(out.name + ".part")
             options = "FORMAT parquet" if fmt == "parquet" else "FORMAT csv, HEADER"
             con.execute(f"COPY (SELECT * FROM {_quote(table)}) TO {_literal(str(partial))} ({options})")

@@ -89,10 +89,12 @@ def open_grant(inst: Instance, user: str, request_id: int, version: int | None =
             raise Forbidden(f"{message} (request {request_id})", code=code)
         ds = s.get(Dataset, req.dataset_id)
         if ds.classification == "restricted":
-            raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted")
+            raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
+                            dataset=ds.name)
         sharing = effective_sharing(s, ds)
         if not sharing.shareable:
-            raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable")
+            raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable",
+                            dataset=ds.name)
         v = get_version(s, ds, version)
         policy = version_policy(v)
         present = {f"{t.name}.{c.name}": c.type for t in policy.tables for c in t.columns}
@@ -206,7 +208,7 @@ def extract_table(grant: OpenGrant, table: str | None) -> str:
                                code="table_required")
         return tables[0]
     if table not in grant.scope.tables:
-        raise Forbidden(f"table '{table}' is not part of this grant", code="table_not_granted")
+        raise Forbidden(f"table '{table}' is not part of this grant", code="table_not_granted", table=table)
     return table
 
 

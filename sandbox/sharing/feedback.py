@@ -206,7 +206,7 @@ def file_objection(inst: Instance, user: str, request_id: int, *, columns: list[
             raise InvalidInput("name the columns the objection is about", code="no_columns")
         for c in named:
             if c not in req.columns:
-                raise InvalidInput(f"column '{c}' is not part of this grant", code="column_not_granted")
+                raise InvalidInput(f"column '{c}' is not part of this grant", code="column_not_granted", column=c)
         o = ShareObjection(request_id=req.id, dataset_id=ds.id, version_number=v.number, filed_by=who.id,
                            columns=named, description=description.strip(), status=ObjectionStatus.OPEN.value)
         s.add(o)

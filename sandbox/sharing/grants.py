@@ -221,11 +221,12 @@ def resolve_columns(requested: list[str], sharing: SharingPolicy, policy: Datase
             candidates = [c for c in sharing.columns if c.split(".", 1)[1] == name]
             exists = any(c.split(".", 1)[1] == name for c in every)
         if len(candidates) > 1:
-            raise InvalidInput(f"column '{name}' is in several tables; write table.column", code="ambiguous_column")
+            raise InvalidInput(f"column '{name}' is in several tables; write table.column", code="ambiguous_column",
+                               column=name)
         if not candidates:
             if exists:
-                raise Forbidden(f"column '{name}' is not shareable", code="column_not_shareable")
-            raise NotFound(f"the dataset has no column '{name}'", code="unknown_column")
+                raise Forbidden(f"column '{name}' is not shareable", code="column_not_shareable", column=name)
+            raise NotFound(f"the dataset has no column '{name}'", code="unknown_column", column=name)
         if candidates[0] not in out:
             out.append(candidates[0])
     return out
@@ -306,10 +307,12 @@ def request_share(inst: Instance, user: str, *, dataset: str, columns: list[str]
         org = department_of(s, requester)
         ds = get_dataset(s, dataset)
         if ds.classification == "restricted":
-            raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted")
+            raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
+                            dataset=ds.name)
         sharing = effective_sharing(s, ds)
         if not sharing.shareable:
-            raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable")
+            raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable",
+                            dataset=ds.name)
         granted_columns = resolve_columns(columns, sharing, version_policy(latest_version(s, ds)))
         if sharing.cls == SharingClass.CONDITIONAL:
             if not condition:
@@ -365,10 +368,11 @@ def decide_share(inst: Instance, user: str, request_id: int, decision: str, *, r
             if condition:
                 raise InvalidInput("a grant imposes no condition beyond those declared", code="undeclared_condition")
             if ds.classification == "restricted" or not sharing.shareable:
-                raise Forbidden(f"dataset '{ds.name}' is not shareable", code="not_shareable")
+                raise Forbidden(f"dataset '{ds.name}' is not shareable", code="not_shareable", dataset=ds.name)
             withdrawn = [c for c in req.columns if c not in sharing.columns]
             if withdrawn:
-                raise Forbidden(f"column '{withdrawn[0]}' is no longer shareable", code="column_not_shareable")
+                raise Forbidden(f"column '{withdrawn[0]}' is no longer shareable", code="column_not_shareable",
+                                column=withdrawn[0])
             department_of(s, s.get(User, req.requester_id))
             req.status = GrantStatus.GRANTED.value
         req.decided_by, req.decided_at, req.reason = decider.id, now(), (reason or "").strip()
