@@ -30,9 +30,14 @@ def test_product_commands_end_to_end(make_instance, tmp_path):
     assert refused.exit_code == 1 and "self_review" in refused.output
     assert ok("product", "decide", "--as", "reviewer1", pid, "approve", "--reason", "fine") == \
         f"product {pid}: submitted (fine)\n"
-    decided = json.loads(ok("product", "decide", "--as", "reviewer2", pid, "approve", "--reason", "fine", "--json"))
-    assert decided == {"ok": True, "kind": "product", "id": int(pid), "decision": "approve", "status": "approved",
-                       "reason": "fine"}
+    # the older spelling 'product review ID VERB' decides alike, with a note on stderr
+    old = cli.invoke(main, ["product", "review", "--home", home, "--as", "reviewer2", pid, "approve",
+                            "--reason", "fine", "--json"])
+    assert old.exit_code == 0, old.output
+    assert old.stderr.startswith("note: 'dp-sandbox product review ID VERB' is deprecated and goes in the next "
+                                 "release; use 'dp-sandbox product decide ID VERB'\n")
+    assert json.loads(old.stdout) == {"ok": True, "kind": "product", "id": int(pid), "decision": "approve",
+                                      "status": "approved", "reason": "fine"}
     assert "released product" in ok("product", "release", "--as", "operator1", pid)
     exported = ok("product", "export", pid, "--out", str(tmp_path / "out")).strip()
     verified = cli.invoke(main, ["verify", exported])
