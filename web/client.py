@@ -9,7 +9,22 @@ reviewers' scripts::
         product = op.draft("People by sex", [run["run_id"]])
         op.submit(product["id"])
 
-Errors come back as ``ApiError`` with the problem's stable ``code``.
+Errors come back as the classes the server raised (``queries.errors``):
+a refused query is a ``QueryRejected`` with its ``code`` and ``span``, a
+refused charge a ``BudgetExceeded`` with its figures, and so on; every one is a
+``SandboxError`` with the answer's ``status``, ``code``, message and fields::
+
+    from queries.errors import BudgetExceeded, QueryRejected
+
+    try:
+        op.run("health", sql, epsilon=0.5)
+    except QueryRejected as err:
+        print(err.code, err.span, err.fields.get("column"))
+    except BudgetExceeded as err:
+        print(err.remaining["epsilon"])
+
+The module needs only httpx (``pip install 'dp-sandbox[client]'``): it imports
+nothing of the server.
 """
 
 from __future__ import annotations
@@ -19,13 +34,9 @@ from typing import Any
 
 import httpx
 
+from queries.errors import SandboxError, error_from_problem
 
-class ApiError(Exception):
-    def __init__(self, status: int, problem: dict[str, Any]) -> None:
-        super().__init__(f"{status} {problem.get('code')}: {problem.get('detail')}")
-        self.status = status
-        self.code = problem.get("code", "error")
-        self.problem = problem
+__all__ = ["SandboxClient", "SandboxError"]
 
 
 class SandboxClient:
@@ -54,8 +65,10 @@ class SandboxClient:
             try:
                 problem = resp.json()
             except ValueError:
-                problem = {"code": "http_error", "detail": resp.text[:200]}
-            raise ApiError(resp.status_code, problem)
+                problem = None
+            if not isinstance(problem, dict):   # not a problem of dp-sandbox (a proxy's page, say)
+                problem = {"code": "http_error", "detail": f"HTTP {resp.status_code} {resp.reason_phrase}"}
+            raise error_from_problem(problem, resp.status_code)
         return resp
 
     def _call(self, method: str, path: str, **kw: Any) -> Any:

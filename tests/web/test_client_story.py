@@ -9,7 +9,8 @@ from datetime import date, timedelta
 import httpx
 import pytest
 
-from web.client import ApiError, SandboxClient
+from queries.errors import Forbidden, InvalidInput, QueryRejected, Unauthorized
+from web.client import SandboxClient
 from web_helpers import PASSWORD, start_live_server
 
 
@@ -22,16 +23,16 @@ def live(app):
 
 
 def test_client_errors_carry_the_code(live):
-    with pytest.raises(ApiError) as err:
+    with pytest.raises(Unauthorized) as err:
         SandboxClient.login(live, "operator1", "not the password")
     assert err.value.status == 401 and err.value.code == "bad_credentials"
     with SandboxClient.login(live, "reviewer1", PASSWORD) as rev:
         assert rev.me()["role"] == "reviewer"
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Forbidden) as err:
             rev.preview("health", "SELECT 1")
         assert err.value.code == "wrong_role"
         rev.revoke_token()
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Unauthorized) as err:
             rev.me()
         assert err.value.code == "bad_token"
 
@@ -53,9 +54,9 @@ def test_story_over_http(live, health_source, tmp_path):
 
     with SandboxClient.login(live, "operator1", PASSWORD) as op:
         assert [d["name"] for d in op.datasets(classification="conditional")] == ["health"]
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(QueryRejected) as err:
             op.preview("health", "SELECT person_id FROM people")
-        assert err.value.code == "identifier_in_output" and err.value.problem["span"]["start"] == 7
+        assert err.value.code == "identifier_in_output" and err.value.status == 422 and err.value.span.start == 7
         sql = "SELECT city, COUNT(*) AS people FROM people GROUP BY city"
         cost = op.preview("health", sql, epsilon=0.5)["cost"]
         assert cost["epsilon"] == pytest.approx(0.5) and cost["expected_half_width"]["people"] > 0
@@ -108,7 +109,7 @@ def test_client_template_and_request_flows(live, health_source):
     sql = "SELECT COUNT(*) AS n FROM people WHERE city = :city"
     with SandboxClient.login(live, "operator1", PASSWORD) as op:
         assert op.preview("health", "SELECT COUNT(*) AS n FROM people", target=("n", 30))["cost"]["epsilon"] > 0
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(Forbidden) as err:
             op.run("health", "SELECT COUNT(*) AS n FROM people", epsilon=0.1)
         assert err.value.code == "template_required"
         tid = op.propose_template("health", "People in a city", "planning", sql, ["city:string:Oslo|Bergen"], 0.1,
@@ -117,7 +118,8 @@ def test_client_template_and_request_flows(live, health_source):
         owner.decide_template(tid, "approve")
     with SandboxClient.login(live, "operator1", PASSWORD) as op:
         assert op.run_template(tid, city="Oslo")["cost"]["epsilon"] == pytest.approx(0.1)
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(InvalidInput) as err:
             op.run_template(tid, city="Paris")
-        assert err.value.code == "parameter_out_of_domain" and "Paris" not in str(err.value.problem)
+        assert err.value.code == "parameter_out_of_domain"
+        assert "Paris" not in str(err.value) and "Paris" not in str(err.value.fields)
         assert [t["runs_used"] for t in op.templates()] == [1]
