@@ -20,7 +20,7 @@ from typing import Callable
 
 from flask import current_app, g, request, session
 
-from queries.errors import Forbidden, SandboxError, Unauthorized
+from queries.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 
 ROLES = ("owner", "operator", "reviewer", "admin")
 READ_SCOPE = "read"          # a token with only this scope may use GET routes
@@ -28,12 +28,12 @@ ALL_SCOPE = "all"
 TOKEN_SCOPES = (READ_SCOPE, ALL_SCOPE)
 
 
-class TooManyAttempts(SandboxError):
+class TooManyAttempts(RateLimited):
     code = "too_many_attempts"
     status = 429
 
 
-class CsrfFailed(SandboxError):
+class CsrfFailed(InvalidInput):
     code = "csrf_failed"
     status = 400
 

@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from web_helpers import PASSWORD, bearer, start_live_server, token_for  # noqa: E402
 
-from queries.errors import (BudgetExceeded, Conflict, InternalError, NotFound, QueryRejected,  # noqa: E402
-                            SandboxError, Span, error_from_problem)
+from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, InternalError, NotFound,  # noqa: E402
+                            QueryRejected, SandboxError, Span, error_from_problem)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -178,3 +178,18 @@ def test_the_blocker_would_catch_a_server_import():
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert out.returncode != 0 and "flask" in out.stderr
 
+
+
+def test_errors_defined_outside_the_hierarchy_come_back_as_their_nearest_shared_class():
+    from queries.errors import InvalidInput, RateLimited
+    from sandbox.execution.worker import QueryInvalid
+    from web.auth import CsrfFailed, TooManyAttempts
+
+    for error, klass in ((TooManyAttempts("too many failed logins", retry_after=30), RateLimited),
+                         (CsrfFailed("the form's security token is missing"), InvalidInput),
+                         (QueryInvalid("abc123"), ExecutionFailed)):
+        fields = {k: v for k, v in error.to_dict().items() if k not in ("code", "message")}
+        problem = {"detail": error.message, "code": error.code, "kind": error.kind, **fields}
+        rebuilt = error_from_problem(problem, error.status)
+        assert type(rebuilt) is klass and rebuilt.code == error.code and rebuilt.status == error.status
+        assert rebuilt.fields == fields and str(rebuilt) == error.message
