@@ -10,12 +10,13 @@ the pool then starts a replacement and removes the dead worker's temp dir.
 
 Inside, a version is decrypted once into the worker's private temp dir (0700)
 as ``ds.duckdb`` and opened READ_ONLY, so the bounded SQL reads ``ds.<table>``;
-the database is then hardened (no external access, no extension loading, no
-local file system, no spilling to disk, memory/thread/time limits, configuration
-locked) and cached for later queries on that version, together with its *empty
-twin*: the same catalog, tables and column types with zero rows, hardened the
-same way. Each query gets a fresh cursor, so temp macros, temp views and
-variables never outlive it, and only a single SELECT statement is accepted.
+the database is opened with the one hardening recipe, ``queries.hardened_duckdb``
+(no external access, no extension loading, no local file system, no spilling to
+disk, memory/thread/time limits, configuration locked) and cached for later
+queries on that version, together with its *empty twin*: the same catalog,
+tables and column types with zero rows, opened the same way. Each query runs
+through the recipe's ``run_select``: a fresh cursor, so temp macros, temp views
+and variables never outlive it, and only a single SELECT statement.
 
 A query runs on the empty twin first. What fails there fails whatever the data
 hold, so the pool refuses it as :class:`QueryInvalid` (``query_invalid``, HTTP
@@ -41,7 +42,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import queue
-import re
 import resource
 import secrets
 import shutil
@@ -62,6 +62,7 @@ import duckdb
 import pyarrow as pa
 
 from queries.errors import ExecutionFailed, InvalidInput
+from queries.hardened_duckdb import LOCKED_DOWN, EngineLimits, StatementRefused, open_hardened, run_select
 from sandbox.logs import PrivateLogFile, private_logger
 from sandbox.execution.storage import VersionCorrupt, decrypt_file, unwrap_key
 
@@ -92,10 +93,10 @@ class QueryInvalid(ExecutionFailed):
 
 
 @dataclass(frozen=True)
-class WorkerLimits:
-    memory_mb: int = 1024           # DuckDB memory_limit (per cached version)
-    threads: int = 1                # DuckDB threads
-    timeout_s: float = 30.0         # wall clock per query; also DuckDB max_execution_time
+class WorkerLimits(EngineLimits):
+    """DuckDB's limits (``memory_mb`` per cached version; ``timeout_s`` is also the
+    wall-clock limit per query, enforced by the parent) and the worker process's."""
+
     address_space_mb: int = 4096    # RLIMIT_AS of the worker process
     cpu_seconds: int = 120          # RLIMIT_CPU budget per query
     cached_versions: int = 2        # decrypted versions a worker keeps open
@@ -103,31 +104,6 @@ class WorkerLimits:
 
 
 # ---------------------------------------------------------------- inside the worker
-
-_LOCKED_DOWN = {
-    "enable_external_access": False,
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-    "allow_community_extensions": False,
-    "temp_directory": "",
-}
-
-
-def open_hardened(db_path: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnection:
-    """Open a decrypted version read-only as catalog ``ds`` (the file is named
-    ``ds.duckdb``) and lock it down. Settings that must be in place before the
-    first query go into the connect config; the rest are set globally, and
-    ``lock_configuration`` last."""
-    db = duckdb.connect(str(db_path), read_only=True, config={
-        **_LOCKED_DOWN,
-        "memory_limit": f"{int(limits.memory_mb)}MB",
-        "threads": int(limits.threads),
-        "max_execution_time": max(1, int(limits.timeout_s * 1000)),
-    })
-    db.execute("SET GLOBAL disabled_filesystems = 'LocalFileSystem'")
-    db.execute("SET GLOBAL lock_configuration = true")
-    return db
-
 
 def open_empty_twin(db: duckdb.DuckDBPyConnection, folder: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnection:
     """The version's empty twin: every table of ``db`` with its exact DuckDB
@@ -144,7 +120,7 @@ def open_empty_twin(db: duckdb.DuckDBPyConnection, folder: Path, limits: WorkerL
         cur.close()
     folder.mkdir(mode=0o700)
     path = folder / "ds.duckdb"
-    builder = duckdb.connect(str(path), config=dict(_LOCKED_DOWN))
+    builder = duckdb.connect(str(path), config=dict(LOCKED_DOWN))
     try:
         for sql in definitions:
             builder.execute(sql)
@@ -154,45 +130,9 @@ def open_empty_twin(db: duckdb.DuckDBPyConnection, folder: Path, limits: WorkerL
     return open_hardened(path, limits)
 
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def parameter_names(sql: str) -> set[str]:
-    """The ``$name`` parameters a statement uses (case-folded), from DuckDB's own
-    tokenizer, so a ``$`` inside a string literal or a comment does not count."""
-    tokens = duckdb.tokenize(sql)
-    names = set()
-    for (offset, kind), (following, _) in zip(tokens, tokens[1:]):
-        if kind == duckdb.token_type.operator and sql[offset] == "$" and following == offset + 1:
-            match = _NAME.match(sql, following)
-            if match:
-                names.add(match.group().lower())
-    return names
-
-
-def run_select(db: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None) -> pa.Table:
-    """Run one SELECT statement on a fresh cursor; anything else raises ``_Refused``.
-    Parameters the statement does not use are dropped (DuckDB refuses extras, and a
-    plan carries ``salt`` whether or not its SQL needs it)."""
-    statements = db.extract_statements(sql)
-    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
-        raise _Refused(f"{len(statements)} statement(s) of type(s) {[s.type.name for s in statements]}")
-    used = parameter_names(sql) if params else set()
-    bound = {k: v for k, v in (params or {}).items() if k.lower() in used}
-    cur = db.cursor()
-    try:
-        return cur.sql(sql, params=bound or None).to_arrow_table()
-    finally:
-        cur.close()
-
-
-class _Refused(Exception):
-    pass
-
-
 def _cause(exc: BaseException) -> str:
     """The internal cause of a failure, as a code (for the log only)."""
-    if isinstance(exc, _Refused):
+    if isinstance(exc, StatementRefused):
         return "statement_refused"
     if isinstance(exc, duckdb.InterruptException):
         return "query_timeout"
@@ -397,7 +337,7 @@ class _Worker:
         finally:
             theirs.close()
         self.drain: threading.Thread | None = None
-        if stderr_log is not None:
+        if stderr_log is not None and self.proc.stderr is not None:
             fd = os.dup(self.proc.stderr.fileno())
             self.proc.stderr.close()
             self.drain = threading.Thread(target=_drain_stderr, args=(fd, self.proc.pid, stderr_log, keep_details),

@@ -9,7 +9,8 @@ import hashlib
 import pytest
 
 from queries.errors import ExecutionFailed
-from sandbox.execution.worker import QueryInvalid, WorkerLimits, parameter_names
+from queries.hardened_duckdb import parameter_names
+from sandbox.execution.worker import QueryInvalid, WorkerLimits
 
 from .conftest import log_record
 
