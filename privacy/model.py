@@ -13,6 +13,33 @@ from privacy.vocabulary import Accounting, Mechanism
 from queries.errors import InvalidInput
 
 
+@dataclass(frozen=True)
+class Tolerance:
+    """How far a loss may pass a limit and still fit it. The relative slack lets k
+    equal shares of a budget fit exactly despite float rounding (and absorbs OpenDP
+    maps that charge a hair over or under the ε asked for); the absolute slacks
+    only matter for limits of zero. One value, :data:`TOLERANCE`, serves every
+    comparison of a loss with a limit: ``PrivacyLoss.covers``, the ledger's
+    conditional updates, the preview and query templates."""
+
+    relative: float
+    epsilon: float
+    delta: float
+
+    @property
+    def factor(self) -> float:
+        """What a limit is multiplied by before the absolute slack is added."""
+        return 1 + self.relative
+
+    def within(self, epsilon: float, delta: float, limit: PrivacyLoss) -> bool:
+        """Whether (``epsilon``, ``delta``) fits inside ``limit``."""
+        return (epsilon <= limit.epsilon * self.factor + self.epsilon
+                and delta <= limit.delta * self.factor + self.delta)
+
+
+TOLERANCE = Tolerance(relative=1e-9, epsilon=1e-12, delta=1e-18)
+
+
 @dataclass(frozen=True, order=True)
 class PrivacyLoss:
     """An (ε, δ) privacy loss or budget. Rejects NaN, infinities and negatives."""
@@ -36,10 +63,8 @@ class PrivacyLoss:
         return PrivacyLoss(self.epsilon + other.epsilon, min(self.delta + other.delta, 0.999999))
 
     def covers(self, other: "PrivacyLoss") -> bool:
-        """True if ``other`` fits inside this budget (with a relative slack of 1e-9
-        so that k equal shares of a budget fit exactly)."""
-        return (other.epsilon <= self.epsilon * (1 + 1e-9) + 1e-12
-                and other.delta <= self.delta * (1 + 1e-9) + 1e-15)
+        """True if ``other`` fits inside this budget, up to :data:`TOLERANCE`."""
+        return TOLERANCE.within(other.epsilon, other.delta, self)
 
     def minus(self, other: "PrivacyLoss") -> "PrivacyLoss":
         return PrivacyLoss(max(self.epsilon - other.epsilon, 0.0), max(self.delta - other.delta, 0.0))

@@ -23,7 +23,7 @@ import sqlglot
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from privacy.model import PrivacyLoss
+from privacy.model import TOLERANCE, PrivacyLoss
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound, QueryRejected
 from sandbox import audit
 from sandbox.persistence.approval_models import ApprovalDelegate, QueryRequest, QueryTemplate
@@ -245,7 +245,7 @@ def propose_template(inst: Instance, operator: str, dataset: str, *, title: str,
         lic = active_licence(s, ds, user)
         cap = min(b.max_epsilon_per_query for b in s.execute(select(Budget).where(
             Budget.dataset_id == ds.id, (Budget.scope == "dataset") | (Budget.licence_id == lic.id))).scalars())
-        if loss.epsilon > cap * (1 + 1e-9):
+        if not TOLERANCE.within(loss.epsilon, 0.0, PrivacyLoss(cap)):
             raise InvalidInput(f"ε per run exceeds the per-query cap ({cap:g})", code="invalid_budget")
         v = latest_version(s, ds)
         policy = version_policy(v)
@@ -437,7 +437,8 @@ def consume(s: Session, gate: RunGate, run_id: str, loss: PrivacyLoss) -> None:
             .where(QueryTemplate.id == gate.template_id, QueryTemplate.status == "approved",
                    (QueryTemplate.max_runs.is_(None)) | (QueryTemplate.runs_used + 1 <= QueryTemplate.max_runs),
                    (QueryTemplate.max_epsilon.is_(None))
-                   | (QueryTemplate.epsilon_used + loss.epsilon <= QueryTemplate.max_epsilon * (1 + 1e-9) + 1e-12))
+                   | (QueryTemplate.epsilon_used + loss.epsilon
+                      <= QueryTemplate.max_epsilon * TOLERANCE.factor + TOLERANCE.epsilon))
             .values(runs_used=QueryTemplate.runs_used + 1, epsilon_used=QueryTemplate.epsilon_used + loss.epsilon)
             .execution_options(synchronize_session=False))
         if result.rowcount != 1:

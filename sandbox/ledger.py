@@ -15,15 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
-from privacy.model import PrivacyLoss
+from privacy.model import TOLERANCE, PrivacyLoss
 from queries.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, SandboxError
 from sandbox.persistence.models import Budget, LedgerEntry
-
-# Relative slack so that k equal shares of a budget fit exactly despite float rounding.
-REL = 1e-9
-ABS_EPS = 1e-12
-ABS_DELTA = 1e-18
-
 
 @dataclass(frozen=True)
 class BudgetStatus:
@@ -134,7 +128,7 @@ def epsilon_floor(rows: list[Budget], default: float) -> float:
 def check_floor(loss: PrivacyLoss, floor: float) -> None:
     """Refuse an ε under the floor: a run at a vanishing ε would still show
     whatever is exact around its numbers, at no cost to the budget."""
-    if loss.epsilon < floor * (1 - REL):    # OpenDP's map may charge a hair under the ε asked for
+    if loss.epsilon < floor * (1 - TOLERANCE.relative):    # OpenDP's map may charge a hair under the ε asked for
         raise InvalidInput(f"ε={loss.epsilon:g} is below this licence's floor of ε={floor:g} per query",
                            code="epsilon_below_floor", floor=floor, requested=loss.to_dict())
 
@@ -144,7 +138,7 @@ def _refusal(b: Budget, loss: PrivacyLoss) -> SandboxError:
         return Forbidden(f"the {b.scope} allows {b.max_queries} queries and all have been run",
                          code="query_limit_reached", level=b.scope, max_queries=b.max_queries)
     st = status_of(b)
-    if loss.epsilon > st.per_query.epsilon * (1 + REL) + ABS_EPS or loss.delta > st.per_query.delta * (1 + REL) + ABS_DELTA:
+    if not st.per_query.covers(loss):
         level = f"{b.scope}_per_query"
         remaining = st.per_query
     else:
@@ -170,8 +164,8 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
     rows = rows if rows is not None else budget_rows(session, dataset_id, licence_id)
     for b in rows:
         check_floor(loss, float(b.min_epsilon_per_query or 0.0))
-        caps = (Budget.max_epsilon_per_query * (1 + REL) + ABS_EPS >= loss.epsilon,
-                Budget.max_delta_per_query * (1 + REL) + ABS_DELTA >= loss.delta,
+        caps = (Budget.max_epsilon_per_query * TOLERANCE.factor + TOLERANCE.epsilon >= loss.epsilon,
+                Budget.max_delta_per_query * TOLERANCE.factor + TOLERANCE.delta >= loss.delta,
                 or_(Budget.max_queries.is_(None), Budget.queries_used < Budget.max_queries))
         counted = {"queries_used": Budget.queries_used + 1}
         if b.rho is not None:
@@ -180,16 +174,18 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
                                    status=500)
             stmt = update(Budget).where(
                 Budget.id == b.id, *caps,
-                Budget.spent_rho + Budget.reserved_rho + q.rho <= Budget.rho * (1 + REL) + ABS_EPS,
+                Budget.spent_rho + Budget.reserved_rho + q.rho <= Budget.rho * TOLERANCE.factor + TOLERANCE.epsilon,
                 Budget.spent_delta + Budget.reserved_delta + q.pure_delta
-                <= (Budget.delta - Budget.rho_delta) * (1 + REL) + ABS_DELTA,
+                <= (Budget.delta - Budget.rho_delta) * TOLERANCE.factor + TOLERANCE.delta,
             ).values(reserved_rho=Budget.reserved_rho + q.rho, reserved_delta=Budget.reserved_delta + q.pure_delta,
                      **counted)
         else:
             stmt = update(Budget).where(
                 Budget.id == b.id, *caps,
-                Budget.spent_epsilon + Budget.reserved_epsilon + loss.epsilon <= Budget.epsilon * (1 + REL) + ABS_EPS,
-                Budget.spent_delta + Budget.reserved_delta + loss.delta <= Budget.delta * (1 + REL) + ABS_DELTA,
+                Budget.spent_epsilon + Budget.reserved_epsilon + loss.epsilon
+                <= Budget.epsilon * TOLERANCE.factor + TOLERANCE.epsilon,
+                Budget.spent_delta + Budget.reserved_delta + loss.delta
+                <= Budget.delta * TOLERANCE.factor + TOLERANCE.delta,
             ).values(reserved_epsilon=Budget.reserved_epsilon + loss.epsilon,
                      reserved_delta=Budget.reserved_delta + loss.delta, **counted)
         result = session.execute(stmt.execution_options(synchronize_session=False))

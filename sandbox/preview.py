@@ -24,8 +24,8 @@ from typing import Any
 
 from sqlalchemy import select
 
+from privacy.model import TOLERANCE
 from sandbox.instance import Instance
-from sandbox.ledger import REL
 
 GROUP_SIZES = (100, 1_000, 10_000)
 
@@ -58,11 +58,11 @@ def refusals(levels, epsilon: float, delta: float) -> list[dict[str, Any]]:
     out = []
     for st in levels:
         where = "licence" if st.scope == "licence" else "dataset"
-        if epsilon > st.per_query.epsilon * (1 + REL) or delta > st.per_query.delta * (1 + REL):
+        if not TOLERANCE.within(epsilon, delta, st.per_query):
             out.append({"code": "over_query_cap", "level": where,
                         "limit": {"epsilon": st.per_query.epsilon, "delta": st.per_query.delta}})
         left = st.remaining
-        if epsilon > left.epsilon * (1 + REL) or delta > left.delta * (1 + REL):
+        if not TOLERANCE.within(epsilon, delta, left):
             out.append({"code": "budget_exceeded", "level": where,
                         "limit": {"epsilon": left.epsilon, "delta": left.delta}})
         used, most = st.queries

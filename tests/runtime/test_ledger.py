@@ -12,7 +12,7 @@ from hypothesis import given, settings, strategies as st
 from sqlalchemy import func, select
 
 from concurrency_workers import reserve_and_charge
-from privacy.model import PrivacyLoss
+from privacy.model import TOLERANCE, PrivacyLoss
 from queries.errors import BudgetExceeded, InvalidInput
 from sandbox import ledger
 from sandbox.audit import verify_chain
@@ -109,6 +109,28 @@ def test_k_equal_shares_fit_exactly(total, shares):
             spent = spent + each
             admitted += 1
     assert admitted == shares
+
+
+@pytest.mark.parametrize("over", [0.5, 2.0])
+@pytest.mark.parametrize("limit", ["epsilon", "per_query_epsilon", "per_query_delta"])
+def test_covers_and_the_ledger_share_one_tolerance(instance, limit, over):
+    """A loss a hair past a limit (``over`` times the relative tolerance) fits both
+    ``PrivacyLoss.covers`` and the ledger's conditional update, or neither."""
+    per_query = 5.0 if limit == "epsilon" else 1.0
+    ds, lic = _budgets(instance, dataset_eps=1.0 if limit == "epsilon" else 5.0, licence_eps=5.0,
+                       per_query=per_query)
+    bound = PrivacyLoss(1.0, 1e-6) if limit == "epsilon" else PrivacyLoss(1.0, 1e-7)
+    hair = 1 + over * TOLERANCE.relative
+    loss = PrivacyLoss(1.0, 1e-7 * hair) if limit == "per_query_delta" else PrivacyLoss(hair, 1e-8)
+    fits = bound.covers(loss)
+    assert fits == (over < 1)
+    try:
+        with instance.store.transaction() as s:
+            ledger.reserve(s, ds, lic, "edge", loss)
+        reserved = True
+    except BudgetExceeded:
+        reserved = False
+    assert reserved == fits
 
 
 @pytest.mark.slow
