@@ -56,7 +56,7 @@ class NoiseDesign:
     selection: PartitionSelection | None
     loss: PrivacyLoss
     records: tuple[MechanismRecord, ...]
-    measurement: object = field(default=None, compare=False, repr=False)  # the composed OpenDP measurement
+    measurement: dp.Measurement = field(compare=False, repr=False)  # the composed OpenDP measurement
 
     def measure(self, aggregate: str, role: str) -> NoisyMeasure:
         for m in self.measures:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +58,7 @@ def _number(value: Any) -> float | int | None:
 def key_order(key: tuple[Any, ...]) -> tuple[tuple[int, str, Any], ...]:
     """A total order on group keys of any column types: NULL first, then by type
     name, then by value (so mixed or non-comparable keys still sort)."""
-    out = []
+    out: list[tuple[int, str, Any]] = []
     for v in key:
         if v is None:
             out.append((0, "", 0))
@@ -161,9 +162,9 @@ def group_table(plan: BoundedPlan, exact: pa.Table, selecting: bool) -> GroupTab
         keys: list[tuple[Any, ...]] = [()]
         if len(rows) > 1:
             raise PrivacyError("an ungrouped query must return one row", code="bad_exact_table")
-        lookup = {(): rows[0] if rows else None}
+        lookup: Mapping[tuple[Any, ...], dict[str, Any] | None] = {(): rows[0] if rows else None}
     elif not selecting and all(k.domain is not None for k in plan.group_keys):
-        keys = [tuple(combo) for combo in itertools.product(*(k.domain for k in plan.group_keys))]
+        keys = [tuple(combo) for combo in itertools.product(*(k.domain or () for k in plan.group_keys))]
         lookup = by_key
     else:
         keys = sorted(by_key, key=key_order)

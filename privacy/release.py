@@ -24,8 +24,9 @@ def _output_half_widths(plan: BoundedPlan, design: NoiseDesign, alpha: float) ->
     widths: dict[str, float] = {}
     for o in plan.outputs:
         name = o.expr.strip()
-        if not o.is_key and per_agg.get(name) is not None:
-            widths[o.name] = float(per_agg[name])
+        width = per_agg.get(name)
+        if not o.is_key and width is not None:
+            widths[o.name] = float(width)
     return widths
 
 
