@@ -16,6 +16,7 @@ from werkzeug.utils import secure_filename
 
 from queries.errors import Forbidden, InvalidInput
 from sandbox.instance import Instance
+from sandbox.vocabulary import Role
 from web.auth import Principal, actor
 
 
@@ -74,7 +75,7 @@ def publishers() -> list[str]:
 
 
 def may_manage(p: Principal, owner: str | None) -> bool:
-    return p.role == "admin" or (p.role == "owner" and p.name == owner)
+    return p.role == Role.ADMIN or (p.role == Role.OWNER and p.name == owner)
 
 
 def dataset_detail(p: Principal, name: str) -> dict[str, Any]:
@@ -105,10 +106,10 @@ def visible_licences(p: Principal, dataset: str | None = None, operator: str | N
     from sandbox.datasets import list_datasets
     from sandbox.licences import list_licences
 
-    if p.role == "operator":
+    if p.role == Role.OPERATOR:
         return list_licences(inst(), dataset=dataset, operator=p.name)
     rows = list_licences(inst(), dataset=dataset, operator=operator)
-    if p.role == "owner":
+    if p.role == Role.OWNER:
         mine = {d["name"] for d in list_datasets(inst()) if d["owner"] == p.name}
         rows = [r for r in rows if r["dataset"] in mine]
     return rows
@@ -117,10 +118,10 @@ def visible_licences(p: Principal, dataset: str | None = None, operator: str | N
 def owned_datasets(p: Principal) -> list[dict[str, Any]]:
     from sandbox.datasets import list_datasets
 
-    return [d for d in list_datasets(inst()) if p.role == "admin" or d["owner"] == p.name]
+    return [d for d in list_datasets(inst()) if p.role == Role.ADMIN or d[Role.OWNER] == p.name]
 
 
-def register_upload(policy: FileStorage | None, files: Iterable[FileStorage]):
+def add_upload(policy: FileStorage | None, files: Iterable[FileStorage]):
     """Save an uploaded policy and its data files side by side, register them,
     and remove the upload (whatever happens)."""
     from sandbox.datasets import add_dataset

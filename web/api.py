@@ -9,20 +9,21 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from sandbox.vocabulary import PUBLIC, Role
 from web import access
 from web.auth import actor, login, principal
 from web.downloads import file_response, result_file, table_bytes
 from web.openapi import ApiRoutes, openapi_document, paged
 from web.schemas import (
     BudgetStatusOut, ChainReportOut, CheckedQueryOut, Created, DatasetBudget, DatasetDetail, DatasetListQuery,
-    DatasetSummary, Done, KeyOut, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke, Me, PageQuery,
-    QueryRequest, QueryResultOut, RegisteredVersionOut, RunDetail, RunListQuery, RunSummary, SettingOut,
+    AddedVersionOut, DatasetSummary, Done, KeyOut, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke, Me, PageQuery,
+    QueryRequest, QueryResultOut, RunDetail, RunListQuery, RunSummary, SettingOut,
     TableDownloadQuery, DownloadQuery, TokenOut, TokenRequest, UserCreate, UserOut,
 )
 
 PREFIX = "/api/v1"
 API_VERSION = "1.0"
-ALL = ("owner", "operator", "reviewer", "admin")
+ALL = tuple(Role)
 
 bp = Blueprint("api", __name__, url_prefix=PREFIX)
 api = ApiRoutes(bp)
@@ -35,17 +36,17 @@ def openapi_json():
     return jsonify(openapi_document(api, PREFIX, API_VERSION))
 
 
-openapi_json.allowed_roles = frozenset({"public"})
+openapi_json.allowed_roles = frozenset({PUBLIC})
 
 
-@api.route("/keys", roles=("public",), summary="The instance's public signing key", response=KeyOut, tag="admin")
+@api.route("/keys", roles=(PUBLIC,), summary="The instance's public signing key", response=KeyOut, tag="admin")
 def keys():
     return access.signing_key()
 
 
 # --- auth ------------------------------------------------------------------------
 
-@api.route("/tokens", "POST", roles=("public",), body=TokenRequest, response=TokenOut, status=201,
+@api.route("/tokens", "POST", roles=(PUBLIC,), body=TokenRequest, response=TokenOut, status=201,
            summary="Exchange a user name and password for a bearer token (rate-limited)", tag="auth")
 def create_token(body: TokenRequest):
     from sandbox.users import issue_token
@@ -70,19 +71,19 @@ def me():
 
 # --- catalog ---------------------------------------------------------------------
 
-@api.route("/datasets", roles=("public",), query=DatasetListQuery, response=DatasetSummary, many=True,
+@api.route("/datasets", roles=(PUBLIC,), query=DatasetListQuery, response=DatasetSummary, many=True,
            summary="Datasets in the catalog (search, filter, pages)", tag="catalog")
 def list_datasets(query: DatasetListQuery):
     return paged(access.search_datasets(query.q, query.classification, query.publisher), query)
 
 
-@api.route("/datasets/<name>", roles=("public",), response=DatasetDetail,
+@api.route("/datasets/<name>", roles=(PUBLIC,), response=DatasetDetail,
            summary="A dataset's metadata (the quality report for its owner)", tag="catalog")
 def show_dataset(name: str):
     return access.dataset_detail(principal(), name)
 
 
-@api.route("/datasets/<name>/download", roles=("public",), query=TableDownloadQuery,
+@api.route("/datasets/<name>/download", roles=(PUBLIC,), query=TableDownloadQuery,
            media=("text/csv", "application/json", "application/vnd.apache.parquet"),
            summary="Download an open dataset's table", tag="catalog")
 def download_dataset(name: str, query: TableDownloadQuery):
@@ -91,7 +92,7 @@ def download_dataset(name: str, query: TableDownloadQuery):
     return file_response(table_bytes(table, query.format), query.format, f"{stem}.{query.format}")
 
 
-@api.route("/datasets/<name>/mock", roles=("public",), query=TableDownloadQuery,
+@api.route("/datasets/<name>/mock", roles=(PUBLIC,), query=TableDownloadQuery,
            media=("text/csv", "application/json", "application/vnd.apache.parquet"),
            summary="Mock data with the dataset's schema, generated from its policy (no real data)", tag="catalog")
 def mock_dataset(name: str, query: TableDownloadQuery):
@@ -102,26 +103,26 @@ def mock_dataset(name: str, query: TableDownloadQuery):
 
 # --- owner -----------------------------------------------------------------------
 
-@api.route("/datasets", "POST", roles=("owner", "admin"), response=RegisteredVersionOut, status=201,
+@api.route("/datasets", "POST", roles=(Role.OWNER, Role.ADMIN), response=AddedVersionOut, status=201,
            multipart={"policy": "the policy file (TOML)", "files": "the data files it names"},
-           summary="Register a dataset version from a policy file and its data files", tag="owner")
-def register_dataset():
-    return access.register_upload(request.files.get("policy"), request.files.getlist("files")).to_dict()
+           summary="Add a dataset (or a new version of it) from a policy file and its data files", tag="owner")
+def add_dataset():
+    return access.add_upload(request.files.get("policy"), request.files.getlist("files")).to_dict()
 
 
-@api.route("/datasets/<name>/budget", roles=("owner", "admin"), response=DatasetBudget,
+@api.route("/datasets/<name>/budget", roles=(Role.OWNER, Role.ADMIN), response=DatasetBudget,
            summary="Budget gauge: spent, reserved and remaining per level", tag="owner")
 def dataset_budget(name: str):
     return access.dataset_budget(principal(), name)
 
 
-@api.route("/licences", roles=("owner", "operator", "admin"), query=LicenceListQuery, response=LicenceOut,
+@api.route("/licences", roles=(Role.OWNER, Role.OPERATOR, Role.ADMIN), query=LicenceListQuery, response=LicenceOut,
            many=True, summary="Licences the caller may see", tag="owner")
 def list_licences(query: LicenceListQuery):
     return paged(access.visible_licences(principal(), query.dataset, query.operator), query)
 
 
-@api.route("/licences", "POST", roles=("owner", "admin"), body=LicenceGrant, response=Created, status=201,
+@api.route("/licences", "POST", roles=(Role.OWNER, Role.ADMIN), body=LicenceGrant, response=Created, status=201,
            summary="Grant a licence on a conditional dataset", tag="owner")
 def grant_licence(body: LicenceGrant):
     from sandbox.licences import grant_licence as grant
@@ -134,7 +135,7 @@ def grant_licence(body: LicenceGrant):
     return {"id": lid}
 
 
-@api.route("/licences/<int:licence_id>/revoke", "POST", roles=("owner", "admin"), body=LicenceRevoke,
+@api.route("/licences/<int:licence_id>/revoke", "POST", roles=(Role.OWNER, Role.ADMIN), body=LicenceRevoke,
            response=Done, summary="Revoke a licence (cancels its pending products)", tag="owner")
 def revoke_licence(licence_id: int, body: LicenceRevoke):
     from sandbox.licences import revoke_licence as revoke
@@ -145,7 +146,7 @@ def revoke_licence(licence_id: int, body: LicenceRevoke):
 
 # --- operator --------------------------------------------------------------------
 
-@api.route("/queries/preview", "POST", roles=("operator",), body=QueryRequest, response=CheckedQueryOut,
+@api.route("/queries/preview", "POST", roles=(Role.OPERATOR,), body=QueryRequest, response=CheckedQueryOut,
            summary="Check a query and estimate its cost and accuracy (spends nothing)", tag="operator")
 def preview_query(body: QueryRequest):
     from sandbox.preview import preview_query as preview
@@ -154,7 +155,7 @@ def preview_query(body: QueryRequest):
                    version=body.version, target=_target(body))
 
 
-@api.route("/queries", "POST", roles=("operator",), body=QueryRequest, response=QueryResultOut, status=201,
+@api.route("/queries", "POST", roles=(Role.OPERATOR,), body=QueryRequest, response=QueryResultOut, status=201,
            summary="Run a query: its privacy loss is charged", tag="operator")
 def run_query(body: QueryRequest):
     from sandbox.service import run_query as run
@@ -167,7 +168,7 @@ def _target(body: QueryRequest) -> tuple[str, float] | None:
     return (body.target.output, body.target.half_width) if body.target is not None else None
 
 
-@api.route("/queries", roles=("operator", "reviewer", "admin"), query=RunListQuery, response=RunSummary,
+@api.route("/queries", roles=(Role.OPERATOR, Role.REVIEWER, Role.ADMIN), query=RunListQuery, response=RunSummary,
            many=True, summary="Query runs (an operator sees their own)", tag="operator")
 def list_runs(query: RunListQuery):
     from sandbox.service import list_runs as runs
@@ -175,7 +176,7 @@ def list_runs(query: RunListQuery):
     return paged(runs(access.inst(), principal().name, query.dataset), query)
 
 
-@api.route("/queries/<run_id>", roles=("operator", "reviewer", "admin"), response=RunDetail,
+@api.route("/queries/<run_id>", roles=(Role.OPERATOR, Role.REVIEWER, Role.ADMIN), response=RunDetail,
            summary="One query run with its released result", tag="operator")
 def show_run(run_id: str):
     from sandbox.service import get_run
@@ -183,7 +184,7 @@ def show_run(run_id: str):
     return get_run(access.inst(), principal().name, run_id)
 
 
-@api.route("/queries/<run_id>/result", roles=("operator", "reviewer", "admin"), query=DownloadQuery,
+@api.route("/queries/<run_id>/result", roles=(Role.OPERATOR, Role.REVIEWER, Role.ADMIN), query=DownloadQuery,
            media=("text/csv", "application/json", "application/vnd.apache.parquet"),
            summary="Download a run's released result", tag="operator")
 def download_run(run_id: str, query: DownloadQuery):
@@ -196,7 +197,7 @@ def download_run(run_id: str, query: DownloadQuery):
     return result_file(run["result"], query.format, f"run-{run_id[:8]}")
 
 
-@api.route("/budget/<dataset>", roles=("operator",), response=BudgetStatusOut, many=True,
+@api.route("/budget/<dataset>", roles=(Role.OPERATOR,), response=BudgetStatusOut, many=True,
            summary="The operator's remaining budget on a dataset", tag="operator")
 def my_budget(dataset: str):
     lics = [lic for lic in access.visible_licences(principal(), dataset) if lic["status"] == "active"]
@@ -205,13 +206,13 @@ def my_budget(dataset: str):
 
 # --- admin -----------------------------------------------------------------------
 
-@api.route("/users", roles=("admin",), query=PageQuery, response=UserOut, many=True, summary="Users and roles",
+@api.route("/users", roles=(Role.ADMIN,), query=PageQuery, response=UserOut, many=True, summary="Users and roles",
            tag="admin")
 def list_users(query: PageQuery):
     return paged(access.users_list(), query)
 
 
-@api.route("/users", "POST", roles=("admin",), body=UserCreate, response=UserOut, status=201,
+@api.route("/users", "POST", roles=(Role.ADMIN,), body=UserCreate, response=UserOut, status=201,
            summary="Add a user", tag="admin")
 def add_user(body: UserCreate):
     from sandbox.users import add_user as add
@@ -221,12 +222,12 @@ def add_user(body: UserCreate):
     return {"name": u.name, "role": u.role, "active": True}
 
 
-@api.route("/settings", roles=("admin",), response=SettingOut, many=True, summary="Settings overview", tag="admin")
+@api.route("/settings", roles=(Role.ADMIN,), response=SettingOut, many=True, summary="Settings overview", tag="admin")
 def settings():
     return access.settings_overview()
 
 
-@api.route("/audit", roles=("admin",), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
+@api.route("/audit", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
 def audit_status():
     return access.audit_report()
 

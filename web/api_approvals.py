@@ -1,4 +1,4 @@
-"""API routes of licence approval modes (templates, query requests, delegated
+"""API routes of licence approval modes (templates, query approvals, delegated
 reviewers), product edit and re-run, and the annual disclosure report
 (registered on the API blueprint of ``web.api``)."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from queries.errors import NotFound
+from sandbox.vocabulary import PUBLIC, Role
 from web import access
 from web.api import api
 from web.approval_access import (
@@ -17,17 +18,17 @@ from web.openapi import paged
 from web.products_views import svc
 from web.schemas import (
     ApprovalModeChange, Created, DelegateCreate, DisclosureReportOut, DisclosureRequest, Done, ProductEdit,
-    ProductOut, ProductRerun, QueryApprovalRequest, QueryRequestListQuery, QueryRequestOut, QueryResultOut,
-    RequestDecision, StatusOut, TemplateDecision, TemplateListQuery, TemplateOut, TemplateProposal, TemplateRun,
+    ProductOut, ProductRerun, ApprovalSubmission, ApprovalListQuery, ApprovalOut, QueryResultOut,
+    ApprovalDecision, StatusOut, TemplateDecision, TemplateListQuery, TemplateOut, TemplateProposal, TemplateRun,
 )
 
-APPROVERS = ("owner", "reviewer", "admin")
-SEES_APPROVALS = ("owner", "operator", "reviewer", "admin")
+APPROVERS = (Role.OWNER, Role.REVIEWER, Role.ADMIN)
+SEES_APPROVALS = (Role.OWNER, Role.OPERATOR, Role.REVIEWER, Role.ADMIN)
 
 
 # --- licences ----------------------------------------------------------------------
 
-@api.route("/licences/<int:licence_id>/approval", "POST", roles=("owner", "admin"), body=ApprovalModeChange,
+@api.route("/licences/<int:licence_id>/approval", "POST", roles=(Role.OWNER, Role.ADMIN), body=ApprovalModeChange,
            response=Done, summary="Change a licence's approval mode (automatic, templates, each)", tag="approvals")
 def set_approval_mode(licence_id: int, body: ApprovalModeChange):
     from sandbox.approvals import set_approval_mode as set_mode
@@ -36,8 +37,8 @@ def set_approval_mode(licence_id: int, body: ApprovalModeChange):
     return {"ok": True}
 
 
-@api.route("/datasets/<name>/delegates", "POST", roles=("owner", "admin"), body=DelegateCreate, response=Done,
-           status=201, summary="Let a reviewer decide the dataset's templates and query requests", tag="approvals")
+@api.route("/datasets/<name>/delegates", "POST", roles=(Role.OWNER, Role.ADMIN), body=DelegateCreate, response=Done,
+           status=201, summary="Let a reviewer decide the dataset's templates and query approvals", tag="approvals")
 def delegate_reviewer(name: str, body: DelegateCreate):
     from sandbox.approvals import delegate
 
@@ -54,7 +55,7 @@ def list_templates(query: TemplateListQuery):
     return paged(visible_templates(principal(), query.dataset, query.licence_id, query.status), query)
 
 
-@api.route("/templates", "POST", roles=("operator",), body=TemplateProposal, response=Created, status=201,
+@api.route("/templates", "POST", roles=(Role.OPERATOR,), body=TemplateProposal, response=Created, status=201,
            summary="Propose a query template with named :parameters for approval", tag="approvals")
 def propose_template(body: TemplateProposal):
     from sandbox.approvals import propose_template as propose
@@ -82,7 +83,7 @@ def decide_template(template_id: int, body: TemplateDecision):
     return {"id": template_id, "status": status}
 
 
-@api.route("/templates/<int:template_id>/runs", "POST", roles=("operator",), body=TemplateRun,
+@api.route("/templates/<int:template_id>/runs", "POST", roles=(Role.OPERATOR,), body=TemplateRun,
            response=QueryResultOut, status=201, summary="Run an approved template with parameter values",
            tag="approvals")
 def run_template(template_id: int, body: TemplateRun):
@@ -93,45 +94,50 @@ def run_template(template_id: int, body: TemplateRun):
                      params={k: str(v) for k, v in body.params.items()}, version=body.version).to_dict()
 
 
-# --- query requests (``each``) ---------------------------------------------------------
+# --- query approvals (``each``): one query submitted for approval before it runs -------------
+# (/query-requests is their older spelling, kept for one release.)
 
-@api.route("/query-requests", roles=SEES_APPROVALS, query=QueryRequestListQuery, response=QueryRequestOut,
-           many=True, summary="Query requests the caller may see (the approval queue)", tag="approvals")
-def list_query_requests(query: QueryRequestListQuery):
+@api.route("/approvals", roles=SEES_APPROVALS, query=ApprovalListQuery, response=ApprovalOut,
+           many=True, summary="Query approvals the caller may see (the approval queue)", tag="approvals",
+           aliases=("/query-requests",))
+def list_approvals(query: ApprovalListQuery):
     return paged(visible_requests(principal(), query.dataset, query.status), query)
 
 
-@api.route("/query-requests", "POST", roles=("operator",), body=QueryApprovalRequest, response=Created,
-           status=201, summary="Submit a query for approval (licences in each mode)", tag="approvals")
-def submit_query_request(body: QueryApprovalRequest):
+@api.route("/approvals", "POST", roles=(Role.OPERATOR,), body=ApprovalSubmission, response=Created,
+           status=201, summary="Submit a query for approval (licences in each mode)", tag="approvals",
+           aliases=("/query-requests",))
+def submit_approval(body: ApprovalSubmission):
     from sandbox.approvals import request_query
 
-    rid = request_query(access.inst(), principal().name, body.dataset, body.sql, purpose=body.purpose,
+    aid = request_query(access.inst(), principal().name, body.dataset, body.sql, purpose=body.purpose,
                         epsilon=body.epsilon)
-    return {"id": rid}
+    return {"id": aid}
 
 
-@api.route("/query-requests/<int:request_id>/decision", "POST", roles=APPROVERS, body=RequestDecision,
-           response=StatusOut, summary="Approve or reject a query request", tag="approvals")
-def decide_query_request(request_id: int, body: RequestDecision):
+@api.route("/approvals/<int:approval_id>/decision", "POST", roles=APPROVERS, body=ApprovalDecision,
+           response=StatusOut, summary="Approve or reject a query approval", tag="approvals",
+           aliases=("/query-requests/<int:approval_id>/decision",))
+def decide_approval(approval_id: int, body: ApprovalDecision):
     from sandbox.approvals import decide_request
 
-    status = decide_request(access.inst(), principal().name, request_id, body.decision, body.reason)
-    return {"id": request_id, "status": status}
+    status = decide_request(access.inst(), principal().name, approval_id, body.decision, body.reason)
+    return {"id": approval_id, "status": status}
 
 
-@api.route("/query-requests/<int:request_id>/run", "POST", roles=("operator",), response=QueryResultOut,
-           status=201, summary="Run an approved query request (exactly once)", tag="approvals")
-def run_query_request(request_id: int):
+@api.route("/approvals/<int:approval_id>/run", "POST", roles=(Role.OPERATOR,), response=QueryResultOut,
+           status=201, summary="Run an approved query approval (exactly once)", tag="approvals",
+           aliases=("/query-requests/<int:approval_id>/run",))
+def run_approval(approval_id: int):
     from sandbox.service import run_query
 
-    r = request_of(principal(), request_id)
-    return run_query(access.inst(), principal().name, r["dataset"], request_id=request_id).to_dict()
+    r = request_of(principal(), approval_id)
+    return run_query(access.inst(), principal().name, r["dataset"], request_id=approval_id).to_dict()
 
 
 # --- products: edit and re-run ---------------------------------------------------------
 
-@api.route("/products/<int:product_id>", "PATCH", roles=("operator",), body=ProductEdit, response=ProductOut,
+@api.route("/products/<int:product_id>", "PATCH", roles=(Role.OPERATOR,), body=ProductEdit, response=ProductOut,
            summary="Edit a draft, returned or submitted product (a submitted one starts a new review round)",
            tag="products")
 def edit_product(product_id: int, body: ProductEdit):
@@ -140,7 +146,7 @@ def edit_product(product_id: int, body: ProductEdit):
                               run_ids=body.run_ids).to_dict()
 
 
-@api.route("/products/<int:product_id>/rerun", "POST", roles=("operator",), body=ProductRerun,
+@api.route("/products/<int:product_id>/rerun", "POST", roles=(Role.OPERATOR,), body=ProductRerun,
            response=ProductOut, status=201,
            summary="Re-run a released product on another dataset version as a new draft version", tag="products")
 def rerun_product(product_id: int, body: ProductRerun):
@@ -157,14 +163,14 @@ def stored_report(year: int) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-@api.route("/disclosure-reports", "POST", roles=("owner", "reviewer", "admin"), body=DisclosureRequest,
+@api.route("/disclosure-reports", "POST", roles=(Role.OWNER, Role.REVIEWER, Role.ADMIN), body=DisclosureRequest,
            response=DisclosureReportOut, status=201,
            summary="Build (or rebuild) the year's disclosure report as a signed package", tag="catalog")
 def build_disclosure_report(body: DisclosureRequest):
     return svc().disclosure_report(access.inst(), body.year).to_dict()
 
 
-@api.route("/disclosure-reports/<int:year>", roles=("public",), response=DisclosureReportOut,
+@api.route("/disclosure-reports/<int:year>", roles=(PUBLIC,), response=DisclosureReportOut,
            summary="The year's published disclosure report", tag="catalog")
 def show_disclosure_report(year: int):
     return stored_report(year)

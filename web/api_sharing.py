@@ -11,13 +11,14 @@ from flask import Response as FlaskResponse
 from pydantic import Field
 
 from queries.errors import Forbidden
+from sandbox.vocabulary import Role
 from web import access
 from web.api import api
 from web.auth import principal
 from web.schemas import Request, Response
 
-ALL = ("owner", "operator", "reviewer", "admin")
-DECIDERS = ("owner", "reviewer", "admin")
+ALL = tuple(Role)
+DECIDERS = (Role.OWNER, Role.REVIEWER, Role.ADMIN)
 Text = Field(min_length=1, max_length=5000)
 
 
@@ -171,7 +172,7 @@ def sharing_show(request_id: int):
     return show_share(access.inst(), _me(), request_id).to_dict()
 
 
-@api.route("/sharing/requests/<int:request_id>/decision", "POST", roles=("owner",), body=ShareDecisionIn,
+@api.route("/sharing/requests/<int:request_id>/decision", "POST", roles=(Role.OWNER,), body=ShareDecisionIn,
            response=ShareGrantOut, summary="Grant or refuse a conditional request (the dataset's owner)",
            tag="sharing")
 def sharing_decide(request_id: int, body: ShareDecisionIn):
@@ -228,7 +229,7 @@ def sharing_objections():
     return [o.to_dict() for o in list_objections(access.inst(), _me())]
 
 
-@api.route("/sharing/objections/<int:objection_id>/answer", "POST", roles=("owner",), body=ObjectionAnswerIn,
+@api.route("/sharing/objections/<int:objection_id>/answer", "POST", roles=(Role.OWNER,), body=ObjectionAnswerIn,
            response=ObjectionOut, summary="Answer an objection with a correction version or an explanation",
            tag="sharing")
 def sharing_answer(objection_id: int, body: ObjectionAnswerIn):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from queries.errors import InvalidInput, NotFound
+from sandbox.vocabulary import Role
 from web import access
 from web.auth import Principal
 
@@ -22,11 +23,11 @@ def approver_datasets(p: Principal) -> set[str]:
     from sandbox.persistence.models import Dataset, User
 
     rows = list_datasets(access.inst())
-    if p.role == "admin":
+    if p.role == Role.ADMIN:
         return {d["name"] for d in rows}
-    if p.role == "owner":
+    if p.role == Role.OWNER:
         return {d["name"] for d in rows if d["owner"] == p.name}
-    if p.role != "reviewer":
+    if p.role != Role.REVIEWER:
         return set()
     # sandbox.approvals has no listing of delegates; this reads the table, as access.users_list does.
     with access.inst().store.read() as s:
@@ -49,7 +50,7 @@ def _visible(p: Principal, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any
         lic = lics.get(r["licence_id"])
         if lic is None:
             continue
-        if (p.role == "operator" and lic["operator"] == p.name) or lic["dataset"] in mine:
+        if (p.role == Role.OPERATOR and lic[Role.OPERATOR] == p.name) or lic["dataset"] in mine:
             out.append({**r, "dataset": lic["dataset"], "operator": lic["operator"],
                         "approval_mode": lic["approval_mode"]})
     return out
@@ -66,7 +67,7 @@ def visible_requests(p: Principal, dataset: str | None = None, status: str | Non
     from sandbox.approvals import list_requests
 
     return _visible(p, list_requests(access.inst(), dataset=dataset, status=status,
-                                     operator=p.name if p.role == "operator" else None))
+                                     operator=p.name if p.role == Role.OPERATOR else None))
 
 
 def template_of(p: Principal, template_id: int) -> dict[str, Any]:

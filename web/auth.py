@@ -3,7 +3,7 @@ tokens for the API, role checks on every route, and an in-process login back-off
 
 Every view is wrapped by ``allow(*roles)``, which records the roles on the view
 (``view.allowed_roles``) so that tests can walk every route with every role.
-``"public"`` means anyone, signed in or not.
+``PUBLIC`` (``"public"``) means anyone, signed in or not.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Callable
 from flask import current_app, g, request, session
 
 from queries.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
+from sandbox.vocabulary import PUBLIC, Audience, Role
 
 ROLES = ("owner", "operator", "reviewer", "admin")
 READ_SCOPE = "read"          # a token with only this scope may use GET routes
@@ -43,7 +44,7 @@ class Principal:
     """The caller of one request."""
 
     name: str | None
-    role: str                      # one of ROLES, or "public" when anonymous
+    role: Audience                 # a Role, or PUBLIC when anonymous
     scopes: tuple[str, ...] = (ALL_SCOPE,)
     via: str = "anonymous"         # anonymous | session | token
 
@@ -52,7 +53,7 @@ class Principal:
         return self.name is not None
 
 
-ANONYMOUS = Principal(None, "public")
+ANONYMOUS = Principal(None, PUBLIC)
 
 
 class LoginLimiter:
@@ -197,17 +198,17 @@ def check_csrf() -> None:
         raise CsrfFailed("the form's security token is missing or out of date; reload the page and try again")
 
 
-def allow(*roles: str) -> Callable:
-    """Restrict a view to ``roles`` (``"public"``: anyone)."""
+def allow(*roles: Audience) -> Callable:
+    """Restrict a view to ``roles`` (``PUBLIC``: anyone)."""
     for r in roles:
-        if r not in ROLES + ("public",):
+        if r != PUBLIC and r not in set(Role):
             raise ValueError(f"unknown role {r}")
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             p: Principal = g.principal
-            if "public" not in roles:
+            if PUBLIC not in roles:
                 if not p.signed_in:
                     raise Unauthorized("sign in first" if not is_api_request() else "this needs a bearer token",
                                        code="not_signed_in")
@@ -232,4 +233,4 @@ def actor():
     from sandbox.audit import Actor
 
     p = g.principal
-    return Actor(p.name or "public", p.role)
+    return Actor(p.name or PUBLIC, p.role)

@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from queries.errors import InvalidInput
+from sandbox.vocabulary import PUBLIC
 from web.auth import allow
 from web.schemas import Meta, Problem
 
@@ -39,6 +40,7 @@ class ApiOperation:
     media: tuple[str, ...] = ()   # non-JSON responses (downloads)
     multipart: dict[str, str] = field(default_factory=dict)   # form field -> description
     tag: str = "api"
+    replaced_by: str | None = None   # for an older spelling of a route, kept for one release: the new rule
 
 
 def invalid_request(exc: ValidationError, where: str) -> InvalidInput:
@@ -87,7 +89,11 @@ class ApiRoutes:
     def route(self, rule: str, method: str = "GET", *, roles: tuple[str, ...], summary: str,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               response: Any = None, many: bool = False, status: int = 200, media: tuple[str, ...] = (),
-              multipart: dict[str, str] | None = None, tag: str = "api") -> Callable:
+              multipart: dict[str, str] | None = None, tag: str = "api", aliases: tuple[str, ...] = ()) -> Callable:
+        """An API operation at ``rule``; each of ``aliases`` is an older spelling
+        of the same operation, kept for one release and marked deprecated in the
+        OpenAPI document (docs/api.md lists them)."""
+
         def decorate(fn: Callable) -> Callable:
             @functools.wraps(fn)
             def handler(**kwargs: Any):
@@ -106,6 +112,11 @@ class ApiRoutes:
             self.blueprint.add_url_rule(rule, endpoint, view, methods=[method])
             self.operations.append(ApiOperation(method, rule, endpoint, summary, frozenset(roles), body, query,
                                                 response, many, status, media, dict(multipart or {}), tag))
+            for old in aliases:
+                self.blueprint.add_url_rule(old, endpoint, view, methods=[method])
+                self.operations.append(ApiOperation(method, old, endpoint, summary, frozenset(roles), body, query,
+                                                    response, many, status, media, dict(multipart or {}), tag,
+                                                    replaced_by=rule))
             return view
 
         return decorate
@@ -166,6 +177,10 @@ def openapi_document(routes: ApiRoutes, prefix: str, version: str) -> dict[str, 
             "operationId": op.endpoint, "summary": op.summary, "tags": [op.tag],
             "description": "Roles: " + ", ".join(sorted(op.roles)) + ".",
         }
+        if op.replaced_by is not None:
+            item.update(operationId=f"{op.endpoint}_deprecated", deprecated=True,
+                        description=f"Deprecated spelling of {prefix}{openapi_path(op.replaced_by)}, kept for one "
+                                    f"release. " + item["description"])
         params = _path_params(op.rule) + (_query_params(op.query, schemas) if op.query else [])
         if params:
             item["parameters"] = params
@@ -189,7 +204,7 @@ def openapi_document(routes: ApiRoutes, prefix: str, version: str) -> dict[str, 
                 "properties": {"data": data, "meta": meta}}}}}
         problem_resp = {"description": "problem details", "content": {"application/problem+json": {"schema": problem}}}
         item["responses"] = {str(op.status): ok, "4XX": problem_resp, "5XX": problem_resp}
-        if "public" not in op.roles:
+        if PUBLIC not in op.roles:
             item["security"] = [{"bearer": []}]
         paths.setdefault(prefix + openapi_path(op.rule), {})[op.method.lower()] = item
     return {

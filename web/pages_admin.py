@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from queries.errors import SandboxError
+from sandbox.vocabulary import Role
 from web import access
 from web.auth import actor, allow
 from web.i18n_settings import SETTINGS_ZH
@@ -19,13 +20,13 @@ def _overview(error: SandboxError | None = None, status: int = 200):
 
 
 @bp.get("/")
-@allow("admin")
+@allow(Role.ADMIN)
 def overview():
     return _overview()
 
 
 @bp.post("/users")
-@allow("admin")
+@allow(Role.ADMIN)
 def add_user():
     from sandbox.users import add_user as add
 

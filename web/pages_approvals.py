@@ -1,13 +1,18 @@
 """Pages of licence approval modes: the approval queue of owners and delegated
-reviewers (templates and query requests: approve, return, reject with a
+reviewers (templates and query approvals: approve, return, reject with a
 reason), and the operator's templates (propose, see status, run with a form of
-the parameters) and query requests (submit, run once approved)."""
+the parameters) and query approvals (submit, run once approved).
+
+The query approval pages were under /operator/requests and /approvals/requests;
+those paths stay as older spellings for one release ("request" names a data
+request only)."""
 
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from sandbox.vocabulary import Role
 from web import access
 from web.approval_access import (
     declarations_from_text, parameter_specs, request_of, template_of, visible_requests, visible_templates,
@@ -16,7 +21,7 @@ from web.auth import allow, principal
 
 bp = Blueprint("approvals", __name__)
 
-APPROVERS = ("owner", "reviewer", "admin")
+APPROVERS = (Role.OWNER, Role.REVIEWER, Role.ADMIN)
 
 
 def _active_licences():
@@ -50,13 +55,14 @@ def decide_template(template_id: int):
     return redirect(url_for("approvals.queue"))
 
 
-@bp.post("/approvals/requests/<int:request_id>")
+@bp.post("/approvals/requests/<int:approval_id>")
+@bp.post("/approvals/<int:approval_id>")
 @allow(*APPROVERS)
-def decide_request(request_id: int):
+def decide_approval(approval_id: int):
     from sandbox.approvals import decide_request as decide
 
     try:
-        decide(access.inst(), principal().name, request_id, request.form.get("decision", ""),
+        decide(access.inst(), principal().name, approval_id, request.form.get("decision", ""),
                request.form.get("reason", ""))
     except SandboxError as exc:
         return queue(error=exc, status=exc.status)
@@ -67,14 +73,14 @@ def decide_request(request_id: int):
 # --- the operator's templates ----------------------------------------------------------
 
 @bp.get("/operator/templates")
-@allow("operator")
+@allow(Role.OPERATOR)
 def templates(error: SandboxError | None = None, status: int = 200, form: dict | None = None):
     return render_template("operator_templates.html", templates=visible_templates(principal()),
                            licences=_active_licences(), error=error, form=form or {}), status
 
 
 @bp.post("/operator/templates")
-@allow("operator")
+@allow(Role.OPERATOR)
 def propose():
     from sandbox.approvals import propose_template
 
@@ -97,7 +103,7 @@ def propose():
 
 
 @bp.get("/operator/templates/<int:template_id>")
-@allow("operator")
+@allow(Role.OPERATOR)
 def template_page(template_id: int, error: SandboxError | None = None, status: int = 200,
                   values: dict | None = None):
     return render_template("operator_template.html", t=template_of(principal(), template_id), error=error,
@@ -105,7 +111,7 @@ def template_page(template_id: int, error: SandboxError | None = None, status: i
 
 
 @bp.post("/operator/templates/<int:template_id>/run")
-@allow("operator")
+@allow(Role.OPERATOR)
 def run_template(template_id: int):
     from sandbox.service import run_query
 
@@ -118,18 +124,20 @@ def run_template(template_id: int):
     return redirect(url_for("operator.run_page", run_id=result.run_id))
 
 
-# --- the operator's query requests ----------------------------------------------------------
+# --- the operator's query approvals ----------------------------------------------------------
 
 @bp.get("/operator/requests")
-@allow("operator")
-def requests(error: SandboxError | None = None, status: int = 200, form: dict | None = None):
-    return render_template("operator_requests.html", requests=visible_requests(principal()),
+@bp.get("/operator/approvals")
+@allow(Role.OPERATOR)
+def operator_approvals(error: SandboxError | None = None, status: int = 200, form: dict | None = None):
+    return render_template("operator_approvals.html", approvals=visible_requests(principal()),
                            licences=_active_licences(), error=error, form=form or {}), status
 
 
 @bp.post("/operator/requests")
-@allow("operator")
-def submit_request():
+@bp.post("/operator/approvals")
+@allow(Role.OPERATOR)
+def submit_approval():
     from sandbox.approvals import request_query
 
     f = request.form
@@ -141,19 +149,20 @@ def submit_request():
         request_query(access.inst(), principal().name, f.get("dataset", ""), f.get("sql", ""),
                       purpose=f.get("purpose", ""), epsilon=eps)
     except SandboxError as exc:
-        return requests(error=exc, status=exc.status, form=f.to_dict())
-    flash("Request submitted.", "ok")
-    return redirect(url_for("approvals.requests"))
+        return operator_approvals(error=exc, status=exc.status, form=f.to_dict())
+    flash("Submitted for approval.", "ok")
+    return redirect(url_for("approvals.operator_approvals"))
 
 
-@bp.post("/operator/requests/<int:request_id>/run")
-@allow("operator")
-def run_request(request_id: int):
+@bp.post("/operator/requests/<int:approval_id>/run")
+@bp.post("/operator/approvals/<int:approval_id>/run")
+@allow(Role.OPERATOR)
+def run_approval(approval_id: int):
     from sandbox.service import run_query
 
     try:
-        r = request_of(principal(), request_id)
-        result = run_query(access.inst(), principal().name, r["dataset"], request_id=request_id)
+        r = request_of(principal(), approval_id)
+        result = run_query(access.inst(), principal().name, r["dataset"], request_id=approval_id)
     except SandboxError as exc:
-        return requests(error=exc, status=exc.status)
+        return operator_approvals(error=exc, status=exc.status)
     return redirect(url_for("operator.run_page", run_id=result.run_id))

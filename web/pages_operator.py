@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, QueryRejected, SandboxError
+from sandbox.vocabulary import Role
 from web import access
 from web.approval_access import epsilon_or_target
 from web.auth import allow, principal
@@ -43,14 +44,14 @@ def licensed_schema(licence: dict | None) -> list[dict]:
 
 
 @bp.get("/")
-@allow("operator")
+@allow(Role.OPERATOR)
 def editor():
     return _editor(dataset=request.args.get("dataset") or (_licences() or [{"dataset": ""}])[0]["dataset"],
                    sql=request.args.get("sql", ""))
 
 
 @bp.post("/")
-@allow("operator")
+@allow(Role.OPERATOR)
 def submit():
     from sandbox.service import run_query
     from sandbox.preview import preview_query
@@ -74,7 +75,7 @@ def submit():
 
 
 @bp.get("/runs")
-@allow("operator")
+@allow(Role.OPERATOR)
 def runs():
     from sandbox.service import list_runs
 
@@ -82,7 +83,7 @@ def runs():
 
 
 @bp.get("/runs/<run_id>")
-@allow("operator")
+@allow(Role.OPERATOR)
 def run_page(run_id: str):
     from sandbox.service import get_run
 
@@ -94,7 +95,7 @@ def run_page(run_id: str):
 
 
 @bp.get("/runs/<run_id>/result.<any(csv,json,parquet):fmt>")
-@allow("operator")
+@allow(Role.OPERATOR)
 def run_download(run_id: str, fmt: str):
     from sandbox.service import get_run
 

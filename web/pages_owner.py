@@ -1,5 +1,5 @@
-"""Owner pages: register a dataset, budget gauges, licences (grant, revoke, approval
-mode) and reviewers delegated to decide templates and query requests."""
+"""Owner pages: add a dataset, budget gauges, licences (grant, revoke, approval
+mode) and reviewers delegated to decide templates and query approvals."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from sandbox.vocabulary import Role
 from web import access
 from web.auth import actor, allow, principal
 
@@ -17,7 +18,7 @@ bp = Blueprint("owner", __name__, url_prefix="/owner")
 
 
 @bp.get("/datasets")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def datasets():
     rows = []
     for d in access.owned_datasets(principal()):
@@ -25,24 +26,28 @@ def datasets():
     return render_template("owner_datasets.html", datasets=rows)
 
 
+# /owner/register is the older spelling of /owner/add, kept for one release ("register"
+# names the transparency register only).
 @bp.get("/register")
-@allow("owner", "admin")
-def register_form():
-    return render_template("owner_register.html", error=None, done=None)
+@bp.get("/add")
+@allow(Role.OWNER, Role.ADMIN)
+def add_form():
+    return render_template("owner_add.html", error=None, done=None)
 
 
 @bp.post("/register")
-@allow("owner", "admin")
-def register_submit():
+@bp.post("/add")
+@allow(Role.OWNER, Role.ADMIN)
+def add_submit():
     try:
-        done = access.register_upload(request.files.get("policy"), request.files.getlist("files"))
+        done = access.add_upload(request.files.get("policy"), request.files.getlist("files"))
     except SandboxError as exc:
-        return render_template("owner_register.html", error=exc, done=None), exc.status
-    return render_template("owner_register.html", error=None, done=done), 201
+        return render_template("owner_add.html", error=exc, done=None), exc.status
+    return render_template("owner_add.html", error=None, done=done), 201
 
 
 @bp.get("/datasets/<name>")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def dataset_admin(name: str):
     return _dataset_page(name)
 
@@ -54,15 +59,15 @@ def _dataset_page(name: str, error: SandboxError | None = None, status: int = 20
     from sandbox.licences import APPROVAL_MODES
 
     users = [u for u in access.users_list() if u["active"]]
-    operators = [u["name"] for u in users if u["role"] == "operator"]
-    reviewers = [u["name"] for u in users if u["role"] == "reviewer"]
+    operators = [u["name"] for u in users if u["role"] == Role.OPERATOR]
+    reviewers = [u["name"] for u in users if u["role"] == Role.REVIEWER]
     return render_template("owner_dataset.html", d=d, levels=budget["levels"], licences=licences,
                            operators=operators, reviewers=reviewers, approval_modes=APPROVAL_MODES, error=error,
                            today=date.today().isoformat()), status
 
 
 @bp.post("/datasets/<name>/licences")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def grant(name: str):
     from sandbox.licences import grant_licence
 
@@ -90,7 +95,7 @@ def grant(name: str):
 
 
 @bp.post("/licences/<int:licence_id>/revoke")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def revoke(licence_id: int):
     from sandbox.licences import revoke_licence
 
@@ -106,7 +111,7 @@ def revoke(licence_id: int):
 
 
 @bp.post("/licences/<int:licence_id>/approval")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def set_approval(licence_id: int):
     from sandbox.approvals import set_approval_mode
 
@@ -123,7 +128,7 @@ def set_approval(licence_id: int):
 
 
 @bp.post("/datasets/<name>/delegates")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def delegate(name: str):
     from sandbox.approvals import delegate as delegate_reviewer
 

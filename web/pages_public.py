@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from sandbox.vocabulary import PUBLIC, Role
 from web import access
 from web.auth import allow, csrf_token, login, principal
 from web.downloads import file_response, table_bytes
@@ -38,7 +39,7 @@ def safe_next(target: str | None) -> str | None:
 
 
 @bp.get("/")
-@allow("public")
+@allow(PUBLIC)
 def catalog():
     q = request.args.get("q", "")[:200]
     cls = request.args.get("classification") or None
@@ -55,14 +56,14 @@ def catalog():
 
 
 @bp.get("/datasets/<name>")
-@allow("public")
+@allow(PUBLIC)
 def dataset(name: str):
     d = access.dataset_detail(principal(), name)
     return render_template("dataset.html", d=d, manage=access.may_manage(principal(), d["owner"]))
 
 
 @bp.get("/datasets/<name>/download.<any(csv,json,parquet):fmt>")
-@allow("public")
+@allow(PUBLIC)
 def download(name: str, fmt: str):
     table = request.args.get("table") or None
     data = access.open_table(name, table)
@@ -71,7 +72,7 @@ def download(name: str, fmt: str):
 
 
 @bp.get("/datasets/<name>/mock.<any(csv,json,parquet):fmt>")
-@allow("public")
+@allow(PUBLIC)
 def mock(name: str, fmt: str):
     table = request.args.get("table") or None
     data = access.mock_table(name, table)
@@ -80,13 +81,13 @@ def mock(name: str, fmt: str):
 
 
 @bp.get("/login")
-@allow("public")
+@allow(PUBLIC)
 def login_form():
     return render_template("login.html", next=request.args.get("next", ""), error=None)
 
 
 @bp.post("/login")
-@allow("public")
+@allow(PUBLIC)
 def login_submit():
     from web.sessions import end_session, start_session
 
@@ -111,7 +112,7 @@ def login_submit():
 
 
 @bp.post("/logout")
-@allow("public")
+@allow(PUBLIC)
 def logout():
     from web.sessions import end_session
 
@@ -123,8 +124,8 @@ def logout():
     return redirect(url_for("public.catalog"))
 
 
-WORKSPACES = {"owner": "owner.datasets", "operator": "operator.editor", "reviewer": "products.review_queue",
-              "admin": "admin.overview"}
+WORKSPACES = {Role.OWNER: "owner.datasets", Role.OPERATOR: "operator.editor", Role.REVIEWER: "products.review_queue",
+              Role.ADMIN: "admin.overview"}
 
 
 def workspace(role: str) -> str:
@@ -133,7 +134,7 @@ def workspace(role: str) -> str:
 
 
 @bp.get("/.well-known/dp-sandbox/signing-key.pem")
-@allow("public")
+@allow(PUBLIC)
 def signing_key():
     return access.signing_key()["public_key_pem"], 200, {"Content-Type": "application/x-pem-file"}
 

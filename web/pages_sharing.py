@@ -11,30 +11,13 @@ from datetime import date
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from sandbox.vocabulary import Role
 from web import access
 from web.auth import allow, principal
 
 bp = Blueprint("sharing", __name__, url_prefix="/sharing")
 
-SIGNED_IN = {"owner", "operator", "reviewer", "admin"}
-DECIDERS = {"owner", "reviewer", "admin"}
-
-# roles each endpoint lets through (checked by tests/web/test_roles.py)
-EXPECTED_ROLES: dict[str, set[str]] = {
-    "sharing.responsibility_list": SIGNED_IN, "sharing.request_form": SIGNED_IN,
-    "sharing.request_submit": SIGNED_IN, "sharing.mine": SIGNED_IN, "sharing.demand_submit": SIGNED_IN,
-    "sharing.grant_page": SIGNED_IN, "sharing.pull": SIGNED_IN, "sharing.query": SIGNED_IN,
-    "sharing.object": SIGNED_IN, "sharing.revoke": SIGNED_IN, "sharing.decisions": DECIDERS,
-    "sharing.decide": {"owner"}, "sharing.answer": {"owner"}, "sharing.respond": SIGNED_IN,
-    "sharing.review_change": {"reviewer"}, "sharing.usage": DECIDERS,
-    "api.sharing_list": SIGNED_IN, "api.sharing_requests": SIGNED_IN, "api.sharing_request": SIGNED_IN,
-    "api.sharing_show": SIGNED_IN, "api.sharing_decide": {"owner"}, "api.sharing_revoke": SIGNED_IN,
-    "api.sharing_extract": SIGNED_IN, "api.sharing_query": SIGNED_IN, "api.sharing_object": SIGNED_IN,
-    "api.sharing_answer": {"owner"}, "api.sharing_objections": SIGNED_IN, "api.sharing_demand": SIGNED_IN,
-    "api.sharing_demands": SIGNED_IN, "api.sharing_usage": DECIDERS,
-}
-
-ALL = ("owner", "operator", "reviewer", "admin")
+ALL = tuple(Role)
 
 
 def _me() -> str:
@@ -183,7 +166,7 @@ def revoke(request_id: int):
 
 
 @bp.get("/decisions")
-@allow("owner", "reviewer", "admin")
+@allow(Role.OWNER, Role.REVIEWER, Role.ADMIN)
 def decisions():
     from sandbox.datasets import list_datasets
     from sandbox.sharing.grants import list_sharing_changes, list_shares
@@ -203,7 +186,7 @@ def decisions():
 
 
 @bp.post("/requests/<int:request_id>/decide")
-@allow("owner")
+@allow(Role.OWNER)
 def decide(request_id: int):
     from sandbox.sharing.grants import decide_share
 
@@ -215,7 +198,7 @@ def decide(request_id: int):
 
 
 @bp.post("/objections/<int:objection_id>/answer")
-@allow("owner")
+@allow(Role.OWNER)
 def answer(objection_id: int):
     from sandbox.sharing.feedback import answer_objection
 
@@ -243,7 +226,7 @@ def respond(demand_id: int):
 
 
 @bp.post("/changes/<int:change_id>/decide")
-@allow("reviewer")
+@allow(Role.REVIEWER)
 def review_change(change_id: int):
     from sandbox.sharing.grants import decide_sharing_change
 
@@ -254,7 +237,7 @@ def review_change(change_id: int):
 
 
 @bp.get("/usage")
-@allow("owner", "reviewer", "admin")
+@allow(Role.OWNER, Role.REVIEWER, Role.ADMIN)
 def usage():
     from sandbox.sharing.usage import sharing_usage, usage_totals
 

@@ -12,25 +12,13 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from sandbox.vocabulary import PUBLIC, Role
 from web import access
 from web.auth import allow, principal
 from web.charts import bar_chart
 from web.downloads import file_response
 
 bp = Blueprint("products", __name__)
-
-PUBLIC = {"public", "owner", "operator", "reviewer", "admin"}
-EXPECTED_ROLES: dict[str, set[str]] = {
-    "products.product_list": PUBLIC, "products.product_page": PUBLIC, "products.product_download": PUBLIC,
-    "products.create_draft": {"operator"}, "products.submit": {"operator"}, "products.release": {"operator", "admin"},
-    "products.withdraw": {"operator", "admin"}, "products.review": {"reviewer"},
-    "products.drafts": {"operator"}, "products.review_queue": {"reviewer"}, "products.register_page": PUBLIC,
-    "products.requests_page": PUBLIC, "products.request_page": PUBLIC, "products.file_request": PUBLIC, "products.decide_request": {"owner", "admin"},
-    "products.catalog_jsonld": PUBLIC, "products.edit": {"operator"}, "products.rerun": {"operator"},
-    "products.package_file": PUBLIC, "products.disclosure_page": PUBLIC, "products.disclosure_year": PUBLIC,
-    "products.disclosure_build": {"owner", "reviewer", "admin"},
-}
-
 
 DRAFT_STATES = ("draft", "returned", "submitted", "approved")   # not yet released, rejected or withdrawn
 
@@ -148,7 +136,7 @@ def _unavailable(title: str):
 
 
 @bp.get("/products")
-@allow("public")
+@allow(PUBLIC)
 def product_list():
     if access.products_service() is None:
         return _unavailable("Data products")
@@ -157,7 +145,7 @@ def product_list():
 
 
 @bp.get("/products/<int:product_id>")
-@allow("public")
+@allow(PUBLIC)
 def product_page(product_id: int, error: SandboxError | None = None, status: int = 200):
     if access.products_service() is None:
         return _unavailable("Data products")
@@ -195,7 +183,7 @@ def check_flags(p: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @bp.get("/products/<int:product_id>/download.<any(zip,csv,json,parquet):fmt>")
-@allow("public")
+@allow(PUBLIC)
 def product_download(product_id: int, fmt: str):
     version = request.args.get("version", type=int)
     return product_file(product_id, fmt, version, request.args.get("table", 1, type=int))
@@ -216,7 +204,7 @@ REVIEW_DONE = {"approve": "Your approval is recorded.", "return": "The product w
 
 
 @bp.post("/products/drafts")
-@allow("operator")
+@allow(Role.OPERATOR)
 def create_draft():
     f = request.form
     run_ids = [r for r in f.get("run_ids", "").replace(",", " ").split() if r]
@@ -227,7 +215,7 @@ def create_draft():
 
 
 @bp.post("/products/<int:product_id>/submit")
-@allow("operator")
+@allow(Role.OPERATOR)
 def submit(product_id: int):
     return _act(product_id, lambda: svc().submit_product(access.inst(), me(), product_id,
                                                          attestation=request.form.get("attestation", "")),
@@ -235,7 +223,7 @@ def submit(product_id: int):
 
 
 @bp.post("/products/<int:product_id>/review")
-@allow("reviewer")
+@allow(Role.REVIEWER)
 def review(product_id: int):
     f = request.form
     return _act(product_id, lambda: svc().review_product(access.inst(), me(), product_id, f.get("decision", ""),
@@ -244,20 +232,20 @@ def review(product_id: int):
 
 
 @bp.post("/products/<int:product_id>/release")
-@allow("operator", "admin")
+@allow(Role.OPERATOR, Role.ADMIN)
 def release(product_id: int):
     return _act(product_id, lambda: svc().release_product(access.inst(), me(), product_id), "Released.")
 
 
 @bp.post("/products/<int:product_id>/withdraw")
-@allow("operator", "admin")
+@allow(Role.OPERATOR, Role.ADMIN)
 def withdraw(product_id: int):
     return _act(product_id, lambda: svc().withdraw_product(access.inst(), me(), product_id,
                                                            request.form.get("reason", "")), "Withdrawn.")
 
 
 @bp.get("/operator/drafts")
-@allow("operator")
+@allow(Role.OPERATOR)
 def drafts():
     if access.products_service() is None:
         return _unavailable("Drafts")
@@ -267,7 +255,7 @@ def drafts():
 
 
 @bp.get("/review")
-@allow("reviewer")
+@allow(Role.REVIEWER)
 def review_queue():
     if access.products_service() is None:
         return _unavailable("Review queue")
@@ -276,7 +264,7 @@ def review_queue():
 
 
 @bp.get("/register")
-@allow("public")
+@allow(PUBLIC)
 def register_page():
     if access.products_service() is None:
         return _unavailable("Transparency register")
@@ -284,14 +272,14 @@ def register_page():
 
 
 @bp.get("/requests")
-@allow("public")
+@allow(PUBLIC)
 def requests_page(error: SandboxError | None = None, status: int = 200):
     if access.products_service() is None:
         return _unavailable("Data requests")
     rows = [r.to_dict() for r in svc().list_data_requests(access.inst(), me())]
     from sandbox.datasets import list_datasets
 
-    triage = principal().role in ("owner", "admin")
+    triage = principal().role in (Role.OWNER, Role.ADMIN)
     released = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="released")] if triage else []
     return render_template("requests.html", requests=rows, error=error,
                            datasets=[d["name"] for d in list_datasets(access.inst())],
@@ -299,7 +287,7 @@ def requests_page(error: SandboxError | None = None, status: int = 200):
 
 
 @bp.post("/requests")
-@allow("public")
+@allow(PUBLIC)
 def file_request():
     f = request.form
     try:
@@ -313,7 +301,7 @@ def file_request():
 
 
 @bp.get("/requests/<int:request_id>")
-@allow("public")
+@allow(PUBLIC)
 def request_page(request_id: int):
     """One request, where its requester follows it."""
     if access.products_service() is None:
@@ -324,7 +312,7 @@ def request_page(request_id: int):
 
 
 @bp.post("/requests/<int:request_id>/decision")
-@allow("owner", "admin")
+@allow(Role.OWNER, Role.ADMIN)
 def decide_request(request_id: int):
     f = request.form
     try:
@@ -336,7 +324,7 @@ def decide_request(request_id: int):
 
 
 @bp.get("/catalog.jsonld")
-@allow("public")
+@allow(PUBLIC)
 def catalog_jsonld():
     import json
 
@@ -347,7 +335,7 @@ def catalog_jsonld():
 
 
 @bp.post("/products/<int:product_id>/edit")
-@allow("operator")
+@allow(Role.OPERATOR)
 def edit(product_id: int):
     f = request.form
     return _act(product_id, lambda: svc().edit_product(access.inst(), me(), product_id, title=f.get("title"),
@@ -356,7 +344,7 @@ def edit(product_id: int):
 
 
 @bp.post("/products/<int:product_id>/rerun")
-@allow("operator")
+@allow(Role.OPERATOR)
 def rerun(product_id: int):
     text = request.form.get("dataset_version", "").strip()
 
@@ -369,7 +357,7 @@ def rerun(product_id: int):
 
 
 @bp.get("/products/<int:product_id>/v<int:version>/files/<path:path>")
-@allow("public")
+@allow(PUBLIC)
 def package_file(product_id: int, version: int, path: str):
     """A file of a released version, read-only: the catalog's download IRIs."""
     from werkzeug.security import safe_join
@@ -405,16 +393,16 @@ def _report_years() -> list[int]:
 
 
 @bp.get("/register/reports")
-@allow("public")
+@allow(PUBLIC)
 def disclosure_page(error: SandboxError | None = None, status: int = 200):
     from datetime import date
 
     return render_template("disclosure.html", years=_report_years(), error=error, this_year=date.today().year,
-                           may_build=principal().role in ("owner", "reviewer", "admin")), status
+                           may_build=principal().role in (Role.OWNER, Role.REVIEWER, Role.ADMIN)), status
 
 
 @bp.post("/register/reports")
-@allow("owner", "reviewer", "admin")
+@allow(Role.OWNER, Role.REVIEWER, Role.ADMIN)
 def disclosure_build():
     text = request.form.get("year", "").strip()
     try:
@@ -428,7 +416,7 @@ def disclosure_build():
 
 
 @bp.get("/register/reports/<int:year>")
-@allow("public")
+@allow(PUBLIC)
 def disclosure_year(year: int):
     from web.api_approvals import stored_report
 

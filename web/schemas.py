@@ -9,8 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Role = Literal["owner", "operator", "reviewer", "admin"]
-Classification = Literal["open", "conditional", "restricted"]
+from privacy.vocabulary import Accounting
+from queries.vocabulary import Classification
+from sandbox.vocabulary import ApprovalMode, LicenceStatus, ProductState, Role, RunStatus
+
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
 
 
@@ -45,8 +47,7 @@ class RunListQuery(PageQuery):
 
 
 class ProductListQuery(PageQuery):
-    state: Literal["draft", "submitted", "returned", "approved", "released", "rejected", "withdrawn",
-                   "cancelled"] | None = None
+    state: ProductState | None = None
     dataset: str | None = Field(None, max_length=64)
 
 
@@ -73,8 +74,8 @@ class LicenceGrant(Request):
     purpose: str = Field(min_length=1, max_length=2000)
     expires: date
     tables: list[str] | None = None
-    approval: Literal["automatic", "templates", "each"] = "automatic"
-    accounting: Literal["approx", "zcdp"] = "approx"
+    approval: ApprovalMode = ApprovalMode.AUTOMATIC
+    accounting: Accounting = Accounting.APPROX
     max_epsilon_per_query: float | None = Field(None, gt=0, le=1000)
     min_epsilon_per_query: float | None = Field(None, gt=0, le=1000)
     max_queries: int | None = Field(None, ge=1, le=1_000_000)
@@ -101,7 +102,7 @@ class QueryRequest(Request):
 
 
 class ApprovalModeChange(Request):
-    mode: Literal["automatic", "templates", "each"]
+    mode: ApprovalMode
     reason: str = Field("", max_length=2000)
 
 
@@ -149,19 +150,21 @@ class TemplateRun(Request):
     version: int | None = Field(None, ge=1, le=1_000_000)
 
 
-class QueryApprovalRequest(Request):
+class ApprovalSubmission(Request):
+    """A query submitted for approval (licences in ``each`` mode)."""
+
     dataset: str = Field(min_length=1, max_length=64)
     sql: str = Field(min_length=1, max_length=20_000)
     purpose: str = Field(min_length=1, max_length=2000)
     epsilon: float = Field(gt=0, le=1000)
 
 
-class QueryRequestListQuery(PageQuery):
+class ApprovalListQuery(PageQuery):
     dataset: str | None = Field(None, max_length=64)
     status: Literal["pending", "approved", "rejected", "ran"] | None = None
 
 
-class RequestDecision(Request):
+class ApprovalDecision(Request):
     decision: Literal["approve", "reject"]
     reason: str = Field("", max_length=5000)
 
@@ -265,7 +268,7 @@ class TokenOut(Response):
 
 class Me(Response):
     name: str
-    role: str
+    role: Role
     display_name: str = ""
     organisation: str = ""
 
@@ -273,7 +276,7 @@ class Me(Response):
 class DatasetSummary(Response):
     name: str
     title: str
-    classification: str
+    classification: Classification
     publisher: str
     owner: str | None
     versions: int
@@ -282,13 +285,13 @@ class DatasetSummary(Response):
 class DatasetDetail(Response):
     name: str
     title: str
-    classification: str
+    classification: Classification
     tables: list[dict[str, Any]]
     versions: list[dict[str, Any]]
     budget: dict[str, Any] | None = None
 
 
-class RegisteredVersionOut(Response):
+class AddedVersionOut(Response):
     dataset: str
     number: int
     content_hash: str
@@ -315,7 +318,7 @@ class LicenceOut(Response):
     dataset: str
     operator: str
     purpose: str
-    status: str
+    status: LicenceStatus
     expires_at: str
     budget: BudgetStatusOut | None = None
 
@@ -356,7 +359,7 @@ class QueryResultOut(Response):
 
 class RunSummary(Response):
     run_id: str
-    status: str
+    status: RunStatus
     epsilon: float
     created_at: str
 
@@ -365,13 +368,13 @@ class RunDetail(Response):
     run_id: str
     dataset: str
     sql: str
-    status: str
+    status: RunStatus
     result: dict[str, Any] | None = None
 
 
 class UserOut(Response):
     name: str
-    role: str
+    role: Role
     active: bool
 
 
@@ -396,7 +399,7 @@ class KeyOut(Response):
 class ProductSummaryOut(Response):
     id: int
     title: str
-    state: str
+    state: ProductState
     dataset: str
     author: str
 
@@ -404,7 +407,7 @@ class ProductSummaryOut(Response):
 class ProductOut(Response):
     id: int
     title: str
-    state: str
+    state: ProductState
     dataset: str
     author: str
     approvals: int
@@ -440,7 +443,7 @@ class TemplateOut(Response):
     dataset: str | None = None
 
 
-class QueryRequestOut(Response):
+class ApprovalOut(Response):
     id: int
     licence_id: int
     sql: str

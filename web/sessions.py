@@ -19,6 +19,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.models import ApiToken, User
+from sandbox.vocabulary import PUBLIC
 
 SESSION_SCOPE = "session"
 SESSION_PREFIX = "dpss_"
@@ -69,7 +70,7 @@ def end_session(inst: Instance, sid: str) -> None:
             return
         row.revoked_at = datetime.now(timezone.utc)
         user = s.get(User, row.user_id)
-        audit.append(s, inst.signer, Actor(user.name if user else "public", user.role if user else "public"),
+        audit.append(s, inst.signer, Actor(user.name if user else PUBLIC, user.role if user else PUBLIC),
                      "session.end", "session", row.id, {})
 
 

@@ -13,6 +13,7 @@ PUBLIC = {"public", "owner", "operator", "reviewer", "admin"}
 SIGNED_IN = {"owner", "operator", "reviewer", "admin"}
 OWNER = {"owner", "admin"}
 APPROVERS = {"owner", "reviewer", "admin"}
+DECIDERS = APPROVERS
 
 EXPECTED: dict[str, set[str]] = {
     "static": PUBLIC,
@@ -20,7 +21,7 @@ EXPECTED: dict[str, set[str]] = {
     "public.catalog": PUBLIC, "public.dataset": PUBLIC, "public.download": PUBLIC, "public.mock": PUBLIC, "api.mock_dataset": PUBLIC, "public.login_form": PUBLIC,
     "public.login_submit": PUBLIC, "public.logout": PUBLIC, "public.signing_key": PUBLIC,
     # owner pages
-    "owner.datasets": OWNER, "owner.register_form": OWNER, "owner.register_submit": OWNER,
+    "owner.datasets": OWNER, "owner.add_form": OWNER, "owner.add_submit": OWNER,
     "owner.dataset_admin": OWNER, "owner.grant": OWNER, "owner.revoke": OWNER,
     # operator pages
     "operator.editor": {"operator"}, "operator.submit": {"operator"}, "operator.runs": {"operator"},
@@ -30,7 +31,7 @@ EXPECTED: dict[str, set[str]] = {
     # API
     "api.openapi_json": PUBLIC, "api.keys": PUBLIC, "api.create_token": PUBLIC, "api.revoke_token": SIGNED_IN,
     "api.me": SIGNED_IN, "api.list_datasets": PUBLIC, "api.show_dataset": PUBLIC, "api.download_dataset": PUBLIC,
-    "api.register_dataset": OWNER, "api.dataset_budget": OWNER, "api.list_licences": {"owner", "operator", "admin"},
+    "api.add_dataset": OWNER, "api.dataset_budget": OWNER, "api.list_licences": {"owner", "operator", "admin"},
     "api.grant_licence": OWNER, "api.revoke_licence": OWNER, "api.preview_query": {"operator"},
     "api.run_query": {"operator"}, "api.list_runs": {"operator", "reviewer", "admin"},
     "api.show_run": {"operator", "reviewer", "admin"}, "api.download_run": {"operator", "reviewer", "admin"},
@@ -43,25 +44,43 @@ EXPECTED: dict[str, set[str]] = {
     "api.list_requests": PUBLIC, "api.file_request": PUBLIC, "api.get_request": PUBLIC, "api.decide_request": OWNER,
     # approval modes
     "owner.set_approval": OWNER, "owner.delegate": OWNER,
-    "approvals.queue": APPROVERS, "approvals.decide_template": APPROVERS, "approvals.decide_request": APPROVERS,
+    "approvals.queue": APPROVERS, "approvals.decide_template": APPROVERS, "approvals.decide_approval": APPROVERS,
     "approvals.templates": {"operator"}, "approvals.propose": {"operator"}, "approvals.template_page": {"operator"},
-    "approvals.run_template": {"operator"}, "approvals.requests": {"operator"},
-    "approvals.submit_request": {"operator"}, "approvals.run_request": {"operator"},
+    "approvals.run_template": {"operator"}, "approvals.operator_approvals": {"operator"},
+    "approvals.submit_approval": {"operator"}, "approvals.run_approval": {"operator"},
     "api.set_approval_mode": OWNER, "api.delegate_reviewer": OWNER, "api.list_templates": SIGNED_IN,
     "api.propose_template": {"operator"}, "api.show_template": SIGNED_IN, "api.decide_template": APPROVERS,
-    "api.run_template": {"operator"}, "api.list_query_requests": SIGNED_IN, "api.submit_query_request": {"operator"},
-    "api.decide_query_request": APPROVERS, "api.run_query_request": {"operator"},
+    "api.run_template": {"operator"}, "api.list_approvals": SIGNED_IN, "api.submit_approval": {"operator"},
+    "api.decide_approval": APPROVERS, "api.run_approval": {"operator"},
     # product edit and re-run, disclosure reports
     "api.edit_product": {"operator"}, "api.rerun_product": {"operator"},
     "api.build_disclosure_report": APPROVERS, "api.show_disclosure_report": PUBLIC,
+    # data products, the register, data requests, disclosure reports (pages)
+    "products.product_list": PUBLIC, "products.product_page": PUBLIC, "products.product_download": PUBLIC,
+    "products.create_draft": {"operator"}, "products.submit": {"operator"}, "products.release": {"operator", "admin"},
+    "products.withdraw": {"operator", "admin"}, "products.review": {"reviewer"},
+    "products.drafts": {"operator"}, "products.review_queue": {"reviewer"}, "products.register_page": PUBLIC,
+    "products.requests_page": PUBLIC, "products.request_page": PUBLIC, "products.file_request": PUBLIC, "products.decide_request": {"owner", "admin"},
+    "products.catalog_jsonld": PUBLIC, "products.edit": {"operator"}, "products.rerun": {"operator"},
+    "products.package_file": PUBLIC, "products.disclosure_page": PUBLIC, "products.disclosure_year": PUBLIC,
+    "products.disclosure_build": {"owner", "reviewer", "admin"},
+    # sharing between departments
+    "sharing.responsibility_list": SIGNED_IN, "sharing.request_form": SIGNED_IN,
+    "sharing.request_submit": SIGNED_IN, "sharing.mine": SIGNED_IN, "sharing.demand_submit": SIGNED_IN,
+    "sharing.grant_page": SIGNED_IN, "sharing.pull": SIGNED_IN, "sharing.query": SIGNED_IN,
+    "sharing.object": SIGNED_IN, "sharing.revoke": SIGNED_IN, "sharing.decisions": DECIDERS,
+    "sharing.decide": {"owner"}, "sharing.answer": {"owner"}, "sharing.respond": SIGNED_IN,
+    "sharing.review_change": {"reviewer"}, "sharing.usage": DECIDERS,
+    "api.sharing_list": SIGNED_IN, "api.sharing_requests": SIGNED_IN, "api.sharing_request": SIGNED_IN,
+    "api.sharing_show": SIGNED_IN, "api.sharing_decide": {"owner"}, "api.sharing_revoke": SIGNED_IN,
+    "api.sharing_extract": SIGNED_IN, "api.sharing_query": SIGNED_IN, "api.sharing_object": SIGNED_IN,
+    "api.sharing_answer": {"owner"}, "api.sharing_objections": SIGNED_IN, "api.sharing_demand": SIGNED_IN,
+    "api.sharing_demands": SIGNED_IN, "api.sharing_usage": DECIDERS,
 }
 
 
 def expected_roles(endpoint: str) -> set[str]:
-    from web.pages_sharing import EXPECTED_ROLES as SHARING
-    from web.products_views import EXPECTED_ROLES
-
-    return EXPECTED.get(endpoint) or SHARING.get(endpoint) or EXPECTED_ROLES[endpoint]
+    return EXPECTED[endpoint]
 
 
 def concrete(rule) -> str:

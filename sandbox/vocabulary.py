@@ -1,0 +1,75 @@
+"""The fixed words of the runtime, one ``StrEnum`` each (see ``queries.vocabulary`` for
+what a member is and where every vocabulary is documented).
+
+Product states live here rather than in ``products/``: revoking a licence cancels its
+pending products, and ``sandbox/`` may not import ``products/``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Final, Literal
+
+
+class Role(StrEnum):
+    """A user's role (``users.role``): what a signed-in person may do."""
+
+    OWNER = "owner"                 # registers datasets, grants licences, sets budgets
+    OPERATOR = "operator"           # holds licences, runs queries, drafts products
+    REVIEWER = "reviewer"           # reviews drafts and, when delegated, templates and requests
+    ADMIN = "admin"                 # users, keys, settings; acts for any owner
+
+
+PUBLIC: Final = "public"
+"""The role of a caller who is not signed in. No user holds it; a view allowed to
+``PUBLIC`` is open to everyone, signed in or not."""
+
+SYSTEM: Final = "system"
+"""The role of the platform itself in the audit log (start-up, scheduled work)."""
+
+Audience = Role | Literal["public"]
+"""Who a view or an API route lets through: a role, or anyone."""
+
+
+class ApprovalMode(StrEnum):
+    """What must be approved before a query runs under a licence (``licences.approval_mode``)."""
+
+    AUTOMATIC = "automatic"         # any query that passes the checks runs
+    TEMPLATES = "templates"         # only approved templates run, with allowed parameter values
+    EACH = "each"                   # every query is approved first, and runs once
+
+
+class LicenceStatus(StrEnum):
+    """A licence's status (``licences.status``)."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"             # shown, never stored: an active licence past its end
+
+
+class ProductState(StrEnum):
+    """Where a data product is in its life (``products.state``)."""
+
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    RETURNED = "returned"
+    APPROVED = "approved"
+    RELEASED = "released"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    CANCELLED = "cancelled"         # its licence was revoked before release
+
+
+PENDING_PRODUCT_STATES = (ProductState.DRAFT, ProductState.SUBMITTED, ProductState.RETURNED,
+                          ProductState.APPROVED)
+"""Not yet released, rejected, withdrawn or cancelled."""
+
+FINAL_PRODUCT_STATES = (ProductState.REJECTED, ProductState.WITHDRAWN, ProductState.CANCELLED)
+
+
+class RunStatus(StrEnum):
+    """A query run's stored status (``query_runs.status``)."""
+
+    RESERVED = "reserved"           # its loss is reserved and it is running
+    CHARGED = "charged"             # it released a result and its loss was charged
+    FAILED = "failed"               # it released nothing (its error code says whether it was charged)
