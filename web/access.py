@@ -118,7 +118,7 @@ def visible_licences(p: Principal, dataset: str | None = None, operator: str | N
 def owned_datasets(p: Principal) -> list[dict[str, Any]]:
     from sandbox.datasets import list_datasets
 
-    return [d for d in list_datasets(inst()) if p.role == Role.ADMIN or d[Role.OWNER] == p.name]
+    return [d for d in list_datasets(inst()) if p.role == Role.ADMIN or d["owner"] == p.name]
 
 
 def add_upload(policy: FileStorage | None, files: Iterable[FileStorage]):

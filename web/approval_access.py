@@ -50,7 +50,7 @@ def _visible(p: Principal, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any
         lic = lics.get(r["licence_id"])
         if lic is None:
             continue
-        if (p.role == Role.OPERATOR and lic[Role.OPERATOR] == p.name) or lic["dataset"] in mine:
+        if (p.role == Role.OPERATOR and lic["operator"] == p.name) or lic["dataset"] in mine:
             out.append({**r, "dataset": lic["dataset"], "operator": lic["operator"],
                         "approval_mode": lic["approval_mode"]})
     return out
