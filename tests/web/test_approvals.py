@@ -1,5 +1,5 @@
 """Licence approval modes over the API and the pages: templates with typed
-parameters, query requests that run once, delegated reviewers, and
+parameters, query approvals that run once, delegated reviewers, and
 accuracy-first preview and run (real store, DuckDB worker and OpenDP)."""
 
 from __future__ import annotations
@@ -71,35 +71,58 @@ def test_templates_mode_over_the_api(licensed_app):
     assert [(x["id"], x["runs_used"], x["sql"]) for x in reg["templates"]] == [(tid, 2, CITY_SQL)]
 
 
-def test_each_mode_request_runs_once(licensed_app):
+def test_each_mode_approval_runs_once(licensed_app):
     c = licensed_app.test_client()
     t = _tokens(c)
     _set_mode(c, t, "each")
     refused = c.post("/api/v1/queries", headers=t["operator1"],
                      json={"dataset": "health", "sql": GROUP_SQL, "epsilon": 0.5})
     assert refused.status_code == 403 and refused.get_json()["code"] == "approval_required"
+    r = c.post("/api/v1/approvals", headers=t["operator1"],
+               json={"dataset": "health", "sql": GROUP_SQL, "purpose": "clinic planning", "epsilon": 0.5})
+    assert r.status_code == 201
+    rid = r.get_json()["data"]["id"]
+    early = c.post(f"/api/v1/approvals/{rid}/run", headers=t["operator1"])
+    assert early.status_code == 409 and early.get_json()["code"] == "request_not_approved"
+    pending = c.get("/api/v1/approvals?status=pending", headers=t["owner1"]).get_json()["data"]
+    assert [(x["id"], x["operator"]) for x in pending] == [(rid, "operator1")]
+    assert c.get("/api/v1/approvals", headers=t["reviewer1"]).get_json()["data"] == []
+    ok = c.post(f"/api/v1/approvals/{rid}/decision", headers=t["owner1"], json={"decision": "approve"})
+    assert ok.get_json()["data"]["status"] == "approved"
+    first = c.post(f"/api/v1/approvals/{rid}/run", headers=t["operator1"])
+    assert first.status_code == 201 and len(first.get_json()["data"]["rows"]) > 0
+    second = c.post(f"/api/v1/approvals/{rid}/run", headers=t["operator1"])
+    assert second.status_code == 409 and second.get_json()["code"] == "request_already_ran"
+    mine = c.get("/api/v1/approvals", headers=t["operator1"]).get_json()["data"]
+    assert mine[0]["status"] == "ran" and mine[0]["run_id"] == first.get_json()["data"]["run_id"]
+    rejected = c.post("/api/v1/approvals", headers=t["operator1"],
+                      json={"dataset": "health", "sql": GROUP_SQL, "purpose": "again", "epsilon": 0.5})
+    rid2 = rejected.get_json()["data"]["id"]
+    no_reason = c.post(f"/api/v1/approvals/{rid2}/decision", headers=t["owner1"], json={"decision": "reject"})
+    assert no_reason.status_code == 400 and no_reason.get_json()["code"] == "missing_reason"
+
+
+def test_query_requests_is_the_older_spelling_of_approvals(licensed_app):
+    """/query-requests answers as /approvals for one release, marked deprecated in the OpenAPI document."""
+    c = licensed_app.test_client()
+    t = _tokens(c)
+    _set_mode(c, t, "each")
     r = c.post("/api/v1/query-requests", headers=t["operator1"],
                json={"dataset": "health", "sql": GROUP_SQL, "purpose": "clinic planning", "epsilon": 0.5})
     assert r.status_code == 201
     rid = r.get_json()["data"]["id"]
-    early = c.post(f"/api/v1/query-requests/{rid}/run", headers=t["operator1"])
-    assert early.status_code == 409 and early.get_json()["code"] == "request_not_approved"
-    pending = c.get("/api/v1/query-requests?status=pending", headers=t["owner1"]).get_json()["data"]
-    assert [(x["id"], x["operator"]) for x in pending] == [(rid, "operator1")]
-    assert c.get("/api/v1/query-requests", headers=t["reviewer1"]).get_json()["data"] == []
+    listed = c.get("/api/v1/query-requests?status=pending", headers=t["owner1"]).get_json()["data"]
+    assert listed == c.get("/api/v1/approvals?status=pending", headers=t["owner1"]).get_json()["data"]
     ok = c.post(f"/api/v1/query-requests/{rid}/decision", headers=t["owner1"], json={"decision": "approve"})
-    assert ok.get_json()["data"]["status"] == "approved"
-    first = c.post(f"/api/v1/query-requests/{rid}/run", headers=t["operator1"])
-    assert first.status_code == 201 and len(first.get_json()["data"]["rows"]) > 0
-    second = c.post(f"/api/v1/query-requests/{rid}/run", headers=t["operator1"])
-    assert second.status_code == 409 and second.get_json()["code"] == "request_already_ran"
-    mine = c.get("/api/v1/query-requests", headers=t["operator1"]).get_json()["data"]
-    assert mine[0]["status"] == "ran" and mine[0]["run_id"] == first.get_json()["data"]["run_id"]
-    rejected = c.post("/api/v1/query-requests", headers=t["operator1"],
-                      json={"dataset": "health", "sql": GROUP_SQL, "purpose": "again", "epsilon": 0.5})
-    rid2 = rejected.get_json()["data"]["id"]
-    no_reason = c.post(f"/api/v1/query-requests/{rid2}/decision", headers=t["owner1"], json={"decision": "reject"})
-    assert no_reason.status_code == 400 and no_reason.get_json()["code"] == "missing_reason"
+    assert ok.get_json()["data"] == {"id": rid, "status": "approved"}
+    assert c.post(f"/api/v1/query-requests/{rid}/run", headers=t["operator1"]).status_code == 201
+    paths = c.get("/api/v1/openapi.json").get_json()["paths"]
+    for old, new in [("/query-requests", "/approvals"),
+                     ("/query-requests/{approval_id}/decision", "/approvals/{approval_id}/decision"),
+                     ("/query-requests/{approval_id}/run", "/approvals/{approval_id}/run")]:
+        for method, op in paths["/api/v1" + old].items():
+            assert op["deprecated"] is True and f"/api/v1{new}" in op["description"], (old, method)
+            assert "deprecated" not in paths["/api/v1" + new][method]
 
 
 def test_accuracy_first_preview_and_run(licensed_app):
@@ -172,17 +195,23 @@ def test_each_mode_through_the_pages(licensed_app):
     page_login(op, "operator1")
     owner.post("/owner/licences/1/approval", data={"csrf_token": csrf_of(owner), "dataset": "health",
                                                    "mode": "each"})
-    r = op.post("/operator/requests", data={"csrf_token": csrf_of(op), "dataset": "health", "sql": GROUP_SQL,
-                                            "purpose": "planning", "epsilon": "0.5"})
+    r = op.post("/operator/approvals", data={"csrf_token": csrf_of(op), "dataset": "health", "sql": GROUP_SQL,
+                                             "purpose": "planning", "epsilon": "0.5"})
     assert r.status_code == 302
-    assert "run-request-1" not in op.get("/operator/requests").get_data(as_text=True)
-    assert "approve-request-1" in owner.get("/approvals").get_data(as_text=True)
-    owner.post("/approvals/requests/1", data={"csrf_token": csrf_of(owner), "decision": "approve"})
-    assert "run-request-1" in op.get("/operator/requests").get_data(as_text=True)
-    run = op.post("/operator/requests/1/run", data={"csrf_token": csrf_of(op)})
+    assert "run-approval-1" not in op.get("/operator/approvals").get_data(as_text=True)
+    assert "approve-approval-1" in owner.get("/approvals").get_data(as_text=True)
+    owner.post("/approvals/1", data={"csrf_token": csrf_of(owner), "decision": "approve"})
+    assert "run-approval-1" in op.get("/operator/approvals").get_data(as_text=True)
+    run = op.post("/operator/approvals/1/run", data={"csrf_token": csrf_of(op)})
     assert run.status_code == 302 and "/operator/runs/" in run.headers["Location"]
-    again = op.post("/operator/requests/1/run", data={"csrf_token": csrf_of(op)})
+    again = op.post("/operator/approvals/1/run", data={"csrf_token": csrf_of(op)})
     assert again.status_code == 409 and "request_already_ran" in again.get_data(as_text=True)
+    # the older page paths answer alike for one release
+    op.post("/operator/requests", data={"csrf_token": csrf_of(op), "dataset": "health", "sql": GROUP_SQL,
+                                        "purpose": "again", "epsilon": "0.5"})
+    owner.post("/approvals/requests/2", data={"csrf_token": csrf_of(owner), "decision": "approve"})
+    assert "run-approval-2" in op.get("/operator/requests").get_data(as_text=True)
+    assert op.post("/operator/requests/2/run", data={"csrf_token": csrf_of(op)}).status_code == 302
 
 
 def test_accuracy_first_in_the_editor(licensed_app):

@@ -82,13 +82,13 @@ def test_browser_story(browser, live, health_source, tmp_path):
 
     # the owner registers the dataset and grants a licence
     owner = story.as_user("owner1")
-    owner.goto(f"{live}/owner/register")
+    owner.goto(f"{live}/owner/add")
     story.shoot(owner, "01-owner-register")
     owner.get_by_label("Policy file").set_input_files(str(health_source))
     owner.get_by_label("Data files").set_input_files([str(folder / n) for n in
                                                       ("people.parquet", "visits.csv", "clinics.csv")])
     owner.get_by_role("button", name="Register").click()
-    owner.locator("#register-done").wait_for()
+    owner.locator("#add-done").wait_for()
     story.shoot(owner, "02-owner-registered", both=False)
     owner.goto(f"{live}/owner/datasets/health")
     owner.get_by_label("Operator").fill("operator1")

@@ -20,15 +20,15 @@ def upload(folder, names):
     return [(io.BytesIO((folder / n).read_bytes()), n) for n in names]
 
 
-def test_owner_registers_a_dataset_through_the_page(client, health_source):
+def test_owner_adds_a_dataset_through_the_page(client, health_source):
     page_login(client, "owner1")
     folder = health_source.parent
-    r = client.post("/owner/register", content_type="multipart/form-data", data={
+    r = client.post("/owner/add", content_type="multipart/form-data", data={
         "csrf_token": csrf_of(client), "policy": (io.BytesIO(health_source.read_bytes()), "policy.toml"),
         "files": upload(folder, ["people.parquet", "visits.csv", "clinics.csv"])})
     html = r.get_data(as_text=True)
     assert r.status_code == 201, html[-2000:]
-    assert 'id="register-done"' in html and "people: 500" in html
+    assert 'id="add-done"' in html and "people: 500" in html
     page = client.get("/owner/datasets/health").get_data(as_text=True)
     assert "Clinic visits 2025" in page and "Grant a licence" in page
     # the quality report is for the owner only
@@ -40,15 +40,17 @@ def test_owner_registers_a_dataset_through_the_page(client, health_source):
 def test_policy_errors_show_in_place(client, health_source):
     page_login(client, "owner1")
     bad = health_source.read_text().replace('classification = "conditional"', 'classification = "secret"')
-    r = client.post("/owner/register", content_type="multipart/form-data", data={
+    r = client.post("/owner/add", content_type="multipart/form-data", data={
         "csrf_token": csrf_of(client), "policy": (io.BytesIO(bad.encode()), "policy.toml"),
         "files": upload(health_source.parent, ["people.parquet", "visits.csv", "clinics.csv"])})
     html = r.get_data(as_text=True)
-    assert r.status_code == 422 and 'id="register-error"' in html and "dataset.classification" in html
+    assert r.status_code == 422 and 'id="add-error"' in html and "dataset.classification" in html
+    # /owner/register: the older spelling of /owner/add, kept for one release
+    assert 'id="add-done"' not in client.get("/owner/register").get_data(as_text=True)
     missing = client.post("/owner/register", content_type="multipart/form-data", data={
         "csrf_token": csrf_of(client), "policy": (io.BytesIO(health_source.read_bytes()), "policy.toml")})
-    assert missing.status_code >= 400 and 'id="register-error"' in missing.get_data(as_text=True)
-    # nothing was registered, nothing left behind in the uploads folder
+    assert missing.status_code >= 400 and 'id="add-error"' in missing.get_data(as_text=True)
+    # nothing was added, nothing left behind in the uploads folder
     assert "health" not in client.get("/").get_data(as_text=True)
     uploads = client.application.extensions["dps"].home / "uploads"
     assert not uploads.exists() or not any(uploads.iterdir())

@@ -24,7 +24,7 @@ def ui_strings() -> set[str]:
               "accepted", "declined", "closed", "expired", "Nothing waits for review.", "Released data products", "Licence revoked.", "User added.",
               "Too many attempts. Try again in a few minutes.", "Wrong user name or password.",
               "automatic", "templates", "each", "proposed", "pending", "ran", "Decision recorded.",
-              "Template proposed.", "Request submitted.", "Approval mode changed.", "Reviewer delegated.",
+              "Template proposed.", "Submitted for approval.", "Approval mode changed.", "Reviewer delegated.",
               "Report published.", "Submitted for review.", "Your approval is recorded.",
               "The product was returned to its author.", "The product was rejected.", "Released.", "Withdrawn."}
     return found
