@@ -219,21 +219,7 @@ def charge(session: Session, dataset_id: int, licence_id: int, run_id: str,
     s_ = spent if isinstance(spent, QueryLoss) else QueryLoss(spent)
     s_ = QueryLoss(PrivacyLoss(min(s_.loss.epsilon, r.loss.epsilon), min(s_.loss.delta, r.loss.delta)),
                    min(s_.rho, r.rho) if s_.rho else r.rho, min(s_.pure_delta, r.pure_delta))
-    out, add = _moves(r, -1), _moves(s_, 1)
-    for bid in _level_ids(session, dataset_id, licence_id, ids):
-        session.execute(
-            update(Budget).where(Budget.id == bid).values(
-                reserved_epsilon=Budget.reserved_epsilon + out["eps"],
-                reserved_delta=Budget.reserved_delta + out["delta"],
-                reserved_rho=Budget.reserved_rho + out["rho"],
-                spent_epsilon=Budget.spent_epsilon + add["eps"],
-                spent_delta=Budget.spent_delta + add["delta"],
-                spent_rho=Budget.spent_rho + add["rho"],
-            ).execution_options(synchronize_session=False)
-        )
-        session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="charge",
-                                epsilon=s_.loss.epsilon, delta=s_.loss.delta))
-    session.flush()
+    _settle(session, _level_ids(session, dataset_id, licence_id, ids), run_id, r, s_)
 
 
 def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss | QueryLoss,
@@ -241,18 +227,31 @@ def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, rese
     """Give back a reservation whose query never reached the data (it does not
     count towards a query cap either)."""
     r = reserved if isinstance(reserved, QueryLoss) else QueryLoss(reserved)
-    out = _moves(r, -1)
-    for bid in _level_ids(session, dataset_id, licence_id, ids):
-        session.execute(
-            update(Budget).where(Budget.id == bid).values(
-                reserved_epsilon=Budget.reserved_epsilon + out["eps"],
-                reserved_delta=Budget.reserved_delta + out["delta"],
-                reserved_rho=Budget.reserved_rho + out["rho"],
-                queries_used=Budget.queries_used - 1,
-            ).execution_options(synchronize_session=False)
-        )
-        session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="cancel",
-                                epsilon=r.loss.epsilon, delta=r.loss.delta))
+    _settle(session, _level_ids(session, dataset_id, licence_id, ids), run_id, r, None)
+
+
+def _settle(session: Session, ids: list[int], run_id: str, reserved: QueryLoss, spent: QueryLoss | None) -> None:
+    """Release ``reserved`` at every level and charge ``spent`` (a ``charge``
+    entry), or with ``spent=None`` give the run back its place under the query
+    cap (a ``cancel`` entry)."""
+    out = _moves(reserved, -1)
+    values = {
+        "reserved_epsilon": Budget.reserved_epsilon + out["eps"],
+        "reserved_delta": Budget.reserved_delta + out["delta"],
+        "reserved_rho": Budget.reserved_rho + out["rho"],
+    }
+    if spent is not None:
+        add = _moves(spent, 1)
+        values.update(spent_epsilon=Budget.spent_epsilon + add["eps"], spent_delta=Budget.spent_delta + add["delta"],
+                      spent_rho=Budget.spent_rho + add["rho"])
+    else:
+        values["queries_used"] = Budget.queries_used - 1
+    entry = spent if spent is not None else reserved
+    for bid in ids:
+        session.execute(update(Budget).where(Budget.id == bid).values(**values)
+                        .execution_options(synchronize_session=False))
+        session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="charge" if spent is not None else "cancel",
+                                epsilon=entry.loss.epsilon, delta=entry.loss.delta))
     session.flush()
 
 
