@@ -208,7 +208,7 @@ class Setting:
             value = float(value)
         if not isinstance(value, self.type) or (self.type is int and isinstance(value, bool)):
             raise self._refuse()
-        if self.type is float and not math.isfinite(value):
+        if isinstance(value, float) and not math.isfinite(value):
             raise InvalidInput(f"{self.env} must be a finite number", code="invalid_setting", setting=self.name)
         problem = self.check(value) if self.check is not None else None
         if problem is not None:
