@@ -160,19 +160,20 @@ class SandboxClient:
     def run_template(self, template_id: int, **params: Any) -> dict[str, Any]:
         return self._call("POST", f"/templates/{template_id}/runs", json={"params": params})
 
-    def request_query(self, dataset: str, sql: str, purpose: str, epsilon: float) -> dict[str, Any]:
-        return self._call("POST", "/query-requests", json={"dataset": dataset, "sql": sql, "purpose": purpose,
-                                                            "epsilon": epsilon})
+    # query approvals: one query submitted for approval before it runs (licences in each mode)
+    def submit_approval(self, dataset: str, sql: str, purpose: str, epsilon: float) -> dict[str, Any]:
+        return self._call("POST", "/approvals", json={"dataset": dataset, "sql": sql, "purpose": purpose,
+                                                      "epsilon": epsilon})
 
-    def query_requests(self, **filters: Any) -> list[dict[str, Any]]:
-        return self._all("/query-requests", **filters)
+    def approvals(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._all("/approvals", **filters)
 
-    def decide_request(self, request_id: int, decision: str, reason: str = "") -> dict[str, Any]:
-        return self._call("POST", f"/query-requests/{request_id}/decision",
+    def decide_approval(self, approval_id: int, decision: str, reason: str = "") -> dict[str, Any]:
+        return self._call("POST", f"/approvals/{approval_id}/decision",
                           json={"decision": decision, "reason": reason})
 
-    def run_request(self, request_id: int) -> dict[str, Any]:
-        return self._call("POST", f"/query-requests/{request_id}/run")
+    def run_approval(self, approval_id: int) -> dict[str, Any]:
+        return self._call("POST", f"/approvals/{approval_id}/run")
 
     def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
         return self._all("/queries", **({"dataset": dataset} if dataset else {}))
