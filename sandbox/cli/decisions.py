@@ -48,8 +48,8 @@ def decision_form(kind: str, object_id: int, decision: str, status: str, reason:
     decided on (``kind``: ``product``, ``template``, ``query_approval``,
     ``data_request``, ``sharing_request`` or ``sharing_change``; and ``id``), the
     verb, the object's status after it, and the reason given."""
-    return {"ok": True, "kind": kind, "id": object_id, "decision": decision, "status": str(getattr(status, "value", status)),
-            "reason": (reason or "").strip()}
+    return {"ok": True, "kind": kind, "id": object_id, "decision": decision,
+            "status": str(getattr(status, "value", status)), "reason": (reason or "").strip()}
 
 
 def emit_decision(kind: str, object_id: int, decision: str, status: str, reason: str, as_json: bool) -> None:
