@@ -30,6 +30,7 @@ from products.release import TERMS, manifest_sha256
 from sandbox.datasets import published_digest
 from sandbox.instance import Instance
 from sandbox.persistence.models import Dataset, DatasetVersion, Product, ProductVersion, User
+from sandbox.persistence.store import existing_row
 
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -157,20 +158,21 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
                          .where(ProductVersion.released_at.is_not(None))
                          .order_by(Product.id, ProductVersion.number)).all()
         by_product: dict[int, list[tuple[ProductVersion, Product]]] = {}
-        for v, p in rows:
-            by_product.setdefault(p.id, []).append((v, p))
+        for pv, p in rows:
+            by_product.setdefault(p.id, []).append((pv, p))
         for pid, items in by_product.items():
             p = items[0][1]
-            ds = s.get(Dataset, p.dataset_id)
+            ds = existing_row(s, Dataset, p.dataset_id)
             author = owners[p.author_id]
             series = f"{base}/products/{pid}"
             status = WITHDRAWN if p.state == "withdrawn" else COMPLETED
             members = []
-            for v, _ in items:
-                iri = f"{series}/v{v.number}"
+            for pv, _ in items:
+                assert pv.released_at is not None   # the query selects released versions only
+                iri = f"{series}/v{pv.number}"
                 members.append(_ref(iri))
                 dists = []
-                for path, meta in sorted(((v.manifest or {}).get("files") or {}).items()):
+                for path, meta in sorted(((pv.manifest or {}).get("files") or {}).items()):
                     ext = path.rsplit(".", 1)[-1]
                     diri = f"{iri}/files/{path}"
                     dists.append(_ref(diri))
@@ -191,16 +193,16 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
                               "dcat:accessURL": _ref(manifest_iri), "dcat:downloadURL": _ref(manifest_iri),
                               "dcat:mediaType": _ref(MEDIA["json"]),
                               "dct:description": f"signed manifest (Ed25519, manifest.sig); SHA-256 "
-                                                 f"{manifest_sha256(v.manifest)}"})
+                                                 f"{manifest_sha256(pv.manifest)}"})
                 dists.append(_ref(manifest_iri))
-                derived = version_iri.get(v.dataset_version_id) if v.dataset_version_id else None
+                derived = version_iri.get(pv.dataset_version_id) if pv.dataset_version_id else None
                 graph.append(_clean({
-                    "@id": iri, "@type": "dcat:Dataset", "dct:title": f"{p.title} (version {v.number})",
-                    "dct:description": f"Version {v.number} of {p.title}, released {iso(v.released_at)[:10]}. "
+                    "@id": iri, "@type": "dcat:Dataset", "dct:title": f"{p.title} (version {pv.number})",
+                    "dct:description": f"Version {pv.number} of {p.title}, released {iso(pv.released_at)[:10]}. "
                                        f"{p.description or ''}".strip(),
-                    "dcat:inSeries": _ref(series), "dcat:version": str(v.number),
+                    "dcat:inSeries": _ref(series), "dcat:version": str(pv.number),
                     "dcat:prev": members[-2] if len(members) > 1 else None,
-                    "dct:issued": _when(iso(v.released_at)), "dct:accessRights": _ref(ACCESS_RIGHTS["open"]),
+                    "dct:issued": _when(iso(pv.released_at)), "dct:accessRights": _ref(ACCESS_RIGHTS["open"]),
                     "dct:license": _ref(TERMS), "dct:publisher": agent(ds.publisher or "dp-sandbox"),
                     "dct:creator": agent(author.organisation or author.name),
                     "prov:wasDerivedFrom": _ref(derived or f"{base}/datasets/{ds.name}"),

@@ -10,7 +10,7 @@ submitted product (a new round) resets the votes.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,6 +28,7 @@ from sandbox.licences import cancel_pending_products
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
 )
+from sandbox.persistence.store import existing_row
 from sandbox.users import actor_of, get_user
 
 MAX_TABLES = 50
@@ -38,7 +39,16 @@ def now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def iso(d: datetime) -> str: ...
+@overload
+def iso(d: None) -> None: ...
+@overload
+def iso(d: datetime | None) -> str | None: ...
+
+
 def iso(d: datetime | None) -> str | None:
+    """A time as ISO 8601 text (naive ones are UTC), None for none."""
     if d is None:
         return None
     return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).isoformat()
@@ -85,7 +95,7 @@ def run_table(run: QueryRun, product_id: int | None = None) -> RunTable:
 
 
 def tables_of(s: Session, run_ids: list[str]) -> list[RunTable]:
-    return [run_table(s.get(QueryRun, rid)) for rid in run_ids]
+    return [run_table(existing_row(s, QueryRun, rid)) for rid in run_ids]
 
 
 def released_tables(s: Session, dataset_id: int, exclude_product: int | None) -> list[RunTable]:
@@ -125,7 +135,7 @@ def _checked_runs(s: Session, user: User, run_ids: list[str]) -> tuple[list[Quer
         raise InvalidInput("every query of a product must be on the same dataset version", code="mixed_versions")
     if len({r.licence_id for r in runs}) > 1:
         raise InvalidInput("every query of a product must be under the same licence", code="mixed_licences")
-    lic = s.get(Licence, runs[0].licence_id)
+    lic = existing_row(s, Licence, runs[0].licence_id)
     ended = licence_ended(lic)
     if ended:
         raise Forbidden(f"the licence of these queries has {ended}", code=f"licence_{ended}")
@@ -327,7 +337,7 @@ def _require_author(p: Product, u: User) -> None:
 
 
 def _require_licence(s: Session, p: Product) -> None:
-    ended = licence_ended(s.get(Licence, p.licence_id))
+    ended = licence_ended(existing_row(s, Licence, p.licence_id))
     if ended:
         raise Forbidden(f"the product's licence has {ended}", code=f"licence_{ended}")
 
@@ -344,7 +354,7 @@ def _approvals(s: Session, p: Product) -> int:
 def can_see(s: Session, p: Product, viewer: User | None) -> bool:
     if viewer is not None and (viewer.role in ("admin", "reviewer") or viewer.id == p.author_id):
         return True
-    if viewer is not None and viewer.role == "owner" and s.get(Dataset, p.dataset_id).owner_id == viewer.id:
+    if viewer is not None and viewer.role == "owner" and existing_row(s, Dataset, p.dataset_id).owner_id == viewer.id:
         return True
     return s.execute(select(ProductVersion.id).where(ProductVersion.product_id == p.id,
                                                      ProductVersion.released_at.is_not(None))).first() is not None
@@ -353,7 +363,8 @@ def can_see(s: Session, p: Product, viewer: User | None) -> bool:
 def is_insider(s: Session, p: Product, viewer: User | None) -> bool:
     """Author, reviewers, admins and the dataset's owner see every version and the real state."""
     return viewer is not None and (viewer.role in ("admin", "reviewer") or viewer.id == p.author_id
-                                   or (viewer.role == "owner" and s.get(Dataset, p.dataset_id).owner_id == viewer.id))
+                                   or (viewer.role == "owner"
+                                       and existing_row(s, Dataset, p.dataset_id).owner_id == viewer.id))
 
 
 def shown_state(p: Product, insider: bool) -> str:
@@ -387,7 +398,8 @@ def detail(s: Session, inst: Instance, p: Product, viewer: User | None) -> Produ
                            "epsilon": t.epsilon, "delta": t.delta})
     return ProductDetail(
         id=p.id, title=p.title, description=p.description, purpose=p.purpose, state=shown_state(p, insider),
-        dataset=s.get(Dataset, p.dataset_id).name, licence_id=p.licence_id, author=s.get(User, p.author_id).name,
+        dataset=existing_row(s, Dataset, p.dataset_id).name, licence_id=p.licence_id,
+        author=existing_row(s, User, p.author_id).name,
         created_at=iso(p.created_at), updated_at=iso(p.updated_at), review_round=p.review_round,
         approvals=_approvals(s, p) if p.state in ("submitted", "approved") else 0,
         approvals_required=inst.settings.reviewers_required, attestation=p.attestation,
@@ -445,7 +457,8 @@ def list_products(inst: Instance, user: str | None, *, state: str | None = None,
             elif state and p.state != state:
                 continue
             insider = is_insider(s, p, viewer)
-            out.append(ProductSummary(p.id, p.title, shown_state(p, insider), s.get(Dataset, p.dataset_id).name,
-                                      s.get(User, p.author_id).name,
+            out.append(ProductSummary(p.id, p.title, shown_state(p, insider),
+                                      existing_row(s, Dataset, p.dataset_id).name,
+                                      existing_row(s, User, p.author_id).name,
                                       versions[-1].number if insider else released[-1], released, iso(p.updated_at)))
         return out

@@ -117,6 +117,7 @@ def _entries(inst: Instance) -> TransparencyRegister:
         released: dict[int, list[tuple[int, str, float, float]]] = {}
         for v in s.execute(select(ProductVersion).where(ProductVersion.released_at.is_not(None))
                            .order_by(ProductVersion.product_id, ProductVersion.number)).scalars():
+            assert v.released_at is not None   # the query selects released versions only
             released.setdefault(v.product_id, []).append((v.number, iso(v.released_at), float(v.epsilon),
                                                           float(v.delta)))
         products, withdrawals = [], []
@@ -234,7 +235,7 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
             spent_ds[datasets[ds_id].name] = spent_ds.get(datasets[ds_id].name, 0.0) + float(eps)
     lics = [asdict(l) for l in reg.licences
             if _in_year(l.granted_at, l.revoked_at or l.expires_at, year)]
-    prods = [{"id": p.id, "title": p.title, "dataset": p.dataset, "operator": p.operator, "state": p.state,
+    prods: list[dict[str, Any]] = [{"id": p.id, "title": p.title, "dataset": p.dataset, "operator": p.operator, "state": p.state,
               "version": n, "released_at": at, "epsilon": eps}
              for p in reg.products for n, at, eps, _ in p.versions if at[:4] == str(year)]
 
@@ -242,7 +243,7 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
         d = by_name[ds_name]
         return d.publisher or users[d.owner_id].organisation or users[d.owner_id].name
 
-    agencies = {}
+    agencies: dict[str, dict[str, Any]] = {}
     for d in sorted(datasets.values(), key=lambda d: d.name):
         a = agencies.setdefault(agency_of(d.name), {"agency": agency_of(d.name), "datasets": [], "licences": [],
                                                     "products": [], "epsilon_spent": 0.0})
@@ -252,7 +253,7 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
         agencies[agency_of(l["dataset"])]["licences"].append(l)
     for p in prods:
         agencies[agency_of(p["dataset"])]["products"].append(p)
-    operators = {}
+    operators: dict[str, dict[str, Any]] = {}
     for l in lics:
         operators.setdefault(l["operator"], {"operator": l["operator"], "organisation": l["organisation"],
                                              "licences": [], "products": [],

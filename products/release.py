@@ -35,7 +35,7 @@ from sandbox.instance import Instance
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
 )
-from sandbox.persistence.store import lock_for_update
+from sandbox.persistence.store import existing_row, lock_for_update
 from sandbox.users import actor_of, get_user
 
 FORMAT = "dp-sandbox/data-product"
@@ -123,14 +123,15 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
             for i, t in enumerate(tables_of(s, list(v.run_ids)), start=1):
                 rows, intervals, n_supp = suppressed_table(t, threshold)
                 name = f"table_{i}"
-                files = write_table(tmp / "tables", name, t.columns, rows, intervals, float(t.result.get("alpha", 0.05)))
+                table_files = write_table(tmp / "tables", name, t.columns, rows, intervals,
+                                          float(t.result.get("alpha", 0.05)))
                 hint = (v.chart_hints or {}).get(t.run_id) or (v.chart_hints or {}).get(name) or {}
                 tables_meta.append({
                     "name": name, "title": hint.get("title", "") if isinstance(hint, dict) else "",
                     "run_id": t.run_id, "sql": t.sql, "fingerprint": t.fingerprint, "plan": t.plan,
                     "columns": t.columns, "rows": len(rows), "epsilon": t.epsilon, "delta": t.delta,
                     "alpha": t.result.get("alpha"), "mechanisms": t.result.get("mechanisms", []),
-                    "suppressed_cells": n_supp, "files": [f"tables/{f}" for f in files],
+                    "suppressed_cells": n_supp, "files": [f"tables/{f}" for f in table_files],
                 })
             body = _manifest_body(s, inst, p, v, tables_meta, u.name, iso(released_at))
             sha = sign_package(tmp, body, inst.signer)
@@ -172,13 +173,13 @@ def rerun_product(inst: Instance, user: str, product_id: int, *, dataset_version
             raise Forbidden("only the product's author re-runs it", code="not_author")
         if p.state != "released":
             raise Conflict(f"only a released product is re-run (this one is {p.state})", code="wrong_state")
-        ds = s.get(Dataset, p.dataset_id)
+        ds = existing_row(s, Dataset, p.dataset_id)
         v = latest_version(s, p)
         target = get_version(s, ds, dataset_version)
         if target.id == v.dataset_version_id:
             raise Conflict(f"version {v.number} already uses dataset version {target.number}",
                            code="same_dataset_version")
-        queries = [(r.sql, r.epsilon) for r in (s.get(QueryRun, rid) for rid in v.run_ids)]
+        queries = [(r.sql, r.epsilon) for r in (existing_row(s, QueryRun, rid) for rid in v.run_ids)]
         ds_name, number, target_number = ds.name, v.number, target.number
         hints = dict(v.chart_hints or {})
     new_runs = [run_query(inst, user, ds_name, sql, epsilon=eps, version=target_number).run_id
@@ -189,7 +190,7 @@ def rerun_product(inst: Instance, user: str, product_id: int, *, dataset_version
         if p.state != "released" or latest_version(s, p).number != number:
             raise Conflict("the product changed while its queries ran; draft the new runs by hand",
                            code="concurrent_change")
-        runs = [s.get(QueryRun, rid) for rid in new_runs]
+        runs = [existing_row(s, QueryRun, rid) for rid in new_runs]
         old_ids = latest_version(s, p).run_ids
         remap = {o: n for o, n in zip(old_ids, new_runs)}
         nv = ProductVersion(product_id=p.id, number=number + 1, run_ids=new_runs,
@@ -219,8 +220,9 @@ def package_path(inst: Instance, user: str | None, product_id: int, version: int
         if not released:
             raise NotFound(f"product {product_id} has no released version"
                            + (f" {version}" if version is not None else ""), code="not_released")
-        path = Path(released[-1].path)
-    if not path.is_dir():
+        folder = released[-1].path
+    path = Path(folder) if folder is not None else None
+    if path is None or not path.is_dir():
         raise NotFound(f"the files of product {product_id} are missing from this instance", code="files_missing")
     return path
 

@@ -140,7 +140,7 @@ def parse_parameter_spec(text: str) -> ParameterSpec:
     return spec
 
 
-def _literal(value: Any) -> sqlglot.exp.Expression:
+def _literal(value: Any) -> sqlglot.exp.Expr:
     exp = sqlglot.exp
     if isinstance(value, bool) or value is None:
         raise InvalidInput("unsupported parameter value", code="parameter_out_of_domain")

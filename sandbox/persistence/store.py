@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+_Row = TypeVar("_Row")
 
 
 def make_engine(url: str) -> Engine:
@@ -92,3 +93,14 @@ def lock_for_update(stmt, store_or_session):
     holds the write lock from ``BEGIN IMMEDIATE``)."""
     bind = store_or_session.get_bind() if isinstance(store_or_session, Session) else store_or_session.engine
     return stmt if bind.dialect.name == "sqlite" else stmt.with_for_update()
+
+
+def existing_row(s: Session, model: type[_Row], key: object) -> _Row:
+    """The row ``key`` names where a foreign key or an earlier check guarantees
+    it (a product's dataset, a run's licence). A missing one is a damaged store
+    or a bug, not a caller's mistake: LookupError, which the API answers as an
+    internal error, instead of an AttributeError on None further on."""
+    row = s.get(model, key)
+    if row is None:
+        raise LookupError(f"the store has no {getattr(model, '__tablename__', model.__name__)} row {key!r}")
+    return row

@@ -212,7 +212,7 @@ def extract_table(grant: OpenGrant, table: str | None) -> str:
     return table
 
 
-def extract_batches(inst: Instance, grant: OpenGrant, table: str, condition: exp.Expression | None,
+def extract_batches(inst: Instance, grant: OpenGrant, table: str, condition: exp.Expr | None,
                     *, batch_rows: int = EXTRACT_BATCH_ROWS) -> Iterator[pa.Table]:
     """The granted columns of ``table`` in batches of storage order, each one query in
     the worker (memory stays flat however large the table). At least one batch is
