@@ -25,7 +25,7 @@ from products.lifecycle import (
     cancel_products_of_ended_licences, can_see, detail, get_product_row, iso, latest_version, now, tables_of,
     versions_of, _require_licence,
 )
-from products.manifest import manifest_bytes, sign_package, zip_folder
+from products.manifest import manifest_bytes, read_manifest, sign_package, zip_folder
 from products.model import ProductDetail, ReleasedPackage
 from products.package import library_versions, write_table
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -135,7 +135,7 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
                 })
             body = _manifest_body(s, inst, p, v, tables_meta, u.name, iso(released_at))
             sha = sign_package(tmp, body, inst.signer)
-            manifest = manifest_bytes_load(tmp)
+            manifest = read_manifest(tmp)
             written.append(final)
             tmp.rename(final)
             old = p.state
@@ -152,12 +152,6 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
             raise
         files = tuple(sorted(manifest["files"])) + ("manifest.json", "manifest.sig")
         return ReleasedPackage(p.id, v.number, final, files, sha, inst.signer.key_id())
-
-
-def manifest_bytes_load(folder: Path) -> dict[str, Any]:
-    import json
-
-    return json.loads((folder / "manifest.json").read_bytes())
 
 
 def rerun_product(inst: Instance, user: str, product_id: int, *, dataset_version: int | None = None) -> ProductDetail:

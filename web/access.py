@@ -232,16 +232,3 @@ def mock_table(name: str, table: str | None, rows: int = 1000):
 
     _, policy, _ = _latest_policy_and_path(name)
     return mock_tables(policy, rows)[_table_name(policy, table)]
-
-
-def products_service():
-    """The ``products`` package, or None while it is not installed."""
-    try:
-        import products.service as svc  # noqa: F401
-    except ImportError:
-        return None
-    return svc
-
-
-def remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

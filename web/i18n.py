@@ -84,7 +84,6 @@ ZH: dict[str, str] = {
     "no": "否",
     "Download": "下载",
     "Download the open data": "下载开放数据",
-    "Open data downloads are not available on this instance yet.": "本实例暂不提供开放数据下载。",
     "This dataset is not shareable: only its description is listed.": "该数据集不予共享，仅列出其说明。",
     "Licensed operators query this dataset in the sandbox with differential privacy.":
         "获得许可的运营者可在沙箱中以差分隐私方式查询此数据集。",
@@ -188,7 +187,6 @@ ZH: dict[str, str] = {
     "invalid": "无效",
     "Provenance": "来源",
     "Download product (zip)": "下载产品（zip）",
-    "Data products are not available on this instance yet.": "本实例暂未启用数据产品功能。",
     "File a data request": "提交数据需求",
     "Contact": "联系方式",
     "Send": "提交",

@@ -90,8 +90,7 @@ def run_page(run_id: str):
     run = get_run(access.inst(), principal().name, run_id)
     chart = bar_chart(run["result"]) if run["result"] else ""
     budget = next((lic["budget"] for lic in _licences() if lic["dataset"] == run["dataset"]), None)
-    return render_template("operator_run.html", run=run, chart=chart, budget=budget,
-                           products=access.products_service() is not None)
+    return render_template("operator_run.html", run=run, chart=chart, budget=budget)
 
 
 @bp.get("/runs/<run_id>/result.<any(csv,json,parquet):fmt>")

@@ -45,12 +45,9 @@ def catalog():
     cls = request.args.get("classification") or None
     pub = request.args.get("publisher") or None
     datasets = access.search_datasets(q, cls if cls in ("open", "conditional", "restricted") else None, pub)
-    products = []
-    svc = access.products_service()
-    if svc is not None:
-        from web.products_views import catalog_products
+    from web.products_views import catalog_products
 
-        products = catalog_products(q)
+    products = catalog_products(q)
     return render_template("catalog.html", datasets=datasets, products=products, q=q, cls=cls, pub=pub,
                            publishers=access.publishers())
 

@@ -1,6 +1,5 @@
 """Pages of data products, the review screen, the transparency register and
-data requests. They call ``products.service``; while that package is not
-installed the pages say so and the API answers ``503 products_unavailable``."""
+data requests. They call ``products.service``."""
 
 from __future__ import annotations
 
@@ -23,16 +22,11 @@ bp = Blueprint("products", __name__)
 DRAFT_STATES = ("draft", "returned", "submitted", "approved")   # not yet released, rejected or withdrawn
 
 
-class ProductsUnavailable(SandboxError):
-    code = "products_unavailable"
-    status = 503
-
-
 def svc():
-    s = access.products_service()
-    if s is None:
-        raise ProductsUnavailable("data products are not available on this instance yet")
-    return s
+    """``products.service``, imported when a products page is first served."""
+    import products.service
+
+    return products.service
 
 
 def me() -> str | None:
@@ -131,15 +125,9 @@ def verification(product_id: int) -> dict[str, Any] | None:
 
 # --- pages -------------------------------------------------------------------------
 
-def _unavailable(title: str):
-    return render_template("unavailable.html", title=title), 503
-
-
 @bp.get("/products")
 @allow(PUBLIC)
 def product_list():
-    if access.products_service() is None:
-        return _unavailable("Data products")
     rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="released")]
     return render_template("products.html", products=rows, heading="Released data products")
 
@@ -147,8 +135,6 @@ def product_list():
 @bp.get("/products/<int:product_id>")
 @allow(PUBLIC)
 def product_page(product_id: int, error: SandboxError | None = None, status: int = 200):
-    if access.products_service() is None:
-        return _unavailable("Data products")
     p = svc().get_product(access.inst(), me(), product_id).to_dict()
     hints: dict[str, Any] = {}
     for v in p["versions"]:
@@ -247,8 +233,6 @@ def withdraw(product_id: int):
 @bp.get("/operator/drafts")
 @allow(Role.OPERATOR)
 def drafts():
-    if access.products_service() is None:
-        return _unavailable("Drafts")
     rows = [p.to_dict() for p in svc().list_products(access.inst(), me())]
     rows = [p for p in rows if p["author"] == me() and p["state"] in DRAFT_STATES]
     return render_template("products.html", products=rows, heading="Drafts")
@@ -257,8 +241,6 @@ def drafts():
 @bp.get("/review")
 @allow(Role.REVIEWER)
 def review_queue():
-    if access.products_service() is None:
-        return _unavailable("Review queue")
     rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="submitted")]
     return render_template("products.html", products=rows, heading="Review queue")
 
@@ -266,16 +248,12 @@ def review_queue():
 @bp.get("/register")
 @allow(PUBLIC)
 def register_page():
-    if access.products_service() is None:
-        return _unavailable("Transparency register")
     return render_template("register.html", register=svc().transparency_register(access.inst()).to_dict())
 
 
 @bp.get("/requests")
 @allow(PUBLIC)
 def requests_page(error: SandboxError | None = None, status: int = 200):
-    if access.products_service() is None:
-        return _unavailable("Data requests")
     rows = [r.to_dict() for r in svc().list_data_requests(access.inst(), me())]
     from sandbox.datasets import list_datasets
 
@@ -304,8 +282,6 @@ def file_request():
 @allow(PUBLIC)
 def request_page(request_id: int):
     """One request, where its requester follows it."""
-    if access.products_service() is None:
-        return _unavailable("Data requests")
     r = svc().get_data_request(access.inst(), me(), request_id).to_dict()
     return render_template("request.html", r=r, filed=request.args.get("filed") == "1",
                            link=url_for("products.request_page", request_id=request_id, _external=True))
