@@ -145,10 +145,3 @@ def half_width(family: NoiseFamily, scale: float, alpha: float) -> float:
     if scale > EXACT_GAUSSIAN_ACCURACY_UP_TO:
         return float(math.ceil(dp.gaussian_scale_to_accuracy(scale, alpha)) + 1)
     return float(dp.discrete_gaussian_scale_to_accuracy(scale, alpha))
-
-
-def selection_utility_bound(scale: float, candidates: int, alpha: float, family: NoiseFamily) -> float:
-    """With probability >= 1-alpha the selected score is within this of the best.
-    Report-noisy-max with Gumbel noise of scale β is the exponential mechanism with
-    P ∝ exp(-score/β), so P[score > best + t] <= n·exp(-t/β)."""
-    return scale * math.log(max(candidates, 1) / alpha)

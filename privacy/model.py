@@ -66,9 +66,6 @@ class PrivacyLoss:
         """True if ``other`` fits inside this budget, up to :data:`TOLERANCE`."""
         return TOLERANCE.within(other.epsilon, other.delta, self)
 
-    def minus(self, other: "PrivacyLoss") -> "PrivacyLoss":
-        return PrivacyLoss(max(self.epsilon - other.epsilon, 0.0), max(self.delta - other.delta, 0.0))
-
     def to_dict(self) -> dict[str, float]:
         return {"epsilon": self.epsilon, "delta": self.delta}
 

@@ -215,8 +215,3 @@ def run_checks(tables: list[RunTable], released: Iterable[RunTable], threshold: 
         else:
             out.append(CheckResult("differencing", "pass", "no close query released or in this product", t.run_id))
     return out
-
-
-def worst(checks: Iterable[CheckResult]) -> str:
-    statuses = {c.status for c in checks}
-    return "fail" if "fail" in statuses else "warn" if "warn" in statuses else "pass"

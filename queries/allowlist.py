@@ -101,10 +101,6 @@ def function_name(node: exp.Expr) -> str:
     return node.key.lower()
 
 
-def is_aggregate(node: exp.Expr) -> bool:
-    return isinstance(node, exp.AggFunc)
-
-
 def _unit_name(node: exp.Expr | None) -> str | None:
     if isinstance(node, exp.Var) or (isinstance(node, exp.Literal) and node.is_string):
         return str(node.this).lower()

@@ -134,7 +134,3 @@ def candidate_grid(bounds: Interval, count: int = 128) -> tuple[float, int, tupl
         step = max(step, 2.0)
     base, top = math.ceil(lo / step), math.floor(hi / step)
     return step, base, tuple((base + i) * step for i in range(top - base + 1))
-
-
-def candidates_for(bounds: Interval) -> tuple[float, ...]:
-    return candidate_grid(bounds)[2]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -297,7 +296,3 @@ def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) ->
 
 def version_policy(v: DatasetVersion) -> DatasetPolicy:
     return DatasetPolicy.from_dict(v.policy)
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

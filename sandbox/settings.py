@@ -14,7 +14,6 @@ with its type and default (``tests/runtime/test_settings.py`` checks it).
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -121,11 +120,6 @@ class Settings:
     def values(self) -> Mapping[str, Any]:
         """Every setting by name (read-only)."""
         return MappingProxyType({s.name: getattr(self, s.name) for s in SETTINGS})
-
-    @property
-    def log_level_number(self) -> int:
-        """``log_level`` as a :mod:`logging` level number."""
-        return logging.getLevelNamesMapping()[self.log_level.strip().upper()]
 
     @property
     def home_path(self) -> Path:

@@ -126,8 +126,3 @@ def revoke_token(inst: Instance, user: User, prefix: str) -> None:
             raise Forbidden("only the token's holder or an admin can revoke it")
         row.revoked_at = datetime.now(timezone.utc)
         audit.append(s, inst.signer, actor_of(user), "token.revoke", "token", row.id, {"prefix": prefix})
-
-
-def require_role(user: User, *roles: str) -> None:
-    if user.role not in roles:
-        raise Forbidden(f"this needs the role {' or '.join(roles)}", code="wrong_role")
