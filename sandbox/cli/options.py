@@ -60,9 +60,15 @@ def acting_actor(inst: Instance, as_user: str | None) -> Actor:
 
 
 def instance_settings(home: Path | None, **overrides: Any) -> Settings:
+    """The settings of the instance at ``home`` (flags, then ``DPS_*`` variables).
+    Every command that reads settings comes here, so this is where the CLI
+    configures logging: the ``dp_sandbox`` loggers go to stderr at ``DPS_LOG_LEVEL``."""
+    from sandbox.logs import configure_logging
     from sandbox.settings import load_settings
 
-    return load_settings(home=str(home) if home else None, **overrides)
+    settings = load_settings(home=str(home) if home else None, **overrides)
+    configure_logging(settings.log_level)
+    return settings
 
 
 def open_instance(home: Path | None, **overrides: Any) -> Instance:

@@ -102,3 +102,23 @@ def test_the_web_app_logs_to_stderr_and_the_home_at_DPS_LOG_LEVEL(tmp_path, leve
             assert line not in text
     assert "dp_sandbox.test: a warning record" in stderr
     assert ("dp_sandbox.instance: instance opened" in logfile) == (level == "DEBUG")
+
+
+def _cli(home: Path, *args: str, level: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")}
+    if level is not None:
+        env["DPS_LOG_LEVEL"] = level
+    return subprocess.run([sys.executable, "-m", "sandbox.cli", *args, "--home", str(home)], env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_the_cli_configures_logging_at_DPS_LOG_LEVEL(tmp_path):
+    home = tmp_path / "home"
+    assert _cli(home, "init").returncode == 0
+    debug = _cli(home, "user", "list", level="DEBUG")
+    assert debug.returncode == 0, debug.stderr
+    assert debug.stderr.count("DEBUG dp_sandbox.instance: instance opened") == 1
+    default = _cli(home, "user", "list")
+    assert default.returncode == 0 and "dp_sandbox" not in default.stderr
+    bad = _cli(home, "user", "list", level="chatty")
+    assert bad.returncode == 1 and "DPS_LOG_LEVEL" in bad.stderr and "Traceback" not in bad.stderr
