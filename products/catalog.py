@@ -27,10 +27,12 @@ from sqlalchemy import select
 
 from products.lifecycle import iso
 from products.release import TERMS, manifest_sha256
+from queries.vocabulary import Classification
 from sandbox.datasets import published_digest
 from sandbox.instance import Instance
 from sandbox.persistence.models import Dataset, DatasetVersion, Product, ProductVersion, User
 from sandbox.persistence.store import existing_row
+from sandbox.vocabulary import ProductState
 
 CONTEXT = {
     "dcat": "http://www.w3.org/ns/dcat#",
@@ -43,7 +45,7 @@ CONTEXT = {
     "vcard": "http://www.w3.org/2006/vcard/ns#",
 }
 ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
-ACCESS_RIGHTS = {"open": ACCESS + "PUBLIC", "conditional": ACCESS + "RESTRICTED", "restricted": ACCESS + "NON_PUBLIC"}
+ACCESS_RIGHTS = {Classification.OPEN: ACCESS + "PUBLIC", Classification.CONDITIONAL: ACCESS + "RESTRICTED", Classification.RESTRICTED: ACCESS + "NON_PUBLIC"}
 IANA = "http://www.iana.org/assignments/media-types/"
 MEDIA = {"parquet": IANA + "application/vnd.apache.parquet", "csv": IANA + "text/csv",
          "json": IANA + "application/json", "sig": IANA + "text/plain"}
@@ -88,7 +90,7 @@ def _version_description(ds: Dataset, v: DatasetVersion) -> str:
     open data only (a private table's row count is the number of people in it)."""
     tables = len((v.policy or {}).get("tables") or [])
     size = ""
-    if ds.classification == "open" and isinstance(v.row_counts, dict):
+    if ds.classification == Classification.OPEN and isinstance(v.row_counts, dict):
         size = f"{sum(v.row_counts.values())} rows in "
     return f"Version {v.number} of {ds.title}: {size}{tables} table(s), registered {iso(v.created_at)[:10]}."
 
@@ -147,7 +149,7 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
                 "dct:issued": _when(iso(ds.created_at)), "dcat:landingPage": _ref(series),
                 "dcat:first": members[0] if members else None, "dcat:last": members[-1] if members else None,
             }
-            if ds.classification == "open":
+            if ds.classification == Classification.OPEN:
                 node["dcat:distribution"] = [_ref(f"{series}/distribution")]
                 graph.append({"@id": f"{series}/distribution", "@type": "dcat:Distribution",
                               "dcat:accessURL": _ref(series), "dct:license": _ref(TERMS)})
@@ -165,7 +167,7 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
             ds = existing_row(s, Dataset, p.dataset_id)
             author = owners[p.author_id]
             series = f"{base}/products/{pid}"
-            status = WITHDRAWN if p.state == "withdrawn" else COMPLETED
+            status = WITHDRAWN if p.state == ProductState.WITHDRAWN else COMPLETED
             members = []
             for pv, _ in items:
                 assert pv.released_at is not None   # the query selects released versions only
@@ -202,7 +204,7 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
                                        f"{p.description or ''}".strip(),
                     "dcat:inSeries": _ref(series), "dcat:version": str(pv.number),
                     "dcat:prev": members[-2] if len(members) > 1 else None,
-                    "dct:issued": _when(iso(pv.released_at)), "dct:accessRights": _ref(ACCESS_RIGHTS["open"]),
+                    "dct:issued": _when(iso(pv.released_at)), "dct:accessRights": _ref(ACCESS_RIGHTS[Classification.OPEN]),
                     "dct:license": _ref(TERMS), "dct:publisher": agent(ds.publisher or "dp-sandbox"),
                     "dct:creator": agent(author.organisation or author.name),
                     "prov:wasDerivedFrom": _ref(derived or f"{base}/datasets/{ds.name}"),
@@ -213,7 +215,7 @@ def catalog_jsonld(inst: Instance, base_url: str | None = None) -> dict[str, Any
             graph.append(_clean({
                 "@id": series, "@type": "dcat:DatasetSeries", "dct:identifier": f"product-{pid}",
                 "dct:title": p.title, "dct:description": p.description or p.title,
-                "dct:accessRights": _ref(ACCESS_RIGHTS["open"]), "dct:license": _ref(TERMS),
+                "dct:accessRights": _ref(ACCESS_RIGHTS[Classification.OPEN]), "dct:license": _ref(TERMS),
                 "dcat:keyword": ["differential privacy", ds.name], "dcat:theme": themes([ds.name, ds.title]),
                 "dcat:contactPoint": contact(ds.publisher or "dp-sandbox"),
                 "dct:accrualPeriodicity": _ref(FREQUENCY),

@@ -18,6 +18,7 @@ from sandbox.cli.options import as_option, handles_errors, home_option, json_opt
 from sandbox.cli.options import open_instance as _open
 from sandbox.cli.output import emit as _emit
 from sandbox.cli.output import print_table
+from sandbox.vocabulary import ProductState
 
 
 @click.group()
@@ -27,7 +28,7 @@ def product() -> None:
 
 def _show_detail(d: dict) -> None:
     click.echo(f"product {d['id']}: {d['title']}  [{d['state']}]  dataset {d['dataset']}, author {d['author']}")
-    if d["state"] in ("submitted", "approved"):
+    if d["state"] in (ProductState.SUBMITTED, ProductState.APPROVED):
         click.echo(f"  approvals {d['approvals']}/{d['approvals_required']} (round {d['review_round']})")
     if d.get("purpose"):
         click.echo(f"  purpose: {d['purpose']}")

@@ -21,6 +21,7 @@ from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.models import DataRequest, Dataset, Product, ProductVersion, User
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import ProductState, Role
 
 STATUSES = ("open", "accepted", "declined", "closed")
 REQUEST_DECISIONS = ("accept", "decline", "link")
@@ -30,8 +31,8 @@ _CONTACT = re.compile(r"^\S+@\S+\.\S+$|^\+?[0-9 ()-]{6,}$")
 
 def _view(s: Session, r: DataRequest, viewer: User | None) -> DataRequestView:
     ds = s.get(Dataset, r.dataset_id) if r.dataset_id else None
-    show = viewer is not None and (viewer.role == "admin" or (ds is not None and ds.owner_id == viewer.id)
-                                   or (ds is None and viewer.role == "owner") or r.filed_by == viewer.id)
+    show = viewer is not None and (viewer.role == Role.ADMIN or (ds is not None and ds.owner_id == viewer.id)
+                                   or (ds is None and viewer.role == Role.OWNER) or r.filed_by == viewer.id)
     return DataRequestView(r.id, r.title, r.description, ds.name if ds else None, r.status, r.reason, r.product_id,
                            iso(r.created_at), iso(r.decided_at), iso(r.closed_at), r.contact if show else None)
 
@@ -99,7 +100,7 @@ def decide_data_request(inst: Instance, user: str, request_id: int, decision: st
         if r is None:
             raise NotFound(f"no data request {request_id}", code="unknown_data_request")
         ds = s.get(Dataset, r.dataset_id) if r.dataset_id else None
-        if not (u.role == "admin" or (ds is not None and ds.owner_id == u.id) or (ds is None and u.role == "owner")):
+        if not (u.role == Role.ADMIN or (ds is not None and ds.owner_id == u.id) or (ds is None and u.role == Role.OWNER)):
             raise Forbidden("only the dataset's owner or an admin triages this request", code="not_owner")
         if r.status in ("declined", "closed"):
             raise Conflict(f"the request is already {r.status}", code="wrong_state")
@@ -113,7 +114,7 @@ def decide_data_request(inst: Instance, user: str, request_id: int, decision: st
             r.product_id = p.id
             released = s.execute(select(ProductVersion.id).where(ProductVersion.product_id == p.id,
                                                                  ProductVersion.released_at.is_not(None))).first()
-            r.status = "closed" if released and p.state == "released" else "accepted"
+            r.status = "closed" if released and p.state == ProductState.RELEASED else "accepted"
             if r.status == "closed":
                 r.closed_at = now()
         else:

@@ -30,9 +30,10 @@ from sandbox.persistence.models import (
 )
 from sandbox.persistence.store import existing_row
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import LicenceStatus, ProductState, Role, RunStatus
 
 MAX_TABLES = 50
-EDITABLE = ("draft", "returned", "submitted")
+EDITABLE = (ProductState.DRAFT, ProductState.RETURNED, ProductState.SUBMITTED)
 
 
 def now() -> datetime:
@@ -56,7 +57,7 @@ def iso(d: datetime | None) -> str | None:
 
 def licence_ended(lic: Licence) -> str | None:
     """'revoked' or 'expired' when the licence can no longer carry products."""
-    if lic.status != "active":
+    if lic.status != LicenceStatus.ACTIVE:
         return "revoked"
     exp = lic.expires_at if lic.expires_at.tzinfo else lic.expires_at.replace(tzinfo=timezone.utc)
     return "expired" if exp <= now() else None
@@ -67,7 +68,7 @@ def cancel_products_of_ended_licences(inst: Instance) -> int:
     Called before every submit, review and release."""
     with inst.store.transaction() as s:
         ended = s.execute(select(Licence.id).join(Product, Product.licence_id == Licence.id)
-                          .where(Product.state.in_(PENDING), Licence.status == "active",
+                          .where(Product.state.in_(PENDING), Licence.status == LicenceStatus.ACTIVE,
                                  Licence.expires_at <= now()).distinct()).scalars().all()
         return sum(cancel_pending_products(s, inst, SYSTEM, lid, "licence expired") for lid in ended)
 
@@ -126,7 +127,7 @@ def _checked_runs(s: Session, user: User, run_ids: list[str]) -> tuple[list[Quer
         run = s.get(QueryRun, str(rid))
         if run is None or run.operator_id != user.id:
             raise NotFound(f"no query run {rid} of yours", code="unknown_run")
-        if run.status != "charged" or not run.result:
+        if run.status != RunStatus.CHARGED or not run.result:
             raise Conflict(f"query run {rid} has no charged result", code="run_not_charged")
         runs.append(run)
     if len({r.dataset_id for r in runs}) > 1:
@@ -165,12 +166,12 @@ def draft_product(inst: Instance, user: str, *, title: str, run_ids: list[str], 
     title = _text(title, "title", 300, required=True)
     with inst.store.transaction() as s:
         u = get_user(s, user)
-        if u.role != "operator":
+        if u.role != Role.OPERATOR:
             raise Forbidden("only operators draft products", code="wrong_role")
         runs, lic = _checked_runs(s, u, [str(r) for r in run_ids])
         p = Product(dataset_id=runs[0].dataset_id, licence_id=lic.id, author_id=u.id, title=title,
                     description=_text(description, "description", 20000), purpose=_text(purpose, "purpose", 5000),
-                    state="draft", review_round=0, attestation="", created_at=now(), updated_at=now())
+                    state=ProductState.DRAFT, review_round=0, attestation="", created_at=now(), updated_at=now())
         s.add(p)
         s.flush()
         v = ProductVersion(product_id=p.id, number=1, run_ids=[r.id for r in runs], chart_hints=_hints(chart_hints),
@@ -179,7 +180,7 @@ def draft_product(inst: Instance, user: str, *, title: str, run_ids: list[str], 
         s.add(v)
         s.flush()
         audit.append(s, inst.signer, actor_of(u), "product.draft", "product", p.id, {
-            "to": "draft", "title": title, "runs": v.run_ids, "version": 1})
+            "to": ProductState.DRAFT, "title": title, "runs": v.run_ids, "version": 1})
         return detail(s, inst, p, u)
 
 
@@ -219,7 +220,7 @@ def edit_product(inst: Instance, user: str, product_id: int, *, title: str | Non
             changed.append("runs")
         if not changed:
             raise InvalidInput("nothing to change", code="nothing_to_change")
-        reset = p.state == "submitted"
+        reset = p.state == ProductState.SUBMITTED
         if reset:
             p.review_round += 1
             v.checks = [c.to_dict() for c in compute_checks(s, inst, p, v)]
@@ -244,17 +245,17 @@ def submit_product(inst: Instance, user: str, product_id: int, *, attestation: s
         u = get_user(s, user)
         p = get_product_row(s, product_id)
         _require_author(p, u)
-        if p.state not in ("draft", "returned"):
+        if p.state not in (ProductState.DRAFT, ProductState.RETURNED):
             raise Conflict(f"a {p.state} product cannot be submitted", code="wrong_state")
         _require_licence(s, p)
         v = latest_version(s, p)
         checks = compute_checks(s, inst, p, v)
         v.checks = [c.to_dict() for c in checks]
         old = p.state
-        p.state, p.attestation, p.submitted_at, p.updated_at = "submitted", attestation[:2000], now(), now()
+        p.state, p.attestation, p.submitted_at, p.updated_at = ProductState.SUBMITTED, attestation[:2000], now(), now()
         p.review_round += 1
         audit.append(s, inst.signer, actor_of(u), "product.submit", "product", p.id, {
-            "from": old, "to": "submitted", "round": p.review_round, "version": v.number,
+            "from": old, "to": ProductState.SUBMITTED, "round": p.review_round, "version": v.number,
             "attestation": p.attestation, "checks": {c.status: sum(1 for x in checks if x.status == c.status)
                                                      for c in checks}})
         return detail(s, inst, p, u)
@@ -274,9 +275,9 @@ def review_product(inst: Instance, user: str, product_id: int, decision: str, re
         p = get_product_row(s, product_id)
         if p.author_id == u.id:
             raise Forbidden("you cannot review your own product", code="self_review")
-        if u.role != "reviewer":
+        if u.role != Role.REVIEWER:
             raise Forbidden("only reviewers review products", code="wrong_role")
-        if p.state != "submitted":
+        if p.state != ProductState.SUBMITTED:
             raise Conflict(f"a {p.state} product is not awaiting review", code="wrong_state")
         _require_licence(s, p)
         voted = s.execute(select(ProductReview).where(ProductReview.product_id == p.id,
@@ -296,11 +297,11 @@ def review_product(inst: Instance, user: str, product_id: int, decision: str, re
         old = p.state
         approvals = _approvals(s, p)
         if decision == "return":
-            p.state = "returned"
+            p.state = ProductState.RETURNED
         elif decision == "reject":
-            p.state = "rejected"
+            p.state = ProductState.REJECTED
         elif approvals >= inst.settings.reviewers_required:
-            p.state = "approved"
+            p.state = ProductState.APPROVED
         p.updated_at = now()
         audit.append(s, inst.signer, actor_of(u), "product.review", "product", p.id, {
             "decision": decision, "reason": reason, "round": p.review_round, "version": v.number,
@@ -320,14 +321,14 @@ def withdraw_product(inst: Instance, user: str, product_id: int, reason: str) ->
             raise Conflict(f"the product is already {p.state}", code="wrong_state")
         has_release = s.execute(select(ProductVersion.id).where(ProductVersion.product_id == p.id,
                                                                 ProductVersion.released_at.is_not(None))).first()
-        if u.role != "admin":
+        if u.role != Role.ADMIN:
             _require_author(p, u)
-            if p.state == "released" or has_release:
+            if p.state == ProductState.RELEASED or has_release:
                 raise Forbidden("a released product is withdrawn by an admin", code="admin_only")
         old = p.state
-        p.state, p.withdraw_reason, p.withdrawn_at, p.updated_at = "withdrawn", reason[:5000], now(), now()
+        p.state, p.withdraw_reason, p.withdrawn_at, p.updated_at = ProductState.WITHDRAWN, reason[:5000], now(), now()
         audit.append(s, inst.signer, actor_of(u), "product.withdraw", "product", p.id, {
-            "from": old, "to": "withdrawn", "reason": p.withdraw_reason, "was_released": bool(has_release)})
+            "from": old, "to": ProductState.WITHDRAWN, "reason": p.withdraw_reason, "was_released": bool(has_release)})
         return detail(s, inst, p, u)
 
 
@@ -352,9 +353,9 @@ def _approvals(s: Session, p: Product) -> int:
 # --- reading ---------------------------------------------------------------
 
 def can_see(s: Session, p: Product, viewer: User | None) -> bool:
-    if viewer is not None and (viewer.role in ("admin", "reviewer") or viewer.id == p.author_id):
+    if viewer is not None and (viewer.role in (Role.ADMIN, Role.REVIEWER) or viewer.id == p.author_id):
         return True
-    if viewer is not None and viewer.role == "owner" and existing_row(s, Dataset, p.dataset_id).owner_id == viewer.id:
+    if viewer is not None and viewer.role == Role.OWNER and existing_row(s, Dataset, p.dataset_id).owner_id == viewer.id:
         return True
     return s.execute(select(ProductVersion.id).where(ProductVersion.product_id == p.id,
                                                      ProductVersion.released_at.is_not(None))).first() is not None
@@ -362,15 +363,15 @@ def can_see(s: Session, p: Product, viewer: User | None) -> bool:
 
 def is_insider(s: Session, p: Product, viewer: User | None) -> bool:
     """Author, reviewers, admins and the dataset's owner see every version and the real state."""
-    return viewer is not None and (viewer.role in ("admin", "reviewer") or viewer.id == p.author_id
-                                   or (viewer.role == "owner"
+    return viewer is not None and (viewer.role in (Role.ADMIN, Role.REVIEWER) or viewer.id == p.author_id
+                                   or (viewer.role == Role.OWNER
                                        and existing_row(s, Dataset, p.dataset_id).owner_id == viewer.id))
 
 
 def shown_state(p: Product, insider: bool) -> str:
     """The public sees a product with a released version as released (or
     withdrawn), whatever the state of a newer version under review."""
-    if insider or p.state == "withdrawn":
+    if insider or p.state == ProductState.WITHDRAWN:
         return p.state
     return "released"
 
@@ -401,12 +402,12 @@ def detail(s: Session, inst: Instance, p: Product, viewer: User | None) -> Produ
         dataset=existing_row(s, Dataset, p.dataset_id).name, licence_id=p.licence_id,
         author=existing_row(s, User, p.author_id).name,
         created_at=iso(p.created_at), updated_at=iso(p.updated_at), review_round=p.review_round,
-        approvals=_approvals(s, p) if p.state in ("submitted", "approved") else 0,
+        approvals=_approvals(s, p) if p.state in (ProductState.SUBMITTED, ProductState.APPROVED) else 0,
         approvals_required=inst.settings.reviewers_required, attestation=p.attestation,
         withdraw_reason=p.withdraw_reason,
         versions=tuple(_version_info(s, v) for v in versions if insider or v.released_at),
         reviews=tuple(ReviewRecord(u.name, r.decision, r.reason, r.round, r.version_number, iso(r.created_at),
-                                   r.round == p.review_round and p.state in ("submitted", "approved"))
+                                   r.round == p.review_round and p.state in (ProductState.SUBMITTED, ProductState.APPROVED))
                       for r, u in reviews) if insider else
                 tuple(ReviewRecord(u.name, r.decision, "", r.round, r.version_number, iso(r.created_at), False)
                       for r, u in reviews if r.decision == "approve"
@@ -452,7 +453,7 @@ def list_products(inst: Instance, user: str | None, *, state: str | None = None,
             versions = versions_of(s, p)
             released = tuple(v.number for v in versions if v.released_at)
             if state == "released":      # every product with a released version that is not withdrawn
-                if not released or p.state == "withdrawn":
+                if not released or p.state == ProductState.WITHDRAWN:
                     continue
             elif state and p.state != state:
                 continue

@@ -6,9 +6,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-STATES = ("draft", "submitted", "returned", "approved", "released", "rejected", "withdrawn", "cancelled")
-PENDING = ("draft", "submitted", "returned", "approved")
-FINAL = ("rejected", "withdrawn", "cancelled")
+from sandbox.vocabulary import FINAL_PRODUCT_STATES, PENDING_PRODUCT_STATES, ProductState
+
+STATES = tuple(ProductState)
+PENDING = PENDING_PRODUCT_STATES
+FINAL = FINAL_PRODUCT_STATES
 DECISIONS = ("approve", "return", "reject")
 
 

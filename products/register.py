@@ -27,6 +27,7 @@ from queries.errors import InvalidInput
 from sandbox.instance import Instance
 from sandbox.persistence.models import Budget, Dataset, Licence, Product, ProductVersion, QueryRun, User
 from sandbox.sharing.usage import SharingUsage, sharing_usage
+from sandbox.vocabulary import LicenceStatus, ProductState, RunStatus
 
 
 @dataclass(frozen=True)
@@ -110,8 +111,8 @@ def _entries(inst: Instance) -> TransparencyRegister:
         licences = tuple(
             LicenceEntry(l.id, datasets[l.dataset_id].name, users[l.operator_id].name,
                          users[l.operator_id].organisation, l.purpose, tuple(l.tables) if l.tables else None,
-                         l.status if l.status != "active" or l.expires_at is None
-                         or iso(l.expires_at) > iso(now()) else "expired",
+                         l.status if l.status != LicenceStatus.ACTIVE or l.expires_at is None
+                         or iso(l.expires_at) > iso(now()) else LicenceStatus.EXPIRED,
                          iso(l.created_at), iso(l.expires_at), iso(l.revoked_at), l.revoke_reason)
             for l in s.execute(select(Licence).order_by(Licence.id)).scalars())
         released: dict[int, list[tuple[int, str, float, float]]] = {}
@@ -126,7 +127,7 @@ def _entries(inst: Instance) -> TransparencyRegister:
                 continue
             products.append(ProductEntry(p.id, p.title, datasets[p.dataset_id].name, users[p.author_id].name,
                                          p.state, tuple(released[p.id])))
-            if p.state == "withdrawn":
+            if p.state == ProductState.WITHDRAWN:
                 withdrawals.append(WithdrawalEntry(p.id, p.title, iso(p.withdrawn_at), p.withdraw_reason))
         budgets = tuple(
             BudgetEntry(datasets[b.dataset_id].name, b.epsilon, b.spent_epsilon, max(b.epsilon - b.spent_epsilon, 0.0),
@@ -225,7 +226,7 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
         users = {u.id: u for u in s.execute(select(User)).scalars()}
         datasets = {d.id: d for d in s.execute(select(Dataset)).scalars()}
         runs = s.execute(select(QueryRun.operator_id, QueryRun.dataset_id, QueryRun.epsilon, QueryRun.created_at)
-                         .where(QueryRun.status.in_(("charged", "failed")))).all()
+                         .where(QueryRun.status.in_((RunStatus.CHARGED, RunStatus.FAILED)))).all()
     by_name = {d.name: d for d in datasets.values()}
     spent_op: dict[str, float] = {}
     spent_ds: dict[str, float] = {}

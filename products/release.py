@@ -37,6 +37,7 @@ from sandbox.persistence.models import (
 )
 from sandbox.persistence.store import existing_row, lock_for_update
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import ProductState, Role
 
 FORMAT = "dp-sandbox/data-product"
 FORMAT_VERSION = 1
@@ -105,9 +106,9 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
         p = s.execute(lock_for_update(select(Product).where(Product.id == product_id), s)).scalar_one_or_none()
         if p is None:
             raise NotFound(f"no product {product_id}", code="unknown_product")
-        if u.role != "admin" and u.id != p.author_id:
+        if u.role != Role.ADMIN and u.id != p.author_id:
             raise Forbidden("only the product's author or an admin releases it", code="not_author")
-        if p.state != "approved":
+        if p.state != ProductState.APPROVED:
             raise Conflict(f"a {p.state} product cannot be released; it must be approved first", code="wrong_state")
         _require_licence(s, p)
         v = latest_version(s, p)
@@ -139,11 +140,11 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
             written.append(final)
             tmp.rename(final)
             old = p.state
-            p.state, p.updated_at = "released", released_at
+            p.state, p.updated_at = ProductState.RELEASED, released_at
             v.manifest, v.signature = manifest, (final / "manifest.sig").read_text().strip()
             v.path, v.released_at = str(final), released_at
             audit.append(s, inst.signer, actor_of(u), "product.release", "product", p.id, {
-                "from": old, "to": "released", "version": v.number, "manifest_sha256": sha,
+                "from": old, "to": ProductState.RELEASED, "version": v.number, "manifest_sha256": sha,
                 "epsilon": float(v.epsilon), "delta": float(v.delta), "key_id": inst.signer.key_id()})
             close_requests_for(s, inst, actor_of(u), p.id)
             s.flush()
@@ -165,7 +166,7 @@ def rerun_product(inst: Instance, user: str, product_id: int, *, dataset_version
         p = get_product_row(s, product_id)
         if p.author_id != u.id:
             raise Forbidden("only the product's author re-runs it", code="not_author")
-        if p.state != "released":
+        if p.state != ProductState.RELEASED:
             raise Conflict(f"only a released product is re-run (this one is {p.state})", code="wrong_state")
         ds = existing_row(s, Dataset, p.dataset_id)
         v = latest_version(s, p)
@@ -181,7 +182,7 @@ def rerun_product(inst: Instance, user: str, product_id: int, *, dataset_version
     with inst.store.transaction() as s:
         u = get_user(s, user)
         p = get_product_row(s, product_id)
-        if p.state != "released" or latest_version(s, p).number != number:
+        if p.state != ProductState.RELEASED or latest_version(s, p).number != number:
             raise Conflict("the product changed while its queries ran; draft the new runs by hand",
                            code="concurrent_change")
         runs = [existing_row(s, QueryRun, rid) for rid in new_runs]
@@ -193,10 +194,10 @@ def rerun_product(inst: Instance, user: str, product_id: int, *, dataset_version
                             delta=sum(r.delta for r in runs))
         s.add(nv)
         p.licence_id = runs[0].licence_id
-        p.state, p.updated_at, p.attestation = "draft", now(), ""
+        p.state, p.updated_at, p.attestation = ProductState.DRAFT, now(), ""
         s.flush()
         audit.append(s, inst.signer, actor_of(u), "product.rerun", "product", p.id, {
-            "from": "released", "to": "draft", "version": nv.number, "dataset_version": target_number,
+            "from": ProductState.RELEASED, "to": ProductState.DRAFT, "version": nv.number, "dataset_version": target_number,
             "runs": new_runs, "epsilon": float(nv.epsilon), "delta": float(nv.delta)})
         return detail(s, inst, p, u)
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from privacy.model import TOLERANCE, PrivacyLoss
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound, QueryRejected
+from queries.vocabulary import member_of
 from sandbox import audit
 from sandbox.persistence.approval_models import ApprovalDelegate, QueryRequest, QueryTemplate
 from sandbox.audit import Actor
@@ -33,6 +34,7 @@ from sandbox.instance import Instance
 from sandbox.licences import active_licence
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import ApprovalMode, Role
 
 PARAM_TYPES = ("string", "integer", "float", "date")
 _INT = re.compile(r"^[+-]?\d{1,18}$")
@@ -181,7 +183,7 @@ def bind(sql: str, specs: list[ParameterSpec], values: dict[str, Any]) -> str:
 
 
 def _may_decide(s: Session, user: User, ds: Dataset) -> bool:
-    if user.role == "admin" or user.id == ds.owner_id:
+    if user.role == Role.ADMIN or user.id == ds.owner_id:
         return True
     return s.execute(select(ApprovalDelegate).where(ApprovalDelegate.dataset_id == ds.id,
                                                     ApprovalDelegate.user_id == user.id)).first() is not None
@@ -190,10 +192,10 @@ def _may_decide(s: Session, user: User, ds: Dataset) -> bool:
 def delegate(inst: Instance, actor_name: str, dataset: str, reviewer: str) -> None:
     with inst.store.transaction() as s:
         user, ds = get_user(s, actor_name), get_dataset(s, dataset)
-        if user.role != "admin" and user.id != ds.owner_id:
+        if user.role != Role.ADMIN and user.id != ds.owner_id:
             raise Forbidden("only the dataset's owner delegates approvals")
         rev = get_user(s, reviewer)
-        if rev.role != "reviewer":
+        if rev.role != Role.REVIEWER:
             raise InvalidInput(f"'{reviewer}' is not a reviewer", code="not_a_reviewer")
         if s.execute(select(ApprovalDelegate).where(ApprovalDelegate.dataset_id == ds.id,
                                                     ApprovalDelegate.user_id == rev.id)).first() is None:
@@ -202,16 +204,14 @@ def delegate(inst: Instance, actor_name: str, dataset: str, reviewer: str) -> No
 
 
 def set_approval_mode(inst: Instance, actor: Actor, licence_id: int, mode: str, reason: str = "") -> None:
-    from sandbox.licences import APPROVAL_MODES
-
-    if mode not in APPROVAL_MODES:
-        raise InvalidInput(f"approval must be one of {', '.join(APPROVAL_MODES)}", code="invalid_approval_mode")
+    if member_of(ApprovalMode, mode) is None:
+        raise InvalidInput(f"approval must be one of {', '.join(ApprovalMode)}", code="invalid_approval_mode")
     with inst.store.transaction() as s:
         lic = s.get(Licence, licence_id)
         if lic is None:
             raise NotFound(f"no licence {licence_id}", code="unknown_licence")
         ds = s.get(Dataset, lic.dataset_id)
-        if actor.role != "admin" and actor.name != s.get(User, ds.owner_id).name:
+        if actor.role != Role.ADMIN and actor.name != s.get(User, ds.owner_id).name:
             raise Forbidden("only the dataset's owner or an admin changes a licence's approval mode")
         old = lic.approval_mode
         lic.approval_mode = mode
@@ -417,10 +417,10 @@ def gate_run(s: Session, lic: Licence, sql: str | None, epsilon: float | None, *
         return RunGate(bound, t.epsilon_per_run, template_id=t.id)
     if params:
         raise InvalidInput("parameters are only given with a template", code="unexpected_parameters")
-    if mode == "templates":
+    if mode == ApprovalMode.TEMPLATES:
         raise Forbidden("this licence runs only approved templates: run one with --template, or propose one",
                         code="template_required")
-    if mode == "each":
+    if mode == ApprovalMode.EACH:
         raise Forbidden("this licence requires each query to be approved: submit it as a request first",
                         code="approval_required")
     if sql is None:

@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session, object_session
 from queries.errors import Forbidden, NotFound, PolicyError, SandboxError
 from queries.model import PublicTableStats
 from queries.policy import DatasetPolicy, parse_policy
+from queries.vocabulary import Classification
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
+from sandbox.vocabulary import SYSTEM, Role
 
 
 @dataclass(frozen=True)
@@ -64,9 +66,9 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
     policy = read_policy_file(policy_path)
     with inst.store.read() as s:
         owner = s.execute(select(User).where(User.name == policy.owner)).scalar_one_or_none()
-        if owner is None or owner.role != "owner":
+        if owner is None or owner.role != Role.OWNER:
             raise PolicyError(f"'{policy.owner}' is not a user with the owner role", key="dataset.owner")
-        if actor.role not in ("admin", "system") and actor.name != policy.owner:
+        if actor.role not in (Role.ADMIN, SYSTEM) and actor.name != policy.owner:
             raise Forbidden("only the dataset's owner or an admin can register it")
         existing = s.execute(select(Dataset).where(Dataset.name == policy.name)).scalar_one_or_none()
         if existing is not None and existing.owner_id != owner.id:
@@ -145,7 +147,7 @@ def published_digest(inst: Instance, v: DatasetVersion, classification: str | No
     if classification is None:
         classification = object_session(v).get(Dataset, v.dataset_id).classification
     registered_as = (v.policy or {}).get("classification", classification)
-    kind = "open" if classification == "open" and registered_as == "open" else "keyed"
+    kind = "open" if classification == Classification.OPEN and registered_as == "open" else "keyed"
     return version_digest(v.content_hash, kind, inst.master_key)
 
 

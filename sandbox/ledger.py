@@ -16,6 +16,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from privacy.model import TOLERANCE, PrivacyLoss
+from privacy.vocabulary import Accounting
 from queries.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, SandboxError
 from sandbox.persistence.models import Budget, LedgerEntry
 
@@ -30,7 +31,7 @@ class BudgetStatus:
     spent: PrivacyLoss
     reserved: PrivacyLoss
     per_query: PrivacyLoss
-    accounting: str = "approx"
+    accounting: Accounting = Accounting.APPROX
     rho: tuple[float, float, float] | None = None      # total, spent, reserved (zCDP levels)
     rho_delta: float = 0.0
     min_epsilon: float = 0.0                            # floor on one query's ε
@@ -80,7 +81,7 @@ def status_of(b: Budget) -> BudgetStatus:
             spent=PrivacyLoss(_converted(spent_rho, b.rho_delta),
                               clip((b.rho_delta if spent_rho > 0 else 0.0) + b.spent_delta)),
             reserved=PrivacyLoss(_converted(reserved_rho, b.rho_delta), clip(b.reserved_delta)),
-            per_query=per_query, accounting="zcdp", rho=(b.rho, spent_rho, reserved_rho), rho_delta=b.rho_delta,
+            per_query=per_query, accounting=Accounting.ZCDP, rho=(b.rho, spent_rho, reserved_rho), rho_delta=b.rho_delta,
             **extra)
     return BudgetStatus(
         scope=b.scope,

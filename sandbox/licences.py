@@ -9,16 +9,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from privacy.model import PrivacyLoss
+from privacy.vocabulary import Accounting
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
+from queries.vocabulary import Classification, member_of
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset
 from sandbox.instance import Instance
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.users import get_user
-
-APPROVAL_MODES = ("automatic", "templates", "each")
-ACCOUNTING = ("approx", "zcdp")
+from sandbox.vocabulary import PENDING_PRODUCT_STATES, SYSTEM, ApprovalMode, LicenceStatus, Role
 
 
 def _as_utc(d: datetime) -> datetime:
@@ -27,19 +27,19 @@ def _as_utc(d: datetime) -> datetime:
 
 def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, epsilon: float, delta: float,
                   purpose: str, expires: date, tables: list[str] | None = None,
-                  approval: str = "automatic", accounting: str = "approx",
+                  approval: str = ApprovalMode.AUTOMATIC, accounting: str = Accounting.APPROX,
                   max_epsilon_per_query: float | None = None, min_epsilon_per_query: float | None = None,
                   max_queries: int | None = None) -> int:
     if not (purpose or "").strip():
         raise InvalidInput("a licence needs a purpose", code="missing_purpose")
-    if approval not in APPROVAL_MODES:
-        raise InvalidInput(f"approval must be one of {', '.join(APPROVAL_MODES)}", code="invalid_approval_mode")
-    if accounting not in ACCOUNTING:
-        raise InvalidInput(f"accounting must be one of {', '.join(ACCOUNTING)}", code="invalid_accounting")
+    if member_of(ApprovalMode, approval) is None:
+        raise InvalidInput(f"approval must be one of {', '.join(ApprovalMode)}", code="invalid_approval_mode")
+    if member_of(Accounting, accounting) is None:
+        raise InvalidInput(f"accounting must be one of {', '.join(Accounting)}", code="invalid_accounting")
     loss = PrivacyLoss(epsilon, delta)
     if loss.epsilon <= 0:
         raise InvalidInput("epsilon must be greater than 0", code="invalid_budget")
-    if accounting == "zcdp" and loss.delta <= 0:
+    if accounting == Accounting.ZCDP and loss.delta <= 0:
         raise InvalidInput("zCDP accounting needs a licence δ greater than 0", code="invalid_budget")
     if max_queries is not None and (isinstance(max_queries, bool) or not isinstance(max_queries, int)
                                     or max_queries < 1):
@@ -54,13 +54,13 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
     with inst.store.transaction() as s:
         ds = get_dataset(s, dataset)
         owner = s.get(User, ds.owner_id)
-        if actor.role != "admin" and actor.name != owner.name:
+        if actor.role != Role.ADMIN and actor.name != owner.name:
             raise Forbidden("only the dataset's owner or an admin can grant licences on it")
-        if ds.classification != "conditional":
+        if ds.classification != Classification.CONDITIONAL:
             raise Conflict(f"dataset '{dataset}' is {ds.classification}: only conditional datasets are licensed "
                            "for queries", code="not_licensable")
         op = get_user(s, operator)
-        if op.role != "operator":
+        if op.role != Role.OPERATOR:
             raise InvalidInput(f"'{operator}' does not have the operator role", code="not_an_operator")
         dsb = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one()
         if loss.epsilon > dsb.epsilon or loss.delta > dsb.delta:
@@ -73,11 +73,11 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
                                code="invalid_budget")
         lic = Licence(dataset_id=ds.id, operator_id=op.id, purpose=purpose.strip(), tables=tables,
                       approval_mode=approval, accounting=accounting, expires_at=expires_at,
-                      granted_by=get_user(s, actor.name).id if actor.role != "system" else owner.id)
+                      granted_by=get_user(s, actor.name).id if actor.role != SYSTEM else owner.id)
         s.add(lic)
         s.flush()
         rho = rho_delta = None
-        if accounting == "zcdp":
+        if accounting == Accounting.ZCDP:
             # ρ composes across the licence's queries; half of δ converts ρ to (ε, δ),
             # the other half pays partition selection.
             from privacy.accounting import rho_for
@@ -103,18 +103,15 @@ def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = 
             raise NotFound(f"no licence {licence_id}", code="unknown_licence")
         ds = s.get(Dataset, lic.dataset_id)
         owner = s.get(User, ds.owner_id)
-        if actor.role != "admin" and actor.name != owner.name:
+        if actor.role != Role.ADMIN and actor.name != owner.name:
             raise Forbidden("only the dataset's owner or an admin can revoke its licences")
-        if lic.status == "revoked":
+        if lic.status == LicenceStatus.REVOKED:
             raise Conflict(f"licence {licence_id} is already revoked", code="already_revoked")
-        lic.status = "revoked"
+        lic.status = LicenceStatus.REVOKED
         lic.revoked_at = datetime.now(timezone.utc)
         lic.revoke_reason = reason
         audit.append(s, inst.signer, actor, "licence.revoke", "licence", lic.id, {"reason": reason})
         cancel_pending_products(s, inst, actor, lic.id, "licence revoked")
-
-
-PENDING_PRODUCT_STATES = ("draft", "submitted", "returned", "approved")
 
 
 def cancel_pending_products(s: Session, inst: Instance, actor: Actor, licence_id: int, reason: str) -> int:
@@ -141,9 +138,9 @@ def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
         raise Forbidden(f"you hold no licence for dataset '{ds.name}'", code="no_licence", dataset=ds.name)
     now = datetime.now(timezone.utc)
     for lic in rows:
-        if lic.status == "active" and _as_utc(lic.expires_at) > now:
+        if lic.status == LicenceStatus.ACTIVE and _as_utc(lic.expires_at) > now:
             return lic
-    if all(l.status == "revoked" for l in rows):
+    if all(l.status == LicenceStatus.REVOKED for l in rows):
         raise Forbidden(f"your licence for dataset '{ds.name}' was revoked", code="licence_revoked",
                         dataset=ds.name)
     raise Forbidden(f"your licence for dataset '{ds.name}' has expired", code="licence_expired", dataset=ds.name)

@@ -18,6 +18,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.models import Organisation, User
+from sandbox.vocabulary import SYSTEM, Role
 
 
 class OrganisationKind(StrEnum):
@@ -37,7 +38,7 @@ class OrganisationView:
 
 def add_organisation(inst: Instance, actor: Actor, name: str, kind: str) -> OrganisationView:
     """Register an organisation (admins only)."""
-    if actor.role not in ("admin", "system"):
+    if actor.role not in (Role.ADMIN, SYSTEM):
         raise Forbidden("only an admin can add organisations", code="wrong_role")
     name = (name or "").strip()
     if not name or len(name) > 200:

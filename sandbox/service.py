@@ -23,11 +23,13 @@ from sqlalchemy import func, select
 
 import privacy
 from privacy.model import CostEstimate, NoisyRelease, PrivacyLoss
+from privacy.vocabulary import Accounting
 from queries import plan_query
 from queries.parse import whole_span
 from queries.errors import (ExecutionFailed, Forbidden, InvalidInput, NotFound, QueryRejected, RateLimited,
                             RunFailed, SandboxError)
 from queries.model import BoundedPlan
+from queries.vocabulary import Classification
 from sandbox import audit, ledger
 from sandbox.persistence.store import lock_for_update
 from sandbox.datasets import get_dataset, get_version, version_policy
@@ -35,6 +37,7 @@ from sandbox.instance import Instance
 from sandbox.licences import active_licence
 from sandbox.persistence.models import Budget, Dataset, DatasetVersion, Licence, QueryRun, User
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import Role, RunStatus
 
 log = logging.getLogger("dp_sandbox.service")
 
@@ -83,7 +86,7 @@ def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], li
     per_q_eps = min(b.max_epsilon_per_query for b in budgets)
     per_q_delta = min(b.max_delta_per_query for b in budgets)
     floor = ledger.epsilon_floor(budgets, min(inst.settings.min_epsilon_per_query, per_q_eps))
-    needs_delta = plan.partition_selection or lic.accounting == "zcdp"
+    needs_delta = plan.partition_selection or lic.accounting == Accounting.ZCDP
     delta = per_q_delta if needs_delta else 0.0
     if target is not None:
         if epsilon is not None:
@@ -109,7 +112,7 @@ def _check_concurrency(inst: Instance, s, user: User) -> None:
     # a run whose process died stays "reserved": only recent ones count
     since = datetime.now(timezone.utc) - timedelta(seconds=inst.settings.query_timeout_s + 180)
     in_flight = s.execute(select(func.count()).select_from(QueryRun).where(
-        QueryRun.operator_id == user.id, QueryRun.status == "reserved", QueryRun.created_at >= since)).scalar_one()
+        QueryRun.operator_id == user.id, QueryRun.status == RunStatus.RESERVED, QueryRun.created_at >= since)).scalar_one()
     limit = inst.settings.max_concurrent_runs
     if in_flight >= limit:
         raise RateLimited(f"you already have {in_flight} run(s) in flight; at most {limit} at once",
@@ -153,13 +156,13 @@ def plan_for(inst: Instance, sql: str, v: DatasetVersion, lic: Licence, *, salt:
 
 def _context(s, user: User, dataset: str, version: int | None):
     ds = get_dataset(s, dataset)
-    if ds.classification == "restricted":
+    if ds.classification == Classification.RESTRICTED:
         raise Forbidden(f"dataset '{dataset}' is restricted: it is listed but never queryable", code="dataset_restricted",
                         dataset=dataset)
-    if ds.classification == "open":
+    if ds.classification == Classification.OPEN:
         raise Forbidden(f"dataset '{dataset}' is open data: download it from the catalog instead",
                         code="dataset_open", dataset=dataset)
-    if user.role != "operator":
+    if user.role != Role.OPERATOR:
         raise Forbidden("only operators run queries", code="wrong_role")
     lic = active_licence(s, ds, user)
     v = get_version(s, ds, version)
@@ -200,7 +203,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     with inst.store.transaction() as s:
         user = get_user(s, user_name)
         ds, lic, v, budgets = _context(s, user, dataset, version)
-        if user.role == "operator":
+        if user.role == Role.OPERATOR:
             _check_concurrency(inst, s, user)
         policy = version_policy(v)
         gate = approvals.gate_run(s, lic, sql, epsilon, template_id=template_id, params=params,
@@ -219,7 +222,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         approvals.consume(s, gate, run_id, cost.loss)
         summary = plan.summary()
         s.add(QueryRun(id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id,
-                       sql=sql, fingerprint=plan.fingerprint, plan=summary, status="reserved",
+                       sql=sql, fingerprint=plan.fingerprint, plan=summary, status=RunStatus.RESERVED,
                        epsilon=cost.loss.epsilon, delta=cost.loss.delta))
         audit.append(s, inst.signer, actor_of(user), "query.reserve", "query_run", run_id, {
             "dataset": ds.name, "version": v.number, "licence": lic.id, "fingerprint": plan.fingerprint,
@@ -279,7 +282,7 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
             ledger.charge(s, ds_id, lic_id, run_id, reserved, spent_q, levels)
         else:
             ledger.cancel(s, ds_id, lic_id, run_id, reserved, levels)
-        run.status = "charged" if release is not None else "failed"
+        run.status = RunStatus.CHARGED if release is not None else RunStatus.FAILED
         run.error_code = error_code
         run.result = release.to_dict() if release is not None else None
         run.finished_at = datetime.now(timezone.utc)
@@ -295,7 +298,7 @@ def get_run(inst: Instance, user_name: str, run_id: str) -> dict[str, Any]:
     with inst.store.read() as s:
         user = get_user(s, user_name)
         run = s.get(QueryRun, run_id)
-        if run is None or (user.role == "operator" and run.operator_id != user.id):
+        if run is None or (user.role == Role.OPERATOR and run.operator_id != user.id):
             raise NotFound(f"no query run {run_id}", code="unknown_run")
         return {
             "run_id": run.id, "dataset": s.get(Dataset, run.dataset_id).name,
@@ -309,7 +312,7 @@ def list_runs(inst: Instance, user_name: str, dataset: str | None = None) -> lis
     with inst.store.read() as s:
         user = get_user(s, user_name)
         stmt = select(QueryRun).order_by(QueryRun.created_at.desc())
-        if user.role == "operator":
+        if user.role == Role.OPERATOR:
             stmt = stmt.where(QueryRun.operator_id == user.id)
         if dataset:
             stmt = stmt.where(QueryRun.dataset_id == get_dataset(s, dataset).id)

@@ -13,12 +13,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from queries.vocabulary import member_of
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.models import ApiToken, User
+from sandbox.vocabulary import Role
 
-ROLES = ("owner", "operator", "reviewer", "admin")
 USER_NAME = re.compile(r"^[a-z][a-z0-9_.-]{1,63}$")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "dps_"
@@ -35,8 +36,8 @@ def add_user(inst: Instance, actor: Actor, name: str, role: str, password: str, 
     if not USER_NAME.match(name or ""):
         raise InvalidInput("user name must be 2-64 lower-case letters, digits, '.', '_' or '-', starting with a letter",
                            code="invalid_user_name")
-    if role not in ROLES:
-        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", code="invalid_role")
+    if member_of(Role, role) is None:
+        raise InvalidInput(f"role must be one of {', '.join(Role)}", code="invalid_role")
     if len(password or "") < MIN_PASSWORD:
         raise InvalidInput(f"password must have at least {MIN_PASSWORD} characters", code="weak_password")
     with inst.store.transaction() as s:
@@ -122,7 +123,7 @@ def revoke_token(inst: Instance, user: User, prefix: str) -> None:
         row = s.execute(select(ApiToken).where(ApiToken.prefix == prefix)).scalar_one_or_none()
         if row is None:
             raise NotFound("no such token", code="unknown_token")
-        if row.user_id != user.id and user.role != "admin":
+        if row.user_id != user.id and user.role != Role.ADMIN:
             raise Forbidden("only the token's holder or an admin can revoke it")
         row.revoked_at = datetime.now(timezone.utc)
         audit.append(s, inst.signer, actor_of(user), "token.revoke", "token", row.id, {"prefix": prefix})

@@ -134,3 +134,13 @@ def test_a_word_outside_the_vocabulary_is_refused_with_a_clear_error():
     with pytest.raises(ValidationError) as err:
         ApprovalModeChange.model_validate({"mode": "sometimes"})
     assert "automatic" in str(err.value) and "each" in str(err.value)
+
+
+def test_the_cli_offers_exactly_the_words():
+    from sandbox.cli.admin import user_add
+    from sandbox.cli.datasets import ACCOUNTINGS, APPROVAL_MODES
+
+    assert ACCOUNTINGS == list(Accounting)          # written out so the CLI starts without OpenDP
+    assert APPROVAL_MODES == list(ApprovalMode)
+    role = next(p for p in user_add.params if p.name == "role")
+    assert list(role.type.choices) == list(Role)

@@ -15,6 +15,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
 from queries.errors import Forbidden, InvalidInput
+from queries.vocabulary import Classification
 from sandbox.instance import Instance
 from sandbox.vocabulary import Role
 from web.auth import Principal, actor
@@ -214,7 +215,7 @@ def open_table(name: str, table: str | None):
     from sandbox.execution.storage import export_clear
 
     classification, policy, path = _latest_policy_and_path(name)
-    if classification != "open":
+    if classification != Classification.OPEN:
         raise Forbidden(f"dataset '{name}' is {classification}: only open datasets are downloadable",
                         code="not_open_data")
     work = Path(tempfile.mkdtemp(prefix="dps-open-"))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.vocabulary import PUBLIC, Role
+from sandbox.vocabulary import PUBLIC, LicenceStatus, Role
 from web import access
 from web.auth import actor, login, principal
 from web.downloads import file_response, result_file, table_bytes
@@ -200,7 +200,7 @@ def download_run(run_id: str, query: DownloadQuery):
 @api.route("/budget/<dataset>", roles=(Role.OPERATOR,), response=BudgetStatusOut, many=True,
            summary="The operator's remaining budget on a dataset", tag="operator")
 def my_budget(dataset: str):
-    lics = [lic for lic in access.visible_licences(principal(), dataset) if lic["status"] == "active"]
+    lics = [lic for lic in access.visible_licences(principal(), dataset) if lic["status"] == LicenceStatus.ACTIVE]
     return [lic["budget"] for lic in lics if lic["budget"]]
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
-from sandbox.vocabulary import Role
+from sandbox.vocabulary import LicenceStatus, Role
 from web import access
 from web.approval_access import (
     declarations_from_text, parameter_specs, request_of, template_of, visible_requests, visible_templates,
@@ -25,7 +25,7 @@ APPROVERS = (Role.OWNER, Role.REVIEWER, Role.ADMIN)
 
 
 def _active_licences():
-    return [lic for lic in access.visible_licences(principal()) if lic["status"] == "active"]
+    return [lic for lic in access.visible_licences(principal()) if lic["status"] == LicenceStatus.ACTIVE]
 
 
 # --- the approval queue ---------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, QueryRejected, SandboxError
-from sandbox.vocabulary import Role
+from sandbox.vocabulary import LicenceStatus, Role
 from web import access
 from web.approval_access import epsilon_or_target
 from web.auth import allow, principal
@@ -16,7 +16,7 @@ bp = Blueprint("operator", __name__, url_prefix="/operator")
 
 
 def _licences():
-    return [lic for lic in access.visible_licences(principal()) if lic["status"] == "active"]
+    return [lic for lic in access.visible_licences(principal()) if lic["status"] == LicenceStatus.ACTIVE]
 
 
 def _editor(status: int = 200, **ctx):

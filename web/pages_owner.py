@@ -8,7 +8,7 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
-from sandbox.vocabulary import Role
+from sandbox.vocabulary import ApprovalMode, Role
 from web import access
 from web.auth import actor, allow, principal
 
@@ -56,13 +56,12 @@ def _dataset_page(name: str, error: SandboxError | None = None, status: int = 20
     budget = access.dataset_budget(principal(), name)
     d = access.dataset_detail(principal(), name)
     licences = access.visible_licences(principal(), dataset=name)
-    from sandbox.licences import APPROVAL_MODES
 
     users = [u for u in access.users_list() if u["active"]]
     operators = [u["name"] for u in users if u["role"] == Role.OPERATOR]
     reviewers = [u["name"] for u in users if u["role"] == Role.REVIEWER]
     return render_template("owner_dataset.html", d=d, levels=budget["levels"], licences=licences,
-                           operators=operators, reviewers=reviewers, approval_modes=APPROVAL_MODES, error=error,
+                           operators=operators, reviewers=reviewers, approval_modes=list(ApprovalMode), error=error,
                            today=date.today().isoformat()), status
 
 
@@ -83,7 +82,7 @@ def grant(name: str):
         tables = [t.strip() for t in f.get("tables", "").split(",") if t.strip()] or None
         grant_licence(access.inst(), actor(), dataset=name, operator=f.get("operator", ""), epsilon=epsilon,
                       delta=delta, purpose=f.get("purpose", ""), expires=expires, tables=tables,
-                      approval=f.get("approval") or "automatic")
+                      approval=f.get("approval") or ApprovalMode.AUTOMATIC)
     except SandboxError as exc:
         return _dataset_page(name, exc, exc.status)
     flash("Licence granted.", "ok")

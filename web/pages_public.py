@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from queries.vocabulary import Classification
 from sandbox.vocabulary import PUBLIC, Role
 from web import access
 from web.auth import allow, csrf_token, login, principal
@@ -44,7 +45,7 @@ def catalog():
     q = request.args.get("q", "")[:200]
     cls = request.args.get("classification") or None
     pub = request.args.get("publisher") or None
-    datasets = access.search_datasets(q, cls if cls in ("open", "conditional", "restricted") else None, pub)
+    datasets = access.search_datasets(q, cls if cls in set(Classification) else None, pub)
     from web.products_views import catalog_products
 
     products = catalog_products(q)

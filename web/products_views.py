@@ -11,7 +11,7 @@ from typing import Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
-from sandbox.vocabulary import PUBLIC, Role
+from sandbox.vocabulary import PUBLIC, ProductState, Role
 from web import access
 from web.auth import allow, principal
 from web.charts import bar_chart
@@ -19,7 +19,7 @@ from web.downloads import file_response
 
 bp = Blueprint("products", __name__)
 
-DRAFT_STATES = ("draft", "returned", "submitted", "approved")   # not yet released, rejected or withdrawn
+DRAFT_STATES = (ProductState.DRAFT, ProductState.RETURNED, ProductState.SUBMITTED, ProductState.APPROVED)   # not yet released, rejected or withdrawn
 
 
 def svc():
@@ -38,7 +38,7 @@ def me() -> str | None:
 def catalog_products(q: str = "") -> list[dict[str, Any]]:
     words = [w.lower() for w in q.split()]
     out = []
-    for p in svc().list_products(access.inst(), None, state="released"):
+    for p in svc().list_products(access.inst(), None, state=ProductState.RELEASED):
         d = p.to_dict()
         text = " ".join(str(d.get(k) or "") for k in ("title", "dataset", "description", "purpose")).lower()
         if all(w in text for w in words):
@@ -128,7 +128,7 @@ def verification(product_id: int) -> dict[str, Any] | None:
 @bp.get("/products")
 @allow(PUBLIC)
 def product_list():
-    rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="released")]
+    rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state=ProductState.RELEASED)]
     return render_template("products.html", products=rows, heading="Released data products")
 
 
@@ -241,7 +241,7 @@ def drafts():
 @bp.get("/review")
 @allow(Role.REVIEWER)
 def review_queue():
-    rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="submitted")]
+    rows = [p.to_dict() for p in svc().list_products(access.inst(), me(), state=ProductState.SUBMITTED)]
     return render_template("products.html", products=rows, heading="Review queue")
 
 
@@ -258,7 +258,7 @@ def requests_page(error: SandboxError | None = None, status: int = 200):
     from sandbox.datasets import list_datasets
 
     triage = principal().role in (Role.OWNER, Role.ADMIN)
-    released = [p.to_dict() for p in svc().list_products(access.inst(), me(), state="released")] if triage else []
+    released = [p.to_dict() for p in svc().list_products(access.inst(), me(), state=ProductState.RELEASED)] if triage else []
     return render_template("requests.html", requests=rows, error=error,
                            datasets=[d["name"] for d in list_datasets(access.inst())],
                            triage=triage, released=released), status

@@ -9,6 +9,7 @@ import click
 
 from sandbox.cli.options import handles_errors, home_option, instance_settings, json_option, local_actor, open_instance
 from sandbox.cli.output import emit
+from sandbox.vocabulary import Role
 
 
 @click.command()
@@ -33,7 +34,7 @@ def user() -> None:
 @user.command("add")
 @home_option
 @click.argument("name")
-@click.option("--role", type=click.Choice(["owner", "operator", "reviewer", "admin"]), required=True)
+@click.option("--role", type=click.Choice([role.value for role in Role]), required=True)
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from standard input.")
 @click.option("--display-name", default="", help="Full name shown in the transparency register.")
 @click.option("--organisation", default="", help="Organisation (for operators: the licensed company or department).")

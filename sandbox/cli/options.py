@@ -44,12 +44,13 @@ def as_option(required: bool = True, help: str = "The accountable user.") -> Cal
 def local_actor() -> Actor:
     """The local administrator: whoever can read the home directory."""
     from sandbox.audit import Actor
+    from sandbox.vocabulary import Role
 
     try:
         login = getpass.getuser()
     except Exception:  # no login name (containers)
         login = "unknown"
-    return Actor(f"local:{login}", "admin")
+    return Actor(f"local:{login}", Role.ADMIN)
 
 
 def acting_actor(inst: Instance, as_user: str | None) -> Actor:

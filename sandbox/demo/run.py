@@ -20,19 +20,20 @@ from sandbox.demo.data import write_all
 from sandbox.instance import Instance, init_home
 from sandbox.persistence.models import Licence, QueryRun, User
 from sandbox.settings import Settings
+from sandbox.vocabulary import LicenceStatus, Role
 
 DEMO_USERS = (
-    ("admin1", "admin", "Platform administrator", "Demo Data Authority"),
-    ("owner1", "owner", "Dataset owner", "Demo Health Agency"),
-    ("operator1", "operator", "Analyst", "Demo Analytics Ltd"),
-    ("reviewer1", "reviewer", "Output reviewer", "Demo Data Authority"),
-    ("reviewer2", "reviewer", "Output reviewer", "Demo Data Authority"),
+    ("admin1", Role.ADMIN, "Platform administrator", "Demo Data Authority"),
+    ("owner1", Role.OWNER, "Dataset owner", "Demo Health Agency"),
+    ("operator1", Role.OPERATOR, "Analyst", "Demo Analytics Ltd"),
+    ("reviewer1", Role.REVIEWER, "Output reviewer", "Demo Data Authority"),
+    ("reviewer2", Role.REVIEWER, "Output reviewer", "Demo Data Authority"),
 )
 THIN_PATH = (
     "SELECT sex, COUNT(*) AS people FROM people GROUP BY sex",
     "SELECT SUM(income) AS total_income FROM people",
 )
-SETUP = Actor("demo-setup", "admin")
+SETUP = Actor("demo-setup", Role.ADMIN)
 
 
 def _credentials(inst: Instance) -> dict[str, str]:
@@ -67,13 +68,13 @@ def run_demo(settings: Settings, *, people: int = 100_000, echo: Callable[[str],
         echo(f"generating synthetic data ({people:,} people) ...")
         write_all(source, people=people)
     for name in ("health", "transport", "tax"):
-        v = add_dataset(inst, Actor("owner1", "owner"), source / name / "policy.toml")
+        v = add_dataset(inst, Actor("owner1", Role.OWNER), source / name / "policy.toml")
         echo(f"dataset {v.dataset}: version {v.number} {'registered' if v.created else '(already registered)'}")
     with inst.store.read() as s:
-        has_licence = s.execute(select(Licence).where(Licence.status == "active")).first() is not None
+        has_licence = s.execute(select(Licence).where(Licence.status == LicenceStatus.ACTIVE)).first() is not None
         has_runs = s.execute(select(QueryRun)).first() is not None
     if not has_licence:
-        lid = grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator="operator1", epsilon=5.0,
+        lid = grant_licence(inst, Actor("owner1", Role.OWNER), dataset="health", operator="operator1", epsilon=5.0,
                             delta=5e-7, purpose="Demo: service planning for clinics",
                             expires=date.today() + timedelta(days=365))
         echo(f"granted licence {lid} to operator1 on health (ε = 5)")

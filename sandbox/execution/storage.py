@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap
 
 from queries.errors import BadMasterKey, InvalidInput, NotFound, PolicyError, VersionCorrupt  # noqa: F401 (re-exported)
 from queries.policy import DatasetPolicy, TablePolicy
+from queries.vocabulary import Classification
 
 MAGIC = b"DPSVER01"
 CHUNK_SIZE = 1 << 20
@@ -112,7 +113,7 @@ def version_digest(content_hash: str, classification: str, master_key: bytes) ->
     other classification an HMAC-SHA256 of the content hash under a key derived
     from the master key with HKDF-SHA256 (info ``DIGEST_INFO``). 64 hex digits
     either way."""
-    if classification == "open":
+    if classification == Classification.OPEN:
         return content_hash
     _check_master_key(master_key)
     key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DIGEST_INFO).derive(bytes(master_key))

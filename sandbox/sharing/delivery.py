@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from queries.errors import Forbidden, InvalidInput, NotFound
 from queries.shared_sql import SharedScope, check_shared_sql, extract_sql
+from queries.vocabulary import Classification
 from sandbox import audit
 from sandbox.datasets import get_version, version_policy
 from sandbox.instance import Instance
@@ -88,7 +89,7 @@ def open_grant(inst: Instance, user: str, request_id: int, version: int | None =
             code, message = _STATUS_REFUSALS[status]
             raise Forbidden(f"{message} (request {request_id})", code=code)
         ds = s.get(Dataset, req.dataset_id)
-        if ds.classification == "restricted":
+        if ds.classification == Classification.RESTRICTED:
             raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
                             dataset=ds.name)
         sharing = effective_sharing(s, ds)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from queries.sharing_policy import SharingClass
+from queries.vocabulary import Classification
 from sandbox import audit
 from sandbox.datasets import get_dataset, get_version, latest_version
 from sandbox.instance import Instance
@@ -31,6 +32,7 @@ from sandbox.sharing.grants import (
     GrantStatus, _get_request, as_utc, department_of, effective_sharing, may_see_list, now, provider_name, status_of,
 )
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import Role
 
 DEFAULT_RESPONSE_DAYS = 15
 
@@ -113,7 +115,7 @@ def responsibility_list(inst: Instance, user: str) -> list[ResponsibilityEntry]:
             demands = s.execute(select(ShareDemand).where(ShareDemand.provider_org_id == org.id,
                                                           ShareDemand.status == "open")).scalars().all() \
                 if org is not None else []
-            klass = sharing.cls if ds.classification != "restricted" else SharingClass.NONE
+            klass = sharing.cls if ds.classification != Classification.RESTRICTED else SharingClass.NONE
             how = (f"dp-sandbox share request --dataset {ds.name} --columns COLUMNS --purpose DUTY --basis LAW"
                    + (" --condition CONDITION" if klass == SharingClass.CONDITIONAL else "")
                    + f"  (or /sharing/datasets/{ds.name})") if klass != SharingClass.NONE else "not shareable"
@@ -258,7 +260,7 @@ def list_objections(inst: Instance, user: str, *, dataset: str | None = None,
         out = []
         for o in s.execute(stmt).scalars():
             ds = s.get(Dataset, o.dataset_id)
-            if who.role in ("admin", "reviewer") or who.id in (o.filed_by, ds.owner_id):
+            if who.role in (Role.ADMIN, Role.REVIEWER) or who.id in (o.filed_by, ds.owner_id):
                 out.append(_objection_view(s, o))
         return out
 
@@ -357,4 +359,4 @@ def list_demands(inst: Instance, user: str, *, status: str | None = None) -> lis
         if status:
             stmt = stmt.where(ShareDemand.status == status)
         return [_demand_view(s, d) for d in s.execute(stmt).scalars()
-                if who.role in ("admin", "reviewer") or who.org_id in (d.provider_org_id, d.requester_org_id)]
+                if who.role in (Role.ADMIN, Role.REVIEWER) or who.org_id in (d.provider_org_id, d.requester_org_id)]

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from queries.policy import DatasetPolicy
 from queries.sharing_policy import NOT_SHARED, SharingClass, SharingPolicy
+from queries.vocabulary import Classification
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset, latest_version, version_policy
@@ -36,6 +37,7 @@ from sandbox.persistence.models import (
 )
 from sandbox.organisations import OrganisationKind, organisation_of
 from sandbox.users import actor_of, get_user
+from sandbox.vocabulary import Role
 
 DEFAULT_GRANT_DAYS = 365
 MAX_GRANT_DAYS = 3 * 366
@@ -154,7 +156,7 @@ def decide_sharing_change(inst: Instance, user: str, change_id: int, decision: s
         raise InvalidInput("a rejection needs a reason", code="missing_reason")
     with inst.store.transaction() as s:
         reviewer = get_user(s, user)
-        if reviewer.role != "reviewer":
+        if reviewer.role != Role.REVIEWER:
             raise Forbidden("a reviewer decides changes of a sharing class", code="wrong_role")
         change = s.get(SharingChange, change_id)
         if change is None:
@@ -195,7 +197,7 @@ def department_of(s: Session, user: User) -> Organisation:
 
 
 def may_see_list(s: Session, user: User) -> None:
-    if user.role in ("owner", "reviewer", "admin"):
+    if user.role in (Role.OWNER, Role.REVIEWER, Role.ADMIN):
         return
     department_of(s, user)
 
@@ -306,7 +308,7 @@ def request_share(inst: Instance, user: str, *, dataset: str, columns: list[str]
         requester = get_user(s, user)
         org = department_of(s, requester)
         ds = get_dataset(s, dataset)
-        if ds.classification == "restricted":
+        if ds.classification == Classification.RESTRICTED:
             raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
                             dataset=ds.name)
         sharing = effective_sharing(s, ds)
@@ -367,7 +369,7 @@ def decide_share(inst: Instance, user: str, request_id: int, decision: str, *, r
         else:
             if condition:
                 raise InvalidInput("a grant imposes no condition beyond those declared", code="undeclared_condition")
-            if ds.classification == "restricted" or not sharing.shareable:
+            if ds.classification == Classification.RESTRICTED or not sharing.shareable:
                 raise Forbidden(f"dataset '{ds.name}' is not shareable", code="not_shareable", dataset=ds.name)
             withdrawn = [c for c in req.columns if c not in sharing.columns]
             if withdrawn:
@@ -388,7 +390,7 @@ def revoke_share(inst: Instance, user: str, request_id: int, reason: str = "") -
         who = get_user(s, user)
         req = _get_request(s, request_id)
         ds = s.get(Dataset, req.dataset_id)
-        if who.id not in (ds.owner_id, req.requester_id) and who.role != "admin":
+        if who.id not in (ds.owner_id, req.requester_id) and who.role != Role.ADMIN:
             raise Forbidden("only the dataset's owner, an admin or the holder can revoke a grant",
                             code="not_dataset_owner")
         if req.status not in (GrantStatus.GRANTED, GrantStatus.PENDING):
@@ -419,7 +421,7 @@ def list_shares(inst: Instance, user: str, *, dataset: str | None = None,
         views = []
         for req in s.execute(stmt).scalars():
             ds = s.get(Dataset, req.dataset_id)
-            if who.role not in ("admin", "reviewer") and who.id not in (req.requester_id, ds.owner_id):
+            if who.role not in (Role.ADMIN, Role.REVIEWER) and who.id not in (req.requester_id, ds.owner_id):
                 continue
             view = grant_view(s, req)
             if status and view.status != status:
@@ -433,7 +435,7 @@ def show_share(inst: Instance, user: str, request_id: int) -> ShareGrantView:
         who = get_user(s, user)
         req = _get_request(s, request_id)
         ds = s.get(Dataset, req.dataset_id)
-        if who.role not in ("admin", "reviewer") and who.id not in (req.requester_id, ds.owner_id):
+        if who.role not in (Role.ADMIN, Role.REVIEWER) and who.id not in (req.requester_id, ds.owner_id):
             raise Forbidden("only the holder, the dataset's owner, reviewers and admins see a request",
                             code="not_grantee")
         return grant_view(s, req)

@@ -18,6 +18,7 @@ from sandbox.instance import Instance
 from sandbox.persistence.models import Dataset, Organisation, ShareDelivery, ShareRequest
 from sandbox.sharing.grants import as_utc, provider_name
 from sandbox.users import get_user
+from sandbox.vocabulary import Role
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def sharing_usage(inst: Instance, *, year: int | None = None, user: str | None =
         owner_id = None
         if user is not None:
             who = get_user(s, user)
-            if who.role not in ("admin", "reviewer"):
+            if who.role not in (Role.ADMIN, Role.REVIEWER):
                 owner_id = who.id
         datasets = {d.id: d for d in s.execute(select(Dataset)).scalars()}
         orgs = {o.id: o.name for o in s.execute(select(Organisation)).scalars()}
@@ -75,5 +76,5 @@ def usage_totals(rows: list[SharingUsage]) -> dict[str, int]:
 
 def may_see_usage(inst: Instance, user: str) -> bool:
     with inst.store.read() as s:
-        return get_user(s, user).role in ("owner", "admin", "reviewer")
+        return get_user(s, user).role in (Role.OWNER, Role.ADMIN, Role.REVIEWER)
 
