@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 from products.lifecycle import iso, now
 from products.model import DataRequestView
 from products.reasons import clean_reason, required_reason
+from products.vocabulary import DataRequestStatus
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
+from queries.vocabulary import member_of
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
@@ -23,7 +25,6 @@ from sandbox.persistence.models import DataRequest, Dataset, Product, ProductVer
 from sandbox.users import actor_of, get_user
 from sandbox.vocabulary import ProductState, Role
 
-STATUSES = ("open", "accepted", "declined", "closed")
 REQUEST_DECISIONS = ("accept", "decline", "link")
 PUBLIC = Actor("public", "public")
 _CONTACT = re.compile(r"^\S+@\S+\.\S+$|^\+?[0-9 ()-]{6,}$")
@@ -55,7 +56,7 @@ def file_request(inst: Instance, user: str | None, *, title: str, description: s
             if ds is None:
                 raise NotFound(f"no dataset named '{dataset}'", code="unknown_dataset", dataset=dataset)
             ds_id = ds.id
-        r = DataRequest(title=title, description=description, contact=contact, dataset_id=ds_id, status="open",
+        r = DataRequest(title=title, description=description, contact=contact, dataset_id=ds_id, status=DataRequestStatus.OPEN,
                         reason="", filed_by=u.id if u else None, created_at=now())
         s.add(r)
         s.flush()
@@ -65,8 +66,8 @@ def file_request(inst: Instance, user: str | None, *, title: str, description: s
 
 
 def list_data_requests(inst: Instance, user: str | None, *, status: str | None = None) -> list[DataRequestView]:
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of {', '.join(STATUSES)}", code="invalid_status")
+    if status is not None and member_of(DataRequestStatus, status) is None:
+        raise InvalidInput(f"status must be one of {', '.join(DataRequestStatus)}", code="invalid_status")
     with inst.store.read() as s:
         u = get_user(s, user) if user else None
         stmt = select(DataRequest).order_by(DataRequest.id)
@@ -102,7 +103,7 @@ def decide_data_request(inst: Instance, user: str, request_id: int, decision: st
         ds = s.get(Dataset, r.dataset_id) if r.dataset_id else None
         if not (u.role == Role.ADMIN or (ds is not None and ds.owner_id == u.id) or (ds is None and u.role == Role.OWNER)):
             raise Forbidden("only the dataset's owner or an admin triages this request", code="not_owner")
-        if r.status in ("declined", "closed"):
+        if r.status in (DataRequestStatus.DECLINED, DataRequestStatus.CLOSED):
             raise Conflict(f"the request is already {r.status}", code="wrong_state")
         old = r.status
         if decision == "link":
@@ -114,11 +115,12 @@ def decide_data_request(inst: Instance, user: str, request_id: int, decision: st
             r.product_id = p.id
             released = s.execute(select(ProductVersion.id).where(ProductVersion.product_id == p.id,
                                                                  ProductVersion.released_at.is_not(None))).first()
-            r.status = "closed" if released and p.state == ProductState.RELEASED else "accepted"
-            if r.status == "closed":
+            r.status = (DataRequestStatus.CLOSED if released and p.state == ProductState.RELEASED
+                        else DataRequestStatus.ACCEPTED)
+            if r.status == DataRequestStatus.CLOSED:
                 r.closed_at = now()
         else:
-            r.status = "accepted" if decision == "accept" else "declined"
+            r.status = DataRequestStatus.ACCEPTED if decision == "accept" else DataRequestStatus.DECLINED
         r.reason = reason or r.reason
         r.decided_by, r.decided_at = u.id, now()
         audit.append(s, inst.signer, actor_of(u), f"data_request.{decision}", "data_request", r.id, {
@@ -129,10 +131,10 @@ def decide_data_request(inst: Instance, user: str, request_id: int, decision: st
 def close_requests_for(s: Session, inst: Instance, actor: Actor, product_id: int) -> int:
     """Close the open or accepted requests linked to a product just released."""
     rows = s.execute(select(DataRequest).where(DataRequest.product_id == product_id,
-                                               DataRequest.status.in_(("open", "accepted")))).scalars().all()
+                                               DataRequest.status.in_((DataRequestStatus.OPEN, DataRequestStatus.ACCEPTED)))).scalars().all()
     for r in rows:
         old = r.status
-        r.status, r.closed_at = "closed", now()
+        r.status, r.closed_at = DataRequestStatus.CLOSED, now()
         audit.append(s, inst.signer, actor, "data_request.close", "data_request", r.id,
-                     {"from": old, "to": "closed", "product": product_id})
+                     {"from": old, "to": DataRequestStatus.CLOSED, "product": product_id})
     return len(rows)

@@ -13,15 +13,17 @@ from typing import Any
 import pytest
 
 import privacy.vocabulary
+import products.vocabulary
 import queries.vocabulary
 import sandbox.vocabulary
 from privacy.vocabulary import AUTO, Accounting, Mechanism, NoiseFamily
+from products.vocabulary import DataRequestStatus
 from queries.vocabulary import AggregateKind, Classification, ColumnClass, ColumnType
 from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, ProductState, Role, RunStatus
 from web.i18n_terms import TERMS_EN, TERMS_ZH
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
-MODULES = (queries.vocabulary, privacy.vocabulary, sandbox.vocabulary)
+MODULES = (queries.vocabulary, privacy.vocabulary, sandbox.vocabulary, products.vocabulary)
 
 # enum -> (its kind in the label tables, the API fields that take it as (model, field))
 VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
@@ -31,6 +33,7 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     ProductState: ("product state", (("ProductListQuery", "state"), ("ProductSummaryOut", "state"),
                                      ("ProductOut", "state"))),
     RunStatus: ("run status", (("RunSummary", "status"), ("RunDetail", "status"))),
+    DataRequestStatus: ("request status", (("DataRequestListQuery", "status"), ("DataRequestOut", "status"))),
     Classification: ("data class", (("DatasetListQuery", "classification"), ("DatasetSummary", "classification"),
                                     ("DatasetDetail", "classification"))),
     ColumnClass: ("column class", ()),

@@ -16,7 +16,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 def _overview(error: SandboxError | None = None, status: int = 200):
     return render_template("admin.html", users=access.users_list(), key=access.signing_key(),
                            settings=access.settings_overview(), chain=access.audit_report(), error=error,
-                           settings_zh=SETTINGS_ZH), status
+                           settings_zh=SETTINGS_ZH, roles=list(Role)), status
 
 
 @bp.get("/")

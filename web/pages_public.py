@@ -50,7 +50,7 @@ def catalog():
 
     products = catalog_products(q)
     return render_template("catalog.html", datasets=datasets, products=products, q=q, cls=cls, pub=pub,
-                           publishers=access.publishers())
+                           publishers=access.publishers(), classifications=list(Classification))
 
 
 @bp.get("/datasets/<name>")

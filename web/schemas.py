@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from privacy.vocabulary import Accounting
+from products.vocabulary import DataRequestStatus
 from queries.vocabulary import Classification
 from sandbox.vocabulary import ApprovalMode, LicenceStatus, ProductState, Role, RunStatus
 
@@ -223,7 +224,7 @@ class DataRequestDecision(Request):
 
 
 class DataRequestListQuery(PageQuery):
-    status: Literal["open", "accepted", "declined", "closed"] | None = None
+    status: DataRequestStatus | None = None
 
 
 class SubmitRequest(Request):
@@ -471,7 +472,7 @@ class DisclosureReportOut(Response):
 class DataRequestOut(Response):
     id: int
     title: str
-    status: str
+    status: DataRequestStatus
 
 
 class Document(Response):

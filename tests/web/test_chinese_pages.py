@@ -13,14 +13,14 @@ from web.i18n_terms import TERMS_ZH
 
 
 def test_every_class_type_status_and_setting_has_chinese():
-    from products.data_requests import STATUSES
+    from products.vocabulary import DataRequestStatus
     from queries.vocabulary import Classification, ColumnClass, ColumnType
     from sandbox.settings import SETTINGS
 
     assert set(TERMS_ZH["column class"]) == set(ColumnClass)
     assert set(TERMS_ZH["column type"]) == set(ColumnType)
     assert set(TERMS_ZH["data class"]) == set(Classification)
-    assert set(TERMS_ZH["request status"]) == set(STATUSES)
+    assert set(TERMS_ZH["request status"]) == set(DataRequestStatus)
     assert TERMS_ZH["request status"]["open"] != TERMS_ZH["data class"]["open"]
     assert set(SETTINGS_ZH) == {s.name for s in SETTINGS}
 
