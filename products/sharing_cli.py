@@ -17,6 +17,7 @@ from sandbox.cli.options import acting_actor, handles_errors, home_option, json_
 from sandbox.cli.options import as_option as _as
 from sandbox.cli.options import open_instance as _open
 from sandbox.cli.output import emit as _emit
+from sandbox.vocabulary import OrganisationKind
 
 
 def _split(text: str | None) -> list[str]:
@@ -33,7 +34,7 @@ def org() -> None:
 @org.command("add")
 @home_option
 @click.argument("name")
-@click.option("--kind", type=click.Choice(["department", "company"]), required=True)
+@click.option("--kind", type=click.Choice([kind.value for kind in OrganisationKind]), required=True)
 @_as(required=False, help="An admin (default: the local administrator).")
 @json_option
 @handles_errors

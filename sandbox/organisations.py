@@ -7,7 +7,6 @@ sensitive data only through authorized operation (licences, differential privacy
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,12 +17,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.models import Organisation, User
-from sandbox.vocabulary import SYSTEM, Role
-
-
-class OrganisationKind(StrEnum):
-    DEPARTMENT = "department"
-    COMPANY = "company"
+from sandbox.vocabulary import SYSTEM, OrganisationKind, Role
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ Audience = Role | Literal["public"]
 """Who a view or an API route lets through: a role, or anyone."""
 
 
+class OrganisationKind(StrEnum):
+    """What an organisation is (``organisations.kind``): only a department's users hold sharing grants."""
+
+    DEPARTMENT = "department"
+    COMPANY = "company"           # reaches sensitive data only through licences and differential privacy
+
+
 class ApprovalMode(StrEnum):
     """What must be approved before a query runs under a licence (``licences.approval_mode``)."""
 

@@ -13,17 +13,30 @@ from typing import Any
 import pytest
 
 import privacy.vocabulary
+import products.sharing_extract
 import products.vocabulary
+import queries.sharing_policy
 import queries.vocabulary
+import sandbox.sharing.delivery
+import sandbox.sharing.feedback
+import sandbox.sharing.grants
 import sandbox.vocabulary
 from privacy.vocabulary import AUTO, Accounting, Mechanism, NoiseFamily
+from products.sharing_extract import ExtractFormat
 from products.vocabulary import DataRequestStatus
+from queries.sharing_policy import SharingClass, UpdateFrequency
 from queries.vocabulary import AggregateKind, Classification, ColumnClass, ColumnType
-from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, ProductState, Role, RunStatus
+from sandbox.sharing.delivery import DeliveryKind
+from sandbox.sharing.feedback import DemandStatus, ObjectionStatus, UpdateStatus
+from sandbox.sharing.grants import GrantStatus, ShareDecision
+from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, OrganisationKind, ProductState, Role, RunStatus
 from web.i18n_terms import TERMS_EN, TERMS_ZH
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
-MODULES = (queries.vocabulary, privacy.vocabulary, sandbox.vocabulary, products.vocabulary)
+# the vocabulary modules, and the sharing modules that keep their own StrEnums beside their rules
+MODULES = (queries.vocabulary, privacy.vocabulary, sandbox.vocabulary, products.vocabulary,
+           queries.sharing_policy, sandbox.sharing.grants, sandbox.sharing.feedback, sandbox.sharing.delivery,
+           products.sharing_extract)
 
 # enum -> (its kind in the label tables, the API fields that take it as (model, field))
 VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
@@ -42,6 +55,16 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     Accounting: ("accounting", (("LicenceGrant", "accounting"),)),
     NoiseFamily: ("noise family", ()),
     Mechanism: ("mechanism", ()),
+    SharingClass: ("sharing class", ()),
+    UpdateFrequency: ("update frequency", ()),
+    OrganisationKind: ("organisation kind", ()),
+    GrantStatus: ("grant status", (("ShareListQuery", "status"),)),
+    ShareDecision: ("share decision", (("ShareDecisionIn", "decision"),)),
+    UpdateStatus: ("update status", ()),
+    ObjectionStatus: ("objection status", ()),
+    DemandStatus: ("demand status", ()),
+    DeliveryKind: ("delivery kind", ()),
+    ExtractFormat: ("extract format", (("ExtractQuery", "format"),)),
 }
 
 
@@ -147,3 +170,8 @@ def test_the_cli_offers_exactly_the_words():
     assert APPROVAL_MODES == list(ApprovalMode)
     role = next(p for p in user_add.params if p.name == "role")
     assert list(role.type.choices) == list(Role)
+
+    from products.sharing_cli import org_add
+
+    kind = next(p for p in org_add.params if p.name == "kind")
+    assert list(kind.type.choices) == list(OrganisationKind)

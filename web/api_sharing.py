@@ -5,12 +5,14 @@ with the signed manifest) and exact SQL, objections, on-demand requests, usage."
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 from flask import Response as FlaskResponse
 from pydantic import Field
 
+from products.sharing_extract import ExtractFormat
 from queries.errors import Forbidden
+from sandbox.sharing.grants import GrantStatus, ShareDecision
 from sandbox.vocabulary import Role
 from web import access
 from web.api import api
@@ -32,7 +34,7 @@ class ShareRequestCreate(Request):
 
 
 class ShareDecisionIn(Request):
-    decision: Literal["approve", "reject"]
+    decision: ShareDecision
     reason: str = Field("", max_length=5000)
     condition: str = Field("", max_length=5000)
 
@@ -46,7 +48,7 @@ class SharedQueryIn(Request):
 
 
 class ExtractQuery(Request):
-    format: Literal["parquet", "csv", "json"] = "parquet"
+    format: ExtractFormat = ExtractFormat.PARQUET
     table: str | None = Field(None, max_length=64)
     where: str | None = Field(None, max_length=5000)
     since_version: int | None = Field(None, ge=1, le=2**31 - 1)
@@ -73,7 +75,7 @@ class DemandIn(Request):
 
 
 class ShareListQuery(Request):
-    status: Literal["pending", "granted", "rejected", "revoked", "expired"] | None = None
+    status: GrantStatus | None = None
 
 
 class UsageQuery(Request):

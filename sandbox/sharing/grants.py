@@ -35,9 +35,9 @@ from sandbox.instance import Instance
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Organisation, ShareNotification, ShareRequest, SharingChange, SharingSetting, User,
 )
-from sandbox.organisations import OrganisationKind, organisation_of
+from sandbox.organisations import organisation_of
 from sandbox.users import actor_of, get_user
-from sandbox.vocabulary import Role
+from sandbox.vocabulary import OrganisationKind, Role
 
 DEFAULT_GRANT_DAYS = 365
 MAX_GRANT_DAYS = 3 * 366
