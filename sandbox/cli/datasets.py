@@ -106,13 +106,14 @@ def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: str) -
 def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: str, version: int | None) -> None:
     """Export a table of an OPEN dataset in clear."""
     from queries.errors import Forbidden
+    from queries.vocabulary import Classification
     from sandbox.datasets import get_dataset, get_version
     from sandbox.execution.storage import export_clear
 
     with open_instance(home) as inst:
         with inst.store.read() as s:
             ds = get_dataset(s, name)
-            if ds.classification != "open":
+            if ds.classification != Classification.OPEN:
                 raise Forbidden(f"dataset '{name}' is {ds.classification}: only open datasets are exported in clear",
                                 code="not_open_data")
             path = Path(get_version(s, ds, version).path)
