@@ -33,6 +33,7 @@ from sandbox.datasets import get_dataset, latest_version, version_policy
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
 from sandbox.persistence.models import Budget, Dataset, Licence, User
+from sandbox.persistence.store import existing_row, rowcount
 from sandbox.users import actor_of, get_user
 from sandbox.vocabulary import ApprovalMode, Role
 
@@ -210,8 +211,8 @@ def set_approval_mode(inst: Instance, actor: Actor, licence_id: int, mode: str, 
         lic = s.get(Licence, licence_id)
         if lic is None:
             raise NotFound(f"no licence {licence_id}", code="unknown_licence")
-        ds = s.get(Dataset, lic.dataset_id)
-        if actor.role != Role.ADMIN and actor.name != s.get(User, ds.owner_id).name:
+        ds = existing_row(s, Dataset, lic.dataset_id)
+        if actor.role != Role.ADMIN and actor.name != existing_row(s, User, ds.owner_id).name:
             raise Forbidden("only the dataset's owner or an admin changes a licence's approval mode")
         old = lic.approval_mode
         lic.approval_mode = mode
@@ -279,7 +280,7 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
         t = s.get(QueryTemplate, template_id)
         if t is None:
             raise NotFound(f"no template {template_id}", code="unknown_template")
-        ds = s.get(Dataset, t.dataset_id)
+        ds = existing_row(s, Dataset, t.dataset_id)
         if not _may_decide(s, user, ds):
             raise Forbidden("only the dataset's owner or a delegated reviewer decides templates")
         if user.id == t.author_id:
@@ -353,7 +354,7 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
         r = s.get(QueryRequest, request_id)
         if r is None:
             raise NotFound(f"no query request {request_id}", code="unknown_request")
-        if not _may_decide(s, user, s.get(Dataset, r.dataset_id)):
+        if not _may_decide(s, user, existing_row(s, Dataset, r.dataset_id)):
             raise Forbidden("only the dataset's owner or a delegated reviewer decides requests")
         if r.status != "pending":
             raise Conflict(f"request {request_id} is {r.status}", code="request_not_pending")
@@ -441,7 +442,7 @@ def consume(s: Session, gate: RunGate, run_id: str, loss: PrivacyLoss) -> None:
                       <= QueryTemplate.max_epsilon * TOLERANCE.factor + TOLERANCE.epsilon))
             .values(runs_used=QueryTemplate.runs_used + 1, epsilon_used=QueryTemplate.epsilon_used + loss.epsilon)
             .execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             raise Conflict(f"template {gate.template_id} has used its allowance of runs or ε",
                            code="template_cap_reached")
     if gate.request_id is not None:
@@ -450,6 +451,6 @@ def consume(s: Session, gate: RunGate, run_id: str, loss: PrivacyLoss) -> None:
             .where(QueryRequest.id == gate.request_id, QueryRequest.status == "approved")
             .values(status="ran", run_id=run_id)
             .execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             raise Conflict(f"request {gate.request_id} has already run; submit a new request",
                            code="request_already_ran")

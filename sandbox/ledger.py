@@ -19,6 +19,7 @@ from privacy.model import TOLERANCE, PrivacyLoss
 from privacy.vocabulary import Accounting
 from queries.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, SandboxError
 from sandbox.persistence.models import Budget, LedgerEntry
+from sandbox.persistence.store import rowcount
 
 @dataclass(frozen=True)
 class BudgetStatus:
@@ -73,7 +74,8 @@ def _converted(rho: float, delta: float) -> float:
 def status_of(b: Budget) -> BudgetStatus:
     clip = lambda x: min(max(x, 0.0), 0.999999)  # noqa: E731
     per_query = PrivacyLoss(b.max_epsilon_per_query, b.max_delta_per_query)
-    extra = {"min_epsilon": float(b.min_epsilon_per_query or 0.0), "queries": (int(b.queries_used or 0), b.max_queries)}
+    min_epsilon = float(b.min_epsilon_per_query or 0.0)
+    queries = (int(b.queries_used or 0), b.max_queries)
     if b.rho is not None:
         spent_rho, reserved_rho = max(b.spent_rho, 0.0), max(b.reserved_rho, 0.0)
         return BudgetStatus(
@@ -82,13 +84,13 @@ def status_of(b: Budget) -> BudgetStatus:
                               clip((b.rho_delta if spent_rho > 0 else 0.0) + b.spent_delta)),
             reserved=PrivacyLoss(_converted(reserved_rho, b.rho_delta), clip(b.reserved_delta)),
             per_query=per_query, accounting=Accounting.ZCDP, rho=(b.rho, spent_rho, reserved_rho), rho_delta=b.rho_delta,
-            **extra)
+            min_epsilon=min_epsilon, queries=queries)
     return BudgetStatus(
         scope=b.scope,
         total=PrivacyLoss(b.epsilon, b.delta),
         spent=PrivacyLoss(max(b.spent_epsilon, 0.0), clip(b.spent_delta)),
         reserved=PrivacyLoss(max(b.reserved_epsilon, 0.0), clip(b.reserved_delta)),
-        per_query=per_query, **extra,
+        per_query=per_query, min_epsilon=min_epsilon, queries=queries,
     )
 
 
@@ -190,7 +192,7 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
             ).values(reserved_epsilon=Budget.reserved_epsilon + loss.epsilon,
                      reserved_delta=Budget.reserved_delta + loss.delta, **counted)
         result = session.execute(stmt.execution_options(synchronize_session=False))
-        if result.rowcount != 1:
+        if rowcount(result) != 1:
             session.refresh(b)
             raise _refusal(b, loss)
         session.add(LedgerEntry(budget_id=b.id, run_id=run_id, kind="reserve",

@@ -109,8 +109,10 @@ def user_for_token(inst: Instance, token: str) -> tuple[User, list[str]]:
         row = s.execute(select(ApiToken).where(ApiToken.token_hash == _token_hash(token or ""))).scalar_one_or_none()
         if row is None or row.revoked_at is not None:
             raise Unauthorized("invalid or revoked token", code="bad_token")
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
-        if expires < datetime.now(timezone.utc):
+        expires = row.expires_at   # set on every token; one without it is taken as expired
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)
+        if expires is None or expires < datetime.now(timezone.utc):
             raise Unauthorized("token expired", code="token_expired")
         user = s.get(User, row.user_id)
         if user is None or not user.active:

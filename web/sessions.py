@@ -50,8 +50,10 @@ def session_user(inst: Instance, sid: str) -> User | None:
         row = s.execute(select(ApiToken).where(ApiToken.token_hash == _hash(sid))).scalar_one_or_none()
         if row is None or row.revoked_at is not None or SESSION_SCOPE not in (row.scopes or []):
             return None
-        expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=timezone.utc)
-        if expires < datetime.now(timezone.utc):
+        expires = row.expires_at   # set on every session; one without it is taken as expired
+        if expires is not None and expires.tzinfo is None:
+            expires = expires.replace(tzinfo=timezone.utc)
+        if expires is None or expires < datetime.now(timezone.utc):
             return None
         user = s.get(User, row.user_id)
         if user is None or not user.active:

@@ -63,7 +63,7 @@ def _kind(col: ColumnPolicy) -> str:
         if isinstance(first, float):
             return "float"
         return "string"
-    if col.bounded:
+    if col.min is not None and col.max is not None:
         return "integer" if float(col.min).is_integer() and float(col.max).is_integer() else "float"
     if col.cls == "identifier":
         return "integer"
@@ -88,7 +88,7 @@ def _column(policy: DatasetPolicy, table: TablePolicy, col: ColumnPolicy, n: int
         return pa.array(values, _arrow_type(kind)) if kind != "date" else pa.array(
             [date.fromisoformat(v) if isinstance(v, str) else v for v in values], pa.date32())
     if kind in ("integer", "float"):
-        lo, hi = (float(col.min), float(col.max)) if col.bounded else (0.0, 100.0)
+        lo, hi = (float(col.min), float(col.max)) if col.min is not None and col.max is not None else (0.0, 100.0)
         if kind == "integer":
             return pa.array(np.floor(lo + u * (hi - lo + 1)).clip(lo, hi).astype(np.int64), pa.int64())
         return pa.array(np.round(lo + u * (hi - lo), 2), pa.float64())

@@ -290,12 +290,13 @@ def _column_select(table: TablePolicy, found: dict[str, str]) -> tuple[list[str]
 
 
 def _quality(con: duckdb.DuckDBPyConnection, table: TablePolicy, types: dict[str, str]) -> dict:
-    parts, params, labels = ["count(*)"], [], [("rows", None)]
+    parts, params = ["count(*)"], []
+    labels: list[tuple[str, str | None]] = [("rows", None)]
     for col in table.columns:
         q = _quote(col.name)
         parts.append(f"count(*) - count({q})")
         labels.append(("nulls", col.name))
-        if col.bounded:
+        if col.min is not None and col.max is not None:
             parts.append(f"count(*) FILTER (WHERE {q} < {float(col.min)!r} OR {q} > {float(col.max)!r} "
                          f"OR isnan({q}::DOUBLE))")
             labels.append(("out_of_bounds", col.name))
@@ -362,7 +363,7 @@ def _check_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, 
     unit = _quote(policy.privacy_unit)
     over = con.execute(
         f"SELECT COUNT(*) FROM (SELECT {unit} FROM {_quote(table.name)} WHERE {unit} IS NOT NULL "
-        f"GROUP BY {unit} HAVING COUNT(*) > ?)", [table.rows_per_unit]).fetchone()[0]
+        f"GROUP BY {unit} HAVING COUNT(*) > ?)", [table.rows_per_unit]).fetchall()[0][0]
     if over:
         raise PolicyError(f"table '{table.name}': some privacy units have more than rows_per_unit = "
                           f"{table.rows_per_unit} rows; fix the data or declare max_rows_per_unit instead",
@@ -389,7 +390,7 @@ def _cap_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, ta
         return 0
     cap, name, u = stored_rows_cap(table), _quote(table.name), _quote(unit)
     over = con.execute(f"SELECT COALESCE(SUM(n - ?), 0) FROM (SELECT COUNT(*) AS n FROM {name} "
-                       f"WHERE {u} IS NOT NULL GROUP BY {u} HAVING COUNT(*) > ?)", [cap, cap]).fetchone()[0]
+                       f"WHERE {u} IS NOT NULL GROUP BY {u} HAVING COUNT(*) > ?)", [cap, cap]).fetchall()[0][0]
     if not over:
         return 0
     row = f"CAST(ROW({', '.join(_quote(c.name) for c in table.columns)}) AS VARCHAR)"
@@ -408,7 +409,8 @@ def public_stats_query(policy: DatasetPolicy) -> tuple[str | None, list[tuple[st
     non-NULL value (NULL never matches an equality join); and the (table, column)
     each output column stands for (column None: the row count). None when the
     policy has no public table."""
-    parts, labels = [], []
+    parts: list[str] = []
+    labels: list[tuple[str, str | None]] = []
     for table in policy.tables:
         if not table.public:
             continue

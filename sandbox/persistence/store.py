@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Any, Iterator, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, inspect
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import CursorResult, Engine, Result
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -93,6 +93,12 @@ def lock_for_update(stmt, store_or_session):
     holds the write lock from ``BEGIN IMMEDIATE``)."""
     bind = store_or_session.get_bind() if isinstance(store_or_session, Session) else store_or_session.engine
     return stmt if bind.dialect.name == "sqlite" else stmt.with_for_update()
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE matched. ``Session.execute`` is typed as
+    returning a ``Result``; what a DML statement returns is a ``CursorResult``."""
+    return cast("CursorResult[Any]", result).rowcount
 
 
 def existing_row(s: Session, model: type[_Row], key: object) -> _Row:

@@ -28,6 +28,7 @@ from sandbox import audit
 from sandbox.datasets import get_version, version_policy
 from sandbox.instance import Instance
 from sandbox.persistence.models import Dataset, DatasetTable, ShareDelivery, ShareRequest, User
+from sandbox.persistence.store import existing_row
 from sandbox.organisations import organisation_of
 from sandbox.sharing.grants import (
     GrantStatus, _get_request, as_utc, department_of, effective_sharing, provider_name, status_of,
@@ -88,7 +89,7 @@ def open_grant(inst: Instance, user: str, request_id: int, version: int | None =
         if status in _STATUS_REFUSALS:
             code, message = _STATUS_REFUSALS[status]
             raise Forbidden(f"{message} (request {request_id})", code=code)
-        ds = s.get(Dataset, req.dataset_id)
+        ds = existing_row(s, Dataset, req.dataset_id)
         if ds.classification == Classification.RESTRICTED:
             raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
                             dataset=ds.name)
@@ -140,8 +141,8 @@ def record_delivery(inst: Instance, grant: OpenGrant, kind: DeliveryKind, rows: 
     grant's ``last_version`` forward (the base of the next incremental pull)."""
     with inst.store.transaction() as s:
         who = get_user(s, grant.user)
-        req = s.get(ShareRequest, grant.request_id)
-        ds = s.get(Dataset, req.dataset_id)
+        req = existing_row(s, ShareRequest, grant.request_id)
+        ds = existing_row(s, Dataset, req.dataset_id)
         owner = s.get(User, ds.owner_id)
         provider_org = organisation_of(s, owner) if owner else None
         record = audit.append(s, inst.signer, actor_of(who), f"share.{kind.value}", "share_request", req.id, {

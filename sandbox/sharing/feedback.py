@@ -27,6 +27,7 @@ from sandbox.instance import Instance
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Organisation, ShareDemand, ShareNotification, ShareObjection, SharingChange, User,
 )
+from sandbox.persistence.store import existing_row
 from sandbox.organisations import get_organisation, organisation_of
 from sandbox.sharing.grants import (
     GrantStatus, _get_request, as_utc, department_of, effective_sharing, may_see_list, now, provider_name, status_of,
@@ -120,7 +121,7 @@ def responsibility_list(inst: Instance, user: str) -> list[ResponsibilityEntry]:
                    + (" --condition CONDITION" if klass == SharingClass.CONDITIONAL else "")
                    + f"  (or /sharing/datasets/{ds.name})") if klass != SharingClass.NONE else "not shareable"
             entries.append(ResponsibilityEntry(
-                ds.name, ds.title, provider_name(s, ds), s.get(User, ds.owner_id).name, klass.value,
+                ds.name, ds.title, provider_name(s, ds), existing_row(s, User, ds.owner_id).name, klass.value,
                 sharing.columns if klass != SharingClass.NONE else (), sharing.update_frequency.value,
                 sharing.conditions, how, last.number, as_utc(last.created_at).isoformat(),
                 update_status(sharing.update_frequency.days, last), len(objections),
@@ -151,7 +152,7 @@ def notifications(inst: Instance, user: str) -> list[ShareNotice]:
         who = get_user(s, user)
         rows = s.execute(select(ShareNotification).where(ShareNotification.recipient_id == who.id)
                          .order_by(ShareNotification.id)).scalars()
-        return [ShareNotice(n.id, n.request_id, s.get(Dataset, n.dataset_id).name, n.version_number, n.kind,
+        return [ShareNotice(n.id, n.request_id, existing_row(s, Dataset, n.dataset_id).name, n.version_number, n.kind,
                             as_utc(n.created_at).isoformat(), n.delivered_at is not None) for n in rows]
 
 
@@ -181,8 +182,9 @@ class ObjectionView:
 
 def _objection_view(s: Session, o: ShareObjection) -> ObjectionView:
     end = as_utc(o.answered_at) if o.answered_at else now()
-    return ObjectionView(o.id, o.request_id, s.get(Dataset, o.dataset_id).name, o.version_number,
-                         s.get(User, o.filed_by).name, tuple(o.columns), o.description, ObjectionStatus(o.status),
+    return ObjectionView(o.id, o.request_id, existing_row(s, Dataset, o.dataset_id).name, o.version_number,
+                         existing_row(s, User, o.filed_by).name, tuple(o.columns), o.description,
+                         ObjectionStatus(o.status),
                          o.answer, o.correction_version, as_utc(o.created_at).isoformat(),
                          as_utc(o.answered_at).isoformat() if o.answered_at else None,
                          (end - as_utc(o.created_at)).days)
@@ -201,7 +203,7 @@ def file_objection(inst: Instance, user: str, request_id: int, *, columns: list[
         department_of(s, who)
         if status_of(req) not in (GrantStatus.GRANTED, GrantStatus.EXPIRED, GrantStatus.REVOKED):
             raise Forbidden("objections are filed under a grant", code="grant_pending")
-        ds = s.get(Dataset, req.dataset_id)
+        ds = existing_row(s, Dataset, req.dataset_id)
         v = get_version(s, ds, version)
         named = [c.strip() for c in columns if c and c.strip()]
         if not named:
@@ -228,7 +230,7 @@ def answer_objection(inst: Instance, user: str, objection_id: int, *, explanatio
         o = s.get(ShareObjection, objection_id)
         if o is None:
             raise NotFound(f"no objection {objection_id}", code="unknown_objection")
-        ds = s.get(Dataset, o.dataset_id)
+        ds = existing_row(s, Dataset, o.dataset_id)
         if who.id != ds.owner_id:
             raise Forbidden("only the dataset's owner answers objections", code="not_dataset_owner")
         if o.status != ObjectionStatus.OPEN:
@@ -259,7 +261,7 @@ def list_objections(inst: Instance, user: str, *, dataset: str | None = None,
             stmt = stmt.where(ShareObjection.status == status)
         out = []
         for o in s.execute(stmt).scalars():
-            ds = s.get(Dataset, o.dataset_id)
+            ds = existing_row(s, Dataset, o.dataset_id)
             if who.role in (Role.ADMIN, Role.REVIEWER) or who.id in (o.filed_by, ds.owner_id):
                 out.append(_objection_view(s, o))
         return out
@@ -292,10 +294,12 @@ class DemandView:
 
 def _demand_view(s: Session, d: ShareDemand) -> DemandView:
     late_at = as_utc(d.answered_at) if d.answered_at else now()
-    return DemandView(d.id, s.get(Organisation, d.provider_org_id).name, s.get(User, d.requester_id).name,
-                      s.get(Organisation, d.requester_org_id).name, d.title, d.description, d.purpose, d.basis,
+    return DemandView(d.id, existing_row(s, Organisation, d.provider_org_id).name,
+                      existing_row(s, User, d.requester_id).name,
+                      existing_row(s, Organisation, d.requester_org_id).name, d.title, d.description, d.purpose,
+                      d.basis,
                       DemandStatus(d.status), as_utc(d.due_at).isoformat(), late_at > as_utc(d.due_at),
-                      s.get(Dataset, d.dataset_id).name if d.dataset_id else None, d.answer,
+                      existing_row(s, Dataset, d.dataset_id).name if d.dataset_id else None, d.answer,
                       as_utc(d.answered_at).isoformat() if d.answered_at else None)
 
 

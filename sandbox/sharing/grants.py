@@ -35,6 +35,7 @@ from sandbox.instance import Instance
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Organisation, ShareNotification, ShareRequest, SharingChange, SharingSetting, User,
 )
+from sandbox.persistence.store import existing_row
 from sandbox.organisations import organisation_of
 from sandbox.users import actor_of, get_user
 from sandbox.vocabulary import OrganisationKind, Role
@@ -134,7 +135,7 @@ class SharingChangeView:
 
 
 def _change_view(s: Session, c: SharingChange) -> SharingChangeView:
-    return SharingChangeView(c.id, s.get(Dataset, c.dataset_id).name, c.version_number, c.status, c.previous,
+    return SharingChangeView(c.id, existing_row(s, Dataset, c.dataset_id).name, c.version_number, c.status, c.previous,
                              c.proposed, c.reason, as_utc(c.created_at).isoformat())
 
 
@@ -175,7 +176,7 @@ def decide_sharing_change(inst: Instance, user: str, change_id: int, decision: s
             setting.approved_by, setting.updated_at = reviewer.id, now()
         s.flush()
         audit.append(s, inst.signer, actor_of(reviewer), "sharing.change_decide", "sharing_change", change.id,
-                     {"dataset": s.get(Dataset, change.dataset_id).name, "decision": verdict.value,
+                     {"dataset": existing_row(s, Dataset, change.dataset_id).name, "decision": verdict.value,
                       "reason": change.reason, "to": change.proposed})
         return change.status
 
@@ -276,9 +277,10 @@ def status_of(req: ShareRequest) -> GrantStatus:
 
 
 def grant_view(s: Session, req: ShareRequest) -> ShareGrantView:
-    ds = s.get(Dataset, req.dataset_id)
+    ds = existing_row(s, Dataset, req.dataset_id)
     return ShareGrantView(
-        req.id, ds.name, provider_name(s, ds), s.get(User, req.requester_id).name, s.get(Organisation, req.org_id).name,
+        req.id, ds.name, provider_name(s, ds), existing_row(s, User, req.requester_id).name,
+        existing_row(s, Organisation, req.org_id).name,
         tuple(req.columns), req.purpose, req.basis, req.condition, status_of(req), as_utc(req.expires_at).isoformat(),
         as_utc(req.created_at).isoformat(), as_utc(req.decided_at).isoformat() if req.decided_at else None,
         req.reason, req.refusal_condition, req.revoke_reason, req.last_version)
@@ -352,7 +354,7 @@ def decide_share(inst: Instance, user: str, request_id: int, decision: str, *, r
     with inst.store.transaction() as s:
         decider = get_user(s, user)
         req = _get_request(s, request_id)
-        ds = s.get(Dataset, req.dataset_id)
+        ds = existing_row(s, Dataset, req.dataset_id)
         if decider.id != ds.owner_id:
             raise Forbidden("only the dataset's owner decides its sharing requests", code="not_dataset_owner")
         if req.status != GrantStatus.PENDING:
@@ -375,7 +377,7 @@ def decide_share(inst: Instance, user: str, request_id: int, decision: str, *, r
             if withdrawn:
                 raise Forbidden(f"column '{withdrawn[0]}' is no longer shareable", code="column_not_shareable",
                                 column=withdrawn[0])
-            department_of(s, s.get(User, req.requester_id))
+            department_of(s, existing_row(s, User, req.requester_id))
             req.status = GrantStatus.GRANTED.value
         req.decided_by, req.decided_at, req.reason = decider.id, now(), (reason or "").strip()
         s.flush()
@@ -389,7 +391,7 @@ def revoke_share(inst: Instance, user: str, request_id: int, reason: str = "") -
     with inst.store.transaction() as s:
         who = get_user(s, user)
         req = _get_request(s, request_id)
-        ds = s.get(Dataset, req.dataset_id)
+        ds = existing_row(s, Dataset, req.dataset_id)
         if who.id not in (ds.owner_id, req.requester_id) and who.role != Role.ADMIN:
             raise Forbidden("only the dataset's owner, an admin or the holder can revoke a grant",
                             code="not_dataset_owner")
@@ -420,7 +422,7 @@ def list_shares(inst: Instance, user: str, *, dataset: str | None = None,
             stmt = stmt.where(ShareRequest.dataset_id == get_dataset(s, dataset).id)
         views = []
         for req in s.execute(stmt).scalars():
-            ds = s.get(Dataset, req.dataset_id)
+            ds = existing_row(s, Dataset, req.dataset_id)
             if who.role not in (Role.ADMIN, Role.REVIEWER) and who.id not in (req.requester_id, ds.owner_id):
                 continue
             view = grant_view(s, req)
@@ -434,7 +436,7 @@ def show_share(inst: Instance, user: str, request_id: int) -> ShareGrantView:
     with inst.store.read() as s:
         who = get_user(s, user)
         req = _get_request(s, request_id)
-        ds = s.get(Dataset, req.dataset_id)
+        ds = existing_row(s, Dataset, req.dataset_id)
         if who.role not in (Role.ADMIN, Role.REVIEWER) and who.id not in (req.requester_id, ds.owner_id):
             raise Forbidden("only the holder, the dataset's owner, reviewers and admins see a request",
                             code="not_grantee")

@@ -57,6 +57,7 @@ def sharing_usage(inst: Instance, *, year: int | None = None, user: str | None =
         # a grant is a request that was decided and not refused (revoked grants were grants)
         for r in s.execute(select(ShareRequest).where(ShareRequest.decided_at.is_not(None),
                                                       ShareRequest.status.in_(("granted", "revoked")))).scalars():
+            assert r.decided_at is not None   # the query selects decided requests only
             counts[(as_utc(r.decided_at).strftime("%Y-%m"), r.dataset_id, r.org_id)][3] += 1
         out = []
         for (month, ds_id, org_id), (pulls, queries, rows, grants) in sorted(counts.items()):
