@@ -141,15 +141,15 @@ def _entries(inst: Instance) -> TransparencyRegister:
 def _approved_templates(s, datasets: dict[int, Dataset]) -> tuple[TemplateEntry, ...]:
     """Approved templates per licence, as the public sees them (no SQL when confidential)."""
     from sandbox.persistence.approval_models import QueryTemplate
-    from sandbox.approvals import template_dict
+    from sandbox.approvals import template_view
 
     out = []
     for t in s.execute(select(QueryTemplate).where(QueryTemplate.status == "approved")
                        .order_by(QueryTemplate.licence_id, QueryTemplate.id)).scalars():
-        d = template_dict(t, public=True)
-        out.append(TemplateEntry(d["id"], d["licence_id"], datasets[t.dataset_id].name, d["title"], d["purpose"],
-                                 float(d["epsilon_per_run"]), int(d["runs_used"] or 0),
-                                 float(d["epsilon_used"] or 0.0), tuple(d["parameters"] or ()), d.get("sql")))
+        v = template_view(s, t, public=True)
+        out.append(TemplateEntry(v.id, v.licence_id, datasets[t.dataset_id].name, v.title, v.purpose,
+                                 float(v.epsilon_per_run), int(v.runs_used or 0), float(v.epsilon_used or 0.0),
+                                 tuple(p.to_dict() for p in v.parameters), v.sql))
     return tuple(out)
 
 

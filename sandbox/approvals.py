@@ -296,18 +296,61 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
         return status
 
 
-def template_dict(t: QueryTemplate, *, public: bool = False) -> dict[str, Any]:
-    out = {"id": t.id, "licence_id": t.licence_id, "title": t.title, "purpose": t.purpose, "status": t.status,
-           "epsilon_per_run": t.epsilon_per_run, "max_runs": t.max_runs, "max_epsilon": t.max_epsilon,
-           "runs_used": t.runs_used, "epsilon_used": t.epsilon_used, "confidential": t.confidential,
-           "parameters": t.parameters, "decision_reason": t.decision_reason}
-    if not (public and t.confidential):
-        out["sql"] = t.sql
-    return out
+@dataclass(frozen=True, slots=True)
+class TemplateView:
+    """A query template with its use so far, and the licence it belongs to.
+    ``sql`` is None where the public sees a confidential template."""
+
+    id: int
+    licence_id: int
+    title: str
+    purpose: str
+    status: str
+    epsilon_per_run: float
+    max_runs: int | None
+    max_epsilon: float | None
+    runs_used: int
+    epsilon_used: float
+    confidential: bool
+    parameters: tuple[ParameterSpec, ...]
+    decision_reason: str
+    sql: str | None
+    dataset: str
+    operator: str
+    approval_mode: str          # the licence's
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": self.id, "licence_id": self.licence_id, "title": self.title, "purpose": self.purpose,
+            "status": self.status, "epsilon_per_run": self.epsilon_per_run, "max_runs": self.max_runs,
+            "max_epsilon": self.max_epsilon, "runs_used": self.runs_used, "epsilon_used": self.epsilon_used,
+            "confidential": self.confidential, "parameters": [p.to_dict() for p in self.parameters],
+            "decision_reason": self.decision_reason}
+        if self.sql is not None:
+            out["sql"] = self.sql
+        out.update(dataset=self.dataset, operator=self.operator, approval_mode=self.approval_mode)
+        return out
+
+
+def _licence_facts(s: Session, licence_id: int) -> tuple[str, str, str]:
+    """The dataset, operator and approval mode of a licence."""
+    lic = s.get(Licence, licence_id)
+    return s.get(Dataset, lic.dataset_id).name, s.get(User, lic.operator_id).name, lic.approval_mode
+
+
+def template_view(s: Session, t: QueryTemplate, *, public: bool = False) -> TemplateView:
+    dataset, operator, mode = _licence_facts(s, t.licence_id)
+    return TemplateView(
+        id=t.id, licence_id=t.licence_id, title=t.title, purpose=t.purpose, status=t.status,
+        epsilon_per_run=t.epsilon_per_run, max_runs=t.max_runs, max_epsilon=t.max_epsilon, runs_used=t.runs_used,
+        epsilon_used=t.epsilon_used, confidential=t.confidential,
+        parameters=tuple(ParameterSpec.from_dict(p) for p in t.parameters or ()),
+        decision_reason=t.decision_reason, sql=None if public and t.confidential else t.sql,
+        dataset=dataset, operator=operator, approval_mode=mode)
 
 
 def list_templates(inst: Instance, *, dataset: str | None = None, licence_id: int | None = None,
-                   status: str | None = None, public: bool = False) -> list[dict[str, Any]]:
+                   status: str | None = None, public: bool = False) -> list[TemplateView]:
     with inst.store.read() as s:
         stmt = select(QueryTemplate).order_by(QueryTemplate.id)
         if dataset:
@@ -316,7 +359,7 @@ def list_templates(inst: Instance, *, dataset: str | None = None, licence_id: in
             stmt = stmt.where(QueryTemplate.licence_id == licence_id)
         if status:
             stmt = stmt.where(QueryTemplate.status == status)
-        return [template_dict(t, public=public) for t in s.execute(stmt).scalars()]
+        return [template_view(s, t, public=public) for t in s.execute(stmt).scalars()]
 
 
 # --- requests (``each``) ------------------------------------------------------
@@ -364,8 +407,30 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
         return status
 
 
+@dataclass(frozen=True, slots=True)
+class QueryRequestView:
+    """A query submitted for approval, and the licence it runs under."""
+
+    id: int
+    licence_id: int
+    sql: str
+    purpose: str
+    epsilon: float
+    status: str                 # pending | approved | rejected | ran
+    reason: str
+    run_id: str | None
+    dataset: str
+    operator: str
+    approval_mode: str          # the licence's
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "licence_id": self.licence_id, "sql": self.sql, "purpose": self.purpose,
+                "epsilon": self.epsilon, "status": self.status, "reason": self.reason, "run_id": self.run_id,
+                "dataset": self.dataset, "operator": self.operator, "approval_mode": self.approval_mode}
+
+
 def list_requests(inst: Instance, *, dataset: str | None = None, status: str | None = None,
-                  operator: str | None = None) -> list[dict[str, Any]]:
+                  operator: str | None = None) -> list[QueryRequestView]:
     with inst.store.read() as s:
         stmt = select(QueryRequest).order_by(QueryRequest.id)
         if dataset:
@@ -374,8 +439,9 @@ def list_requests(inst: Instance, *, dataset: str | None = None, status: str | N
             stmt = stmt.where(QueryRequest.status == status)
         if operator:
             stmt = stmt.where(QueryRequest.operator_id == get_user(s, operator).id)
-        return [{"id": r.id, "licence_id": r.licence_id, "sql": r.sql, "purpose": r.purpose, "epsilon": r.epsilon,
-                 "status": r.status, "reason": r.reason, "run_id": r.run_id} for r in s.execute(stmt).scalars()]
+        return [QueryRequestView(r.id, r.licence_id, r.sql, r.purpose, r.epsilon, r.status, r.reason, r.run_id,
+                                 *_licence_facts(s, r.licence_id))
+                for r in s.execute(stmt).scalars()]
 
 
 # --- the gate every run passes -------------------------------------------------

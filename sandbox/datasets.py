@@ -24,6 +24,7 @@ from queries.vocabulary import Classification
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
+from sandbox.ledger import BudgetStatus
 from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
 from sandbox.vocabulary import SYSTEM, Role
 
@@ -251,25 +252,111 @@ def get_version(s: Session, ds: Dataset, number: int | None) -> DatasetVersion:
     return v
 
 
-def list_datasets(inst: Instance) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class DatasetListing:
+    """One dataset in the catalog: public metadata only (no hash, no row count)."""
+
+    name: str
+    title: str
+    classification: str
+    publisher: str
+    owner: str | None
+    versions: int               # how many versions are registered
+    description: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "title": self.title, "classification": self.classification,
+                "publisher": self.publisher, "owner": self.owner, "versions": self.versions,
+                "description": self.description}
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnView:
+    """A column as its policy declares it: class, type, bounds and public domain."""
+
+    name: str
+    cls: str
+    type: str | None
+    min: Any = None
+    max: Any = None
+    domain: tuple[Any, ...] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "class": self.cls, "type": self.type, "min": self.min, "max": self.max,
+                "domain": list(self.domain) if self.domain else None}
+
+
+@dataclass(frozen=True, slots=True)
+class TableView:
+    name: str
+    public: bool
+    columns: tuple[ColumnView, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "public": self.public, "columns": [c.to_dict() for c in self.columns]}
+
+
+@dataclass(frozen=True, slots=True)
+class VersionView:
+    """A registered version: its number, published digest and date; for the owner
+    (``row_counts`` not None) also its exact row counts and quality report."""
+
+    number: int
+    digest: str
+    created_at: str
+    row_counts: dict[str, int] | None = None
+    quality: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"number": self.number, "digest": self.digest, "created_at": self.created_at}
+        if self.row_counts is not None:
+            out["row_counts"], out["quality"] = self.row_counts, self.quality
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetView:
+    """A dataset's public metadata, the newest version's tables and the dataset budget."""
+
+    name: str
+    title: str
+    description: str
+    publisher: str
+    classification: str
+    privacy_unit: str | None
+    owner: str
+    versions: tuple[VersionView, ...]
+    tables: tuple[TableView, ...]
+    budget: BudgetStatus | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "title": self.title, "description": self.description, "publisher": self.publisher,
+            "classification": self.classification, "privacy_unit": self.privacy_unit, "owner": self.owner,
+            "versions": [v.to_dict() for v in self.versions], "tables": [t.to_dict() for t in self.tables],
+            "budget": self.budget.to_dict() if self.budget else None,
+        }
+
+
+def list_datasets(inst: Instance) -> list[DatasetListing]:
     """Public metadata of every dataset (no hash, no row count)."""
     with inst.store.read() as s:
         out = []
         for ds in s.execute(select(Dataset).order_by(Dataset.name)).scalars():
             v = _latest_version(s, ds.id)
             owner = s.get(User, ds.owner_id)
-            out.append({
-                "name": ds.name, "title": ds.title, "classification": ds.classification,
-                "publisher": ds.publisher, "owner": owner.name if owner else None,
-                "versions": v.number if v else 0, "description": ds.description,
-            })
+            out.append(DatasetListing(name=ds.name, title=ds.title, classification=ds.classification,
+                                      publisher=ds.publisher, owner=owner.name if owner else None,
+                                      versions=v.number if v else 0, description=ds.description))
         return out
 
 
-def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) -> dict[str, Any]:
+def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) -> DatasetView:
     """Public metadata of a dataset, each version with its published ``digest``
     (never the content hash of non-open data); ``include_quality`` (for its owner
     only) adds the exact row counts and the quality report."""
+    from sandbox.ledger import status_of
+
     with inst.store.read() as s:
         ds = get_dataset(s, name)
         versions = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)
@@ -277,23 +364,17 @@ def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) ->
         latest = versions[-1] if versions else None
         policy = DatasetPolicy.from_dict(latest.policy) if latest else None
         budget = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one_or_none()
-        from sandbox.ledger import status_of
-
-        return {
-            "name": ds.name, "title": ds.title, "description": ds.description, "publisher": ds.publisher,
-            "classification": ds.classification, "privacy_unit": ds.privacy_unit,
-            "owner": s.get(User, ds.owner_id).name,
-            "versions": [{"number": v.number, "digest": published_digest(inst, v, ds.classification),
-                          "created_at": v.created_at.isoformat(),
-                          **({"row_counts": v.row_counts, "quality": v.quality} if include_quality else {})}
-                         for v in versions],
-            "tables": [{
-                "name": t.name, "public": t.public,
-                "columns": [{"name": c.name, "class": c.cls, "type": c.type, "min": c.min, "max": c.max,
-                             "domain": list(c.domain) if c.domain else None} for c in t.columns],
-            } for t in (policy.tables if policy else ())],
-            "budget": status_of(budget).to_dict() if budget else None,
-        }
+        return DatasetView(
+            name=ds.name, title=ds.title, description=ds.description, publisher=ds.publisher,
+            classification=ds.classification, privacy_unit=ds.privacy_unit, owner=s.get(User, ds.owner_id).name,
+            versions=tuple(VersionView(v.number, published_digest(inst, v, ds.classification), v.created_at.isoformat(),
+                                       *((dict(v.row_counts or {}), v.quality) if include_quality else ()))
+                           for v in versions),
+            tables=tuple(TableView(t.name, t.public, tuple(
+                ColumnView(c.name, c.cls, c.type, c.min, c.max, tuple(c.domain) if c.domain else None)
+                for c in t.columns)) for t in (policy.tables if policy else ())),
+            budget=status_of(budget) if budget else None,
+        )
 
 
 def version_policy(v: DatasetVersion) -> DatasetPolicy:

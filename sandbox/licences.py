@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from typing import Any
 
@@ -16,6 +17,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset
 from sandbox.instance import Instance
+from sandbox.ledger import BudgetStatus, status_of
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.users import get_user
 from sandbox.vocabulary import PENDING_PRODUCT_STATES, SYSTEM, ApprovalMode, LicenceStatus, Role
@@ -146,24 +148,91 @@ def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
     raise Forbidden(f"your licence for dataset '{ds.name}' has expired", code="licence_expired", dataset=ds.name)
 
 
-def licence_dict(s: Session, lic: Licence) -> dict[str, Any]:
-    from sandbox.ledger import status_of
+@dataclass(frozen=True, slots=True)
+class LicenceView:
+    """A licence as its owner, its operator and an admin see it, with its budget."""
 
+    id: int
+    dataset: str
+    operator: str
+    purpose: str
+    tables: tuple[str, ...] | None        # None: every table of the dataset
+    status: str
+    approval_mode: str
+    accounting: str
+    expires_at: str
+    created_at: str
+    budget: BudgetStatus | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "dataset": self.dataset, "operator": self.operator, "purpose": self.purpose,
+            "tables": list(self.tables) if self.tables is not None else None, "status": self.status,
+            "approval_mode": self.approval_mode, "accounting": self.accounting, "expires_at": self.expires_at,
+            "created_at": self.created_at, "budget": self.budget.to_dict() if self.budget else None,
+        }
+
+
+def licence_view(s: Session, lic: Licence) -> LicenceView:
     b = s.execute(select(Budget).where(Budget.scope == "licence", Budget.licence_id == lic.id)).scalar_one_or_none()
-    return {
-        "id": lic.id, "dataset": s.get(Dataset, lic.dataset_id).name, "operator": s.get(User, lic.operator_id).name,
-        "purpose": lic.purpose, "tables": lic.tables, "status": lic.status,
-        "approval_mode": lic.approval_mode, "accounting": lic.accounting,
-        "expires_at": _as_utc(lic.expires_at).isoformat(), "created_at": _as_utc(lic.created_at).isoformat(),
-        "budget": status_of(b).to_dict() if b else None,
-    }
+    return LicenceView(
+        id=lic.id, dataset=s.get(Dataset, lic.dataset_id).name, operator=s.get(User, lic.operator_id).name,
+        purpose=lic.purpose, tables=tuple(lic.tables) if lic.tables is not None else None, status=lic.status,
+        approval_mode=lic.approval_mode, accounting=lic.accounting,
+        expires_at=_as_utc(lic.expires_at).isoformat(), created_at=_as_utc(lic.created_at).isoformat(),
+        budget=status_of(b) if b else None,
+    )
 
 
-def list_licences(inst: Instance, *, dataset: str | None = None, operator: str | None = None) -> list[dict[str, Any]]:
+def list_licences(inst: Instance, *, dataset: str | None = None, operator: str | None = None) -> list[LicenceView]:
     with inst.store.read() as s:
         stmt = select(Licence).order_by(Licence.id)
         if dataset:
             stmt = stmt.where(Licence.dataset_id == get_dataset(s, dataset).id)
         if operator:
             stmt = stmt.where(Licence.operator_id == get_user(s, operator).id)
-        return [licence_dict(s, lic) for lic in s.execute(stmt).scalars()]
+        return [licence_view(s, lic) for lic in s.execute(stmt).scalars()]
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetLevel:
+    """One level of a dataset's budget: the dataset's own, or one licence's."""
+
+    level: str                      # dataset | licence
+    budget: BudgetStatus
+    licence: int | None = None
+    operator: str | None = None
+    status: str | None = None       # the licence's status (licence levels only)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"level": self.level, "licence": self.licence, "operator": self.operator}
+        if self.level == "licence":
+            out["status"] = self.status
+        return {**out, **self.budget.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetBudget:
+    """A dataset's budget gauge: spent, reserved and remaining at every level."""
+
+    dataset: str
+    owner: str
+    levels: tuple[BudgetLevel, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "levels": [lv.to_dict() for lv in self.levels]}
+
+
+def dataset_budget(inst: Instance, dataset: str) -> DatasetBudget:
+    """The dataset's budget level, then each of its licences' (in licence order)."""
+    with inst.store.read() as s:
+        ds = get_dataset(s, dataset)
+        levels = []
+        own = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one_or_none()
+        if own is not None:
+            levels.append(BudgetLevel("dataset", status_of(own)))
+        for lic in s.execute(select(Licence).where(Licence.dataset_id == ds.id).order_by(Licence.id)).scalars():
+            view = licence_view(s, lic)
+            if view.budget is not None:
+                levels.append(BudgetLevel("licence", view.budget, view.id, view.operator, view.status))
+        return DatasetBudget(ds.name, s.get(User, ds.owner_id).name, tuple(levels))

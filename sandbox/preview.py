@@ -20,12 +20,16 @@ needs before pressing Run.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from privacy.model import TOLERANCE
 from sandbox.instance import Instance
+
+if TYPE_CHECKING:
+    from privacy.model import CostEstimate
+    from sandbox.service import CheckedQuery
 
 GROUP_SIZES = (100, 1_000, 10_000)
 
@@ -53,21 +57,31 @@ def budget_levels(inst: Instance, dataset: str, licence_id: int):
         return [status_of(b) for b in budget_rows(s, ds.id, licence_id)]
 
 
-def refusals(levels, epsilon: float, delta: float) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why Run would refuse at one budget level, with the limit it would break."""
+
+    code: str                   # over_query_cap | budget_exceeded | query_cap_reached
+    level: str                  # dataset | licence
+    limit: dict[str, float]     # epsilon and delta, or queries
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "level": self.level, "limit": dict(self.limit)}
+
+
+def refusals(levels, epsilon: float, delta: float) -> list[Refusal]:
     """Why a run at (ε, δ) would be refused, level by level (empty: it would run)."""
     out = []
     for st in levels:
         where = "licence" if st.scope == "licence" else "dataset"
         if not TOLERANCE.within(epsilon, delta, st.per_query):
-            out.append({"code": "over_query_cap", "level": where,
-                        "limit": {"epsilon": st.per_query.epsilon, "delta": st.per_query.delta}})
+            out.append(Refusal("over_query_cap", where, {"epsilon": st.per_query.epsilon, "delta": st.per_query.delta}))
         left = st.remaining
         if not TOLERANCE.within(epsilon, delta, left):
-            out.append({"code": "budget_exceeded", "level": where,
-                        "limit": {"epsilon": left.epsilon, "delta": left.delta}})
+            out.append(Refusal("budget_exceeded", where, {"epsilon": left.epsilon, "delta": left.delta}))
         used, most = st.queries
         if most is not None and used >= most:
-            out.append({"code": "query_cap_reached", "level": where, "limit": {"queries": most}})
+            out.append(Refusal("query_cap_reached", where, {"queries": most}))
     return out
 
 
@@ -110,17 +124,40 @@ def output_accuracy(checked) -> list[OutputAccuracy]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A checked query with what Run would refuse and the accuracy of every output.
+    ``ok`` is false where Run would be refused (``refusals`` say why)."""
+
+    checked: CheckedQuery
+    refusals: tuple[Refusal, ...]
+    accuracy: tuple[OutputAccuracy, ...]
+    default_epsilon: float | None      # the ε a blank request stands for, when it was blank
+
+    @property
+    def ok(self) -> bool:
+        return not self.refusals
+
+    @property
+    def cost(self) -> CostEstimate:
+        return self.checked.cost
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        return tuple(self.checked.plan.notes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.checked.to_dict(), "ok": self.ok, "refusals": [r.to_dict() for r in self.refusals],
+                "accuracy": [a.to_dict() for a in self.accuracy], "default_epsilon": self.default_epsilon}
+
+
 def preview_query(inst: Instance, operator: str, dataset: str, sql: str, *, epsilon: float | None,
-                  target: tuple[str, float] | None, version: int | None = None) -> dict[str, Any]:
+                  target: tuple[str, float] | None, version: int | None = None) -> Preview:
     """``check_query`` with the budget checks and the accuracy of every output."""
     from sandbox.service import check_query
 
     used_default = epsilon is None and target is None     # the service then applies its default ε
     checked = check_query(inst, operator, dataset, sql, epsilon=epsilon, target=target, version=version)
-    d = checked.to_dict()
     loss = checked.cost.loss
-    d["refusals"] = refusals(budget_levels(inst, dataset, checked.licence_id), loss.epsilon, loss.delta)
-    d["ok"] = not d["refusals"]
-    d["accuracy"] = [a.to_dict() for a in output_accuracy(checked)]
-    d["default_epsilon"] = loss.epsilon if used_default else None
-    return d
+    return Preview(checked, tuple(refusals(budget_levels(inst, dataset, checked.licence_id), loss.epsilon, loss.delta)),
+                   tuple(output_accuracy(checked)), loss.epsilon if used_default else None)

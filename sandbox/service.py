@@ -294,21 +294,60 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
         })
 
 
-def get_run(inst: Instance, user_name: str, run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class RunView:
+    """A stored run: its SQL, status and charge, and the released (noisy) result."""
+
+    run_id: str
+    dataset: str
+    version: int
+    sql: str
+    fingerprint: str
+    status: str
+    epsilon: float
+    delta: float
+    result: dict[str, Any] | None      # the release's JSON form (NoisyRelease.to_dict), None when it failed
+    error_code: str | None
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "dataset": self.dataset, "version": self.version, "sql": self.sql,
+            "fingerprint": self.fingerprint, "status": self.status, "epsilon": self.epsilon, "delta": self.delta,
+            "result": self.result, "error_code": self.error_code, "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RunListing:
+    """One run in a list of runs."""
+
+    run_id: str
+    sql: str
+    status: str
+    epsilon: float
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "sql": self.sql, "status": self.status, "epsilon": self.epsilon,
+                "created_at": self.created_at}
+
+
+def get_run(inst: Instance, user_name: str, run_id: str) -> RunView:
     with inst.store.read() as s:
         user = get_user(s, user_name)
         run = s.get(QueryRun, run_id)
         if run is None or (user.role == Role.OPERATOR and run.operator_id != user.id):
             raise NotFound(f"no query run {run_id}", code="unknown_run")
-        return {
-            "run_id": run.id, "dataset": s.get(Dataset, run.dataset_id).name,
-            "version": s.get(DatasetVersion, run.version_id).number, "sql": run.sql,
-            "fingerprint": run.fingerprint, "status": run.status, "epsilon": run.epsilon, "delta": run.delta,
-            "result": run.result, "error_code": run.error_code, "created_at": run.created_at.isoformat(),
-        }
+        return RunView(
+            run_id=run.id, dataset=s.get(Dataset, run.dataset_id).name,
+            version=s.get(DatasetVersion, run.version_id).number, sql=run.sql,
+            fingerprint=run.fingerprint, status=run.status, epsilon=run.epsilon, delta=run.delta,
+            result=run.result, error_code=run.error_code, created_at=run.created_at.isoformat(),
+        )
 
 
-def list_runs(inst: Instance, user_name: str, dataset: str | None = None) -> list[dict[str, Any]]:
+def list_runs(inst: Instance, user_name: str, dataset: str | None = None) -> list[RunListing]:
     with inst.store.read() as s:
         user = get_user(s, user_name)
         stmt = select(QueryRun).order_by(QueryRun.created_at.desc())
@@ -316,5 +355,5 @@ def list_runs(inst: Instance, user_name: str, dataset: str | None = None) -> lis
             stmt = stmt.where(QueryRun.operator_id == user.id)
         if dataset:
             stmt = stmt.where(QueryRun.dataset_id == get_dataset(s, dataset).id)
-        return [{"run_id": r.id, "sql": r.sql, "status": r.status, "epsilon": r.epsilon,
-                 "created_at": r.created_at.isoformat()} for r in s.execute(stmt).scalars()]
+        return [RunListing(r.id, r.sql, r.status, r.epsilon, r.created_at.isoformat())
+                for r in s.execute(stmt).scalars()]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -56,6 +58,30 @@ def add_user(inst: Instance, actor: Actor, name: str, role: str, password: str, 
         audit.append(s, inst.signer, actor, "user.add", "user", user.id,
                      {"name": name, "role": role, **({"org": organisation} if org_id else {})})
     return user
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user as the administrator sees them (never a password hash or token)."""
+
+    name: str
+    role: str
+    active: bool
+    display_name: str
+    organisation: str
+    created_at: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "role": self.role, "active": self.active, "display_name": self.display_name,
+                "organisation": self.organisation, "created_at": self.created_at}
+
+
+def list_users(inst: Instance) -> list[UserView]:
+    """Every user, by name."""
+    with inst.store.read() as s:
+        return [UserView(u.name, u.role, u.active, u.display_name or "", u.organisation or "",
+                         u.created_at.isoformat())
+                for u in s.execute(select(User).order_by(User.name)).scalars()]
 
 
 def get_user(session: Session, name: str) -> User:

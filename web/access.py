@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 import shutil
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from flask import current_app
 from werkzeug.datastructures import FileStorage
@@ -20,26 +20,31 @@ from sandbox.instance import Instance
 from sandbox.vocabulary import Role
 from web.auth import Principal, actor
 
+if TYPE_CHECKING:
+    from sandbox.datasets import DatasetListing, DatasetView
+    from sandbox.licences import DatasetBudget, LicenceView
+    from sandbox.users import UserView
+
 
 def inst() -> Instance:
     return current_app.extensions["dps"]
 
 
 def search_datasets(q: str | None = None, classification: str | None = None,
-                    publisher: str | None = None) -> list[dict[str, Any]]:
+                    publisher: str | None = None) -> list[DatasetListing]:
     from sandbox.datasets import list_datasets
 
     words = [w.lower() for w in (q or "").split() if w]
     columns = schema_text() if words else {}
     out = []
     for d in list_datasets(inst()):
-        text = " ".join(str(d.get(k) or "") for k in ("name", "title", "description", "publisher")).lower()
-        text += " " + columns.get(d["name"], "")
+        text = " ".join(x or "" for x in (d.name, d.title, d.description, d.publisher)).lower()
+        text += " " + columns.get(d.name, "")
         if words and not all(w in text for w in words):
             continue
-        if classification and d["classification"] != classification:
+        if classification and d.classification != classification:
             continue
-        if publisher and d["publisher"] != publisher:
+        if publisher and d.publisher != publisher:
             continue
         out.append(d)
     return out
@@ -72,38 +77,32 @@ def schema_text() -> dict[str, str]:
 def publishers() -> list[str]:
     from sandbox.datasets import list_datasets
 
-    return sorted({d["publisher"] for d in list_datasets(inst()) if d["publisher"]})
+    return sorted({d.publisher for d in list_datasets(inst()) if d.publisher})
 
 
 def may_manage(p: Principal, owner: str | None) -> bool:
     return p.role == Role.ADMIN or (p.role == Role.OWNER and p.name == owner)
 
 
-def dataset_detail(p: Principal, name: str) -> dict[str, Any]:
+def dataset_detail(p: Principal, name: str) -> DatasetView:
     from sandbox.datasets import show_dataset
 
     d = show_dataset(inst(), name)
-    if may_manage(p, d["owner"]):
+    if may_manage(p, d.owner):
         d = show_dataset(inst(), name, include_quality=True)
     return d
 
 
-def dataset_budget(p: Principal, name: str) -> dict[str, Any]:
-    from sandbox.datasets import show_dataset
-    from sandbox.licences import list_licences
+def dataset_budget(p: Principal, name: str) -> DatasetBudget:
+    from sandbox.licences import dataset_budget as budget_of
 
-    d = show_dataset(inst(), name)
-    if not may_manage(p, d["owner"]):
+    view = budget_of(inst(), name)
+    if not may_manage(p, view.owner):
         raise Forbidden("only the dataset's owner or an admin sees its budget", code="not_owner")
-    levels = [{"level": "dataset", "licence": None, "operator": None, **d["budget"]}] if d["budget"] else []
-    for lic in list_licences(inst(), dataset=name):
-        if lic["budget"]:
-            levels.append({"level": "licence", "licence": lic["id"], "operator": lic["operator"],
-                           "status": lic["status"], **lic["budget"]})
-    return {"dataset": name, "levels": levels}
+    return view
 
 
-def visible_licences(p: Principal, dataset: str | None = None, operator: str | None = None) -> list[dict[str, Any]]:
+def visible_licences(p: Principal, dataset: str | None = None, operator: str | None = None) -> list[LicenceView]:
     from sandbox.datasets import list_datasets
     from sandbox.licences import list_licences
 
@@ -111,15 +110,15 @@ def visible_licences(p: Principal, dataset: str | None = None, operator: str | N
         return list_licences(inst(), dataset=dataset, operator=p.name)
     rows = list_licences(inst(), dataset=dataset, operator=operator)
     if p.role == Role.OWNER:
-        mine = {d["name"] for d in list_datasets(inst()) if d["owner"] == p.name}
-        rows = [r for r in rows if r["dataset"] in mine]
+        mine = {d.name for d in list_datasets(inst()) if d.owner == p.name}
+        rows = [r for r in rows if r.dataset in mine]
     return rows
 
 
-def owned_datasets(p: Principal) -> list[dict[str, Any]]:
+def owned_datasets(p: Principal) -> list[DatasetListing]:
     from sandbox.datasets import list_datasets
 
-    return [d for d in list_datasets(inst()) if p.role == Role.ADMIN or d["owner"] == p.name]
+    return [d for d in list_datasets(inst()) if p.role == Role.ADMIN or d.owner == p.name]
 
 
 def add_upload(policy: FileStorage | None, files: Iterable[FileStorage]):
@@ -146,16 +145,10 @@ def add_upload(policy: FileStorage | None, files: Iterable[FileStorage]):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def users_list() -> list[dict[str, Any]]:
-    # sandbox.users has no listing service yet; this reads the table, as the CLI does.
-    from sqlalchemy import select
+def users_list() -> list[UserView]:
+    from sandbox.users import list_users
 
-    from sandbox.persistence.models import User
-
-    with inst().store.read() as s:
-        return [{"name": u.name, "role": u.role, "active": u.active, "display_name": u.display_name,
-                 "organisation": u.organisation, "created_at": u.created_at.isoformat()}
-                for u in s.execute(select(User).order_by(User.name)).scalars()]
+    return list_users(inst())
 
 
 def me(p: Principal) -> dict[str, Any]:

@@ -192,16 +192,16 @@ def download_run(run_id: str, query: DownloadQuery):
     from sandbox.service import get_run
 
     run = get_run(access.inst(), principal().name, run_id)
-    if not run["result"]:
+    if not run.result:
         raise Conflict("this run has no released result", code="no_result")
-    return result_file(run["result"], query.format, f"run-{run_id[:8]}")
+    return result_file(run.result, query.format, f"run-{run_id[:8]}")
 
 
 @api.route("/budget/<dataset>", roles=(Role.OPERATOR,), response=BudgetStatusOut, many=True,
            summary="The operator's remaining budget on a dataset", tag="operator")
 def my_budget(dataset: str):
-    lics = [lic for lic in access.visible_licences(principal(), dataset) if lic["status"] == LicenceStatus.ACTIVE]
-    return [lic["budget"] for lic in lics if lic["budget"]]
+    lics = [lic for lic in access.visible_licences(principal(), dataset) if lic.status == LicenceStatus.ACTIVE]
+    return [lic.budget for lic in lics if lic.budget]
 
 
 # --- admin -----------------------------------------------------------------------

@@ -90,7 +90,7 @@ def run_template(template_id: int, body: TemplateRun):
     from sandbox.service import run_query
 
     t = template_of(principal(), template_id)
-    return run_query(access.inst(), principal().name, t["dataset"], template_id=template_id,
+    return run_query(access.inst(), principal().name, t.dataset, template_id=template_id,
                      params={k: str(v) for k, v in body.params.items()}, version=body.version).to_dict()
 
 
@@ -132,7 +132,7 @@ def run_approval(approval_id: int):
     from sandbox.service import run_query
 
     r = request_of(principal(), approval_id)
-    return run_query(access.inst(), principal().name, r["dataset"], request_id=approval_id).to_dict()
+    return run_query(access.inst(), principal().name, r.dataset, request_id=approval_id).to_dict()
 
 
 # --- products: edit and re-run ---------------------------------------------------------

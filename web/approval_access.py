@@ -6,12 +6,17 @@ Every decision is made by ``sandbox.approvals``."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar
 
 from queries.errors import InvalidInput, NotFound
 from sandbox.vocabulary import Role
 from web import access
 from web.auth import Principal
+
+if TYPE_CHECKING:
+    from sandbox.approvals import QueryRequestView, TemplateView
+
+V = TypeVar("V", "TemplateView", "QueryRequestView")
 
 
 def approver_datasets(p: Principal) -> set[str]:
@@ -24,9 +29,9 @@ def approver_datasets(p: Principal) -> set[str]:
 
     rows = list_datasets(access.inst())
     if p.role == Role.ADMIN:
-        return {d["name"] for d in rows}
+        return {d.name for d in rows}
     if p.role == Role.OWNER:
-        return {d["name"] for d in rows if d["owner"] == p.name}
+        return {d.name for d in rows if d.owner == p.name}
     if p.role != Role.REVIEWER:
         return set()
     # sandbox.approvals has no listing of delegates; this reads the table, as access.users_list does.
@@ -36,49 +41,35 @@ def approver_datasets(p: Principal) -> set[str]:
         return set(s.execute(stmt).scalars())
 
 
-def _licences() -> dict[int, dict[str, Any]]:
-    from sandbox.licences import list_licences
-
-    return {lic["id"]: lic for lic in list_licences(access.inst())}
-
-
-def _visible(p: Principal, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    lics = _licences()
+def _visible(p: Principal, rows: Iterable[V]) -> list[V]:
+    """The rows of licences ``p`` holds (an operator) or decides on (an approver)."""
     mine = approver_datasets(p)
-    out = []
-    for r in rows:
-        lic = lics.get(r["licence_id"])
-        if lic is None:
-            continue
-        if (p.role == Role.OPERATOR and lic["operator"] == p.name) or lic["dataset"] in mine:
-            out.append({**r, "dataset": lic["dataset"], "operator": lic["operator"],
-                        "approval_mode": lic["approval_mode"]})
-    return out
+    return [r for r in rows if (p.role == Role.OPERATOR and r.operator == p.name) or r.dataset in mine]
 
 
 def visible_templates(p: Principal, dataset: str | None = None, licence_id: int | None = None,
-                      status: str | None = None) -> list[dict[str, Any]]:
+                      status: str | None = None) -> list[TemplateView]:
     from sandbox.approvals import list_templates
 
     return _visible(p, list_templates(access.inst(), dataset=dataset, licence_id=licence_id, status=status))
 
 
-def visible_requests(p: Principal, dataset: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+def visible_requests(p: Principal, dataset: str | None = None, status: str | None = None) -> list[QueryRequestView]:
     from sandbox.approvals import list_requests
 
     return _visible(p, list_requests(access.inst(), dataset=dataset, status=status,
                                      operator=p.name if p.role == Role.OPERATOR else None))
 
 
-def template_of(p: Principal, template_id: int) -> dict[str, Any]:
-    found = [t for t in visible_templates(p) if t["id"] == template_id]
+def template_of(p: Principal, template_id: int) -> TemplateView:
+    found = [t for t in visible_templates(p) if t.id == template_id]
     if not found:
         raise NotFound(f"no template {template_id} you may see", code="unknown_template")
     return found[0]
 
 
-def request_of(p: Principal, request_id: int) -> dict[str, Any]:
-    found = [r for r in visible_requests(p) if r["id"] == request_id]
+def request_of(p: Principal, request_id: int) -> QueryRequestView:
+    found = [r for r in visible_requests(p) if r.id == request_id]
     if not found:
         raise NotFound(f"no query request {request_id} you may see", code="unknown_request")
     return found[0]

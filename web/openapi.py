@@ -18,6 +18,7 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from queries.errors import InvalidInput
+from sandbox.views import json_form
 from sandbox.vocabulary import PUBLIC
 from web.auth import allow
 from web.schemas import Meta, Problem
@@ -73,6 +74,7 @@ def parse_query(model: type[BaseModel]) -> BaseModel:
 
 
 def envelope(data: Any, meta: dict[str, Any] | None, response: Any, many: bool, status: int) -> Response:
+    data = json_form(data)      # a service's value in its one JSON form, the one the CLI prints
     if response is not None:
         adapter = TypeAdapter(list[response] if many else response)
         data = adapter.dump_python(adapter.validate_python(data), mode="json")

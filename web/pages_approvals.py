@@ -25,7 +25,7 @@ APPROVERS = (Role.OWNER, Role.REVIEWER, Role.ADMIN)
 
 
 def _active_licences():
-    return [lic for lic in access.visible_licences(principal()) if lic["status"] == LicenceStatus.ACTIVE]
+    return [lic for lic in access.visible_licences(principal()) if lic.status == LicenceStatus.ACTIVE]
 
 
 # --- the approval queue ---------------------------------------------------------------
@@ -38,7 +38,7 @@ def queue(error: SandboxError | None = None, status: int = 200):
                            proposed=visible_templates(p, status="proposed"),
                            approved=visible_templates(p, status="approved"),
                            pending=visible_requests(p, status="pending"),
-                           decided=[r for r in visible_requests(p) if r["status"] != "pending"]), status
+                           decided=[r for r in visible_requests(p) if r.status != "pending"]), status
 
 
 @bp.post("/approvals/templates/<int:template_id>")
@@ -116,9 +116,9 @@ def run_template(template_id: int):
     from sandbox.service import run_query
 
     t = template_of(principal(), template_id)
-    values = {p["name"]: request.form.get(f"param_{p['name']}", "") for p in t["parameters"]}
+    values = {p.name: request.form.get(f"param_{p.name}", "") for p in t.parameters}
     try:
-        result = run_query(access.inst(), principal().name, t["dataset"], template_id=template_id, params=values)
+        result = run_query(access.inst(), principal().name, t.dataset, template_id=template_id, params=values)
     except SandboxError as exc:
         return template_page(template_id, error=exc, status=exc.status, values=values)
     return redirect(url_for("operator.run_page", run_id=result.run_id))
@@ -162,7 +162,7 @@ def run_approval(approval_id: int):
 
     try:
         r = request_of(principal(), approval_id)
-        result = run_query(access.inst(), principal().name, r["dataset"], request_id=approval_id)
+        result = run_query(access.inst(), principal().name, r.dataset, request_id=approval_id)
     except SandboxError as exc:
         return operator_approvals(error=exc, status=exc.status)
     return redirect(url_for("operator.run_page", run_id=result.run_id))

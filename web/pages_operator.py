@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, QueryRejected, SandboxError
@@ -12,41 +14,46 @@ from web.auth import allow, principal
 from web.charts import bar_chart, highlight_span
 from web.downloads import result_file
 
+if TYPE_CHECKING:
+    from sandbox.datasets import TableView
+    from sandbox.licences import LicenceView
+
 bp = Blueprint("operator", __name__, url_prefix="/operator")
 
 
 def _licences():
-    return [lic for lic in access.visible_licences(principal()) if lic["status"] == LicenceStatus.ACTIVE]
+    return [lic for lic in access.visible_licences(principal()) if lic.status == LicenceStatus.ACTIVE]
 
 
 def _editor(status: int = 200, **ctx):
     licences = _licences()
-    ctx.setdefault("dataset", licences[0]["dataset"] if licences else "")
+    ctx.setdefault("dataset", licences[0].dataset if licences else "")
     ctx.setdefault("sql", "")
     ctx.setdefault("epsilon", "")
     ctx.setdefault("target_output", "")
     ctx.setdefault("half_width", "")
-    budget = next((lic["budget"] for lic in licences if lic["dataset"] == ctx["dataset"]), None)
-    schema = licensed_schema(next((lic for lic in licences if lic["dataset"] == ctx["dataset"]), None))
+    budget = next((lic.budget for lic in licences if lic.dataset == ctx["dataset"]), None)
+    schema = licensed_schema(next((lic for lic in licences if lic.dataset == ctx["dataset"]), None))
     return render_template("operator_editor.html", licences=licences, budget=budget, schema=schema, **ctx), status
 
 
-def licensed_schema(licence: dict | None) -> list[dict]:
+def licensed_schema(licence: LicenceView | None) -> list[TableView]:
     """The tables a licence covers in its dataset's newest version, each column with
     its class, type, bounds and public domain: the policy's facts, never data."""
     from sandbox.datasets import show_dataset
 
     if licence is None:
         return []
-    tables = show_dataset(access.inst(), licence["dataset"])["tables"]
-    allowed = licence.get("tables")
-    return [t for t in tables if not allowed or t["name"] in allowed]
+    tables = show_dataset(access.inst(), licence.dataset).tables
+    allowed = licence.tables
+    return [t for t in tables if not allowed or t.name in allowed]
 
 
 @bp.get("/")
 @allow(Role.OPERATOR)
 def editor():
-    return _editor(dataset=request.args.get("dataset") or (_licences() or [{"dataset": ""}])[0]["dataset"],
+    licences = _licences()
+    return _editor(dataset=request.args.get("dataset") or (licences[0].dataset if licences else ""),
                    sql=request.args.get("sql", ""))
 
 
@@ -88,8 +95,8 @@ def run_page(run_id: str):
     from sandbox.service import get_run
 
     run = get_run(access.inst(), principal().name, run_id)
-    chart = bar_chart(run["result"]) if run["result"] else ""
-    budget = next((lic["budget"] for lic in _licences() if lic["dataset"] == run["dataset"]), None)
+    chart = bar_chart(run.result) if run.result else ""
+    budget = next((lic.budget for lic in _licences() if lic.dataset == run.dataset), None)
     return render_template("operator_run.html", run=run, chart=chart, budget=budget)
 
 
@@ -99,6 +106,6 @@ def run_download(run_id: str, fmt: str):
     from sandbox.service import get_run
 
     run = get_run(access.inst(), principal().name, run_id)
-    if not run["result"]:
+    if not run.result:
         raise InvalidInput("this run has no released result", code="no_result")
-    return result_file(run["result"], fmt, f"run-{run_id[:8]}")
+    return result_file(run.result, fmt, f"run-{run_id[:8]}")

@@ -20,9 +20,7 @@ bp = Blueprint("owner", __name__, url_prefix="/owner")
 @bp.get("/datasets")
 @allow(Role.OWNER, Role.ADMIN)
 def datasets():
-    rows = []
-    for d in access.owned_datasets(principal()):
-        rows.append({**d, "budget": access.dataset_budget(principal(), d["name"])["levels"]})
+    rows = [(d, access.dataset_budget(principal(), d.name)) for d in access.owned_datasets(principal())]
     return render_template("owner_datasets.html", datasets=rows)
 
 
@@ -57,10 +55,10 @@ def _dataset_page(name: str, error: SandboxError | None = None, status: int = 20
     d = access.dataset_detail(principal(), name)
     licences = access.visible_licences(principal(), dataset=name)
 
-    users = [u for u in access.users_list() if u["active"]]
-    operators = [u["name"] for u in users if u["role"] == Role.OPERATOR]
-    reviewers = [u["name"] for u in users if u["role"] == Role.REVIEWER]
-    return render_template("owner_dataset.html", d=d, levels=budget["levels"], licences=licences,
+    users = [u for u in access.users_list() if u.active]
+    operators = [u.name for u in users if u.role == Role.OPERATOR]
+    reviewers = [u.name for u in users if u.role == Role.REVIEWER]
+    return render_template("owner_dataset.html", d=d, levels=budget.levels, licences=licences,
                            operators=operators, reviewers=reviewers, approval_modes=list(ApprovalMode), error=error,
                            today=date.today().isoformat()), status
 

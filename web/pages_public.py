@@ -57,7 +57,7 @@ def catalog():
 @allow(PUBLIC)
 def dataset(name: str):
     d = access.dataset_detail(principal(), name)
-    return render_template("dataset.html", d=d, manage=access.may_manage(principal(), d["owner"]))
+    return render_template("dataset.html", d=d, manage=access.may_manage(principal(), d.owner))
 
 
 @bp.get("/datasets/<name>/download.<any(csv,json,parquet):fmt>")

@@ -99,11 +99,11 @@ def _grant_page(request_id: int, *, result=None, error: SandboxError | None = No
     from sandbox.sharing.feedback import list_objections
 
     inst = access.inst()
-    grant = show_share(inst, _me(), request_id).to_dict()
+    grant = show_share(inst, _me(), request_id)
     objections = [o.to_dict() for o in list_objections(inst, _me()) if o.request_id == request_id]
-    tables = sorted({c.split(".", 1)[0] for c in grant["columns"]})
-    return render_template("sharing_grant.html", g=grant, objections=objections, tables=tables, result=result,
-                           error=error, sql=sql, holder=grant["requester"] == _me()), status
+    tables = sorted({c.split(".", 1)[0] for c in grant.columns})
+    return render_template("sharing_grant.html", g=grant.to_dict(), objections=objections, tables=tables,
+                           result=result, error=error, sql=sql, holder=grant.requester == _me()), status
 
 
 @bp.get("/grants/<int:request_id>")
@@ -174,7 +174,7 @@ def decisions():
 
     inst = access.inst()
     me = _me()
-    owned = {d["name"] for d in list_datasets(inst) if d["owner"] == me}
+    owned = {d.name for d in list_datasets(inst) if d.owner == me}
     conditions = {e.dataset: list(e.conditions) for e in responsibility_list(inst, me)}
     pending = [v.to_dict() for v in list_shares(inst, me, status="pending") if v.dataset in owned]
     grants = [v.to_dict() for v in list_shares(inst, me) if v.dataset in owned and v.status.value != "pending"]

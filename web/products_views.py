@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
@@ -16,6 +16,9 @@ from web import access
 from web.auth import allow, principal
 from web.charts import bar_chart
 from web.downloads import file_response
+
+if TYPE_CHECKING:
+    from products.model import ProductDetail
 
 bp = Blueprint("products", __name__)
 
@@ -39,10 +42,9 @@ def catalog_products(q: str = "") -> list[dict[str, Any]]:
     words = [w.lower() for w in q.split()]
     out = []
     for p in svc().list_products(access.inst(), None, state=ProductState.RELEASED):
-        d = p.to_dict()
-        text = " ".join(str(d.get(k) or "") for k in ("title", "dataset", "description", "purpose")).lower()
+        text = " ".join((p.title, p.dataset)).lower()
         if all(w in text for w in words):
-            out.append({**d, "version": max(d["released_versions"] or [d["latest_version"]])})
+            out.append({**p.to_dict(), "version": max(p.released_versions or (p.latest_version,))})
     return out
 
 
@@ -68,8 +70,8 @@ def product_file(product_id: int, fmt: str, version: int | None, table: int):
         resp = file_response(data, "zip", name)
         resp.mimetype = "application/zip"
         return resp
-    detail = svc().get_product(access.inst(), me(), product_id).to_dict()
-    released = any(v.get("released_at") for v in detail["versions"])
+    detail = svc().get_product(access.inst(), me(), product_id)
+    released = any(v.released_at for v in detail.versions)
     if released:
         from products.manifest import read_manifest
 
@@ -87,7 +89,7 @@ def product_file(product_id: int, fmt: str, version: int | None, table: int):
                                version=manifest["product"]["version"], path="manifest.json")
         resp.headers["X-DPS-Signed"] = f"yes; manifest={manifest_url}"
         return resp
-    tables = detail["tables"]
+    tables = detail.tables
     if not 1 <= table <= len(tables):
         raise InvalidInput(f"the product has {len(tables)} table(s)", code="unknown_table")
     t = tables[table - 1]
@@ -135,35 +137,36 @@ def product_list():
 @bp.get("/products/<int:product_id>")
 @allow(PUBLIC)
 def product_page(product_id: int, error: SandboxError | None = None, status: int = 200):
-    p = svc().get_product(access.inst(), me(), product_id).to_dict()
+    product = svc().get_product(access.inst(), me(), product_id)
     hints: dict[str, Any] = {}
-    for v in p["versions"]:
-        hints.update(v.get("chart_hints") or {})
+    for v in product.versions:
+        hints.update(v.chart_hints or {})
     charts = [bar_chart(t, "", hints.get(t.get("run_id", "")) or hints.get(f"table_{i}"))
-              for i, t in enumerate(p["tables"], start=1)]
-    ver = verification(product_id) if any(v.get("released_at") for v in p["versions"]) else None
-    return render_template("product.html", p=p, charts=charts, ver=ver, error=error, flags=check_flags(p),
-                           table_no={t.get("run_id"): i for i, t in enumerate(p["tables"], start=1)},
+              for i, t in enumerate(product.tables, start=1)]
+    ver = verification(product_id) if any(v.released_at for v in product.versions) else None
+    return render_template("product.html", p=product.to_dict(), charts=charts, ver=ver, error=error,
+                           flags=check_flags(product),
+                           table_no={t.get("run_id"): i for i, t in enumerate(product.tables, start=1)},
                            default_attestation=svc().DEFAULT_ATTESTATION), status
 
 
-def check_flags(p: dict[str, Any]) -> list[dict[str, Any]]:
+def check_flags(p: ProductDetail) -> list[dict[str, Any]]:
     """Per table of the product, what its warning checks are about: ``cells``
     maps "row,column" to the names of the checks that flag that cell, ``table``
     lists the checks about the whole table (name, status, message)."""
     out = []
-    for t in p["tables"]:
+    for t in p.tables:
         cells: dict[str, list[str]] = {}
         whole = []
-        for c in p["checks"]:
-            if c["table"] != t.get("run_id") or c["status"] == "pass":
+        for c in p.checks:
+            if c.table != t.get("run_id") or c.status == "pass":
                 continue
-            positions = (c.get("details") or {}).get("positions")
+            positions = dict(c.details).get("positions")
             if positions:
                 for r, col in positions:
-                    cells.setdefault(f"{r},{col}", []).append(c["name"])
+                    cells.setdefault(f"{r},{col}", []).append(c.name)
             else:
-                whole.append(c)
+                whole.append(c.to_dict())
         out.append({"cells": cells, "table": whole})
     return out
 
@@ -233,8 +236,8 @@ def withdraw(product_id: int):
 @bp.get("/operator/drafts")
 @allow(Role.OPERATOR)
 def drafts():
-    rows = [p.to_dict() for p in svc().list_products(access.inst(), me())]
-    rows = [p for p in rows if p["author"] == me() and p["state"] in DRAFT_STATES]
+    rows = [p.to_dict() for p in svc().list_products(access.inst(), me())
+            if p.author == me() and p.state in DRAFT_STATES]
     return render_template("products.html", products=rows, heading="Drafts")
 
 
@@ -260,7 +263,7 @@ def requests_page(error: SandboxError | None = None, status: int = 200):
     triage = principal().role in (Role.OWNER, Role.ADMIN)
     released = [p.to_dict() for p in svc().list_products(access.inst(), me(), state=ProductState.RELEASED)] if triage else []
     return render_template("requests.html", requests=rows, error=error,
-                           datasets=[d["name"] for d in list_datasets(access.inst())],
+                           datasets=[d.name for d in list_datasets(access.inst())],
                            triage=triage, released=released), status
 
 

@@ -58,13 +58,10 @@ def user_add(home: Path | None, name: str, role: str, password_stdin: bool, disp
 @handles_errors
 def user_list(home: Path | None, as_json: bool) -> None:
     """List users and their roles."""
-    from sqlalchemy import select
+    from sandbox.users import list_users
 
-    from sandbox.persistence.models import User
-
-    with open_instance(home) as inst, inst.store.read() as s:
-        rows = [{"name": u.name, "role": u.role, "active": u.active, "organisation": u.organisation}
-                for u in s.execute(select(User).order_by(User.name)).scalars()]
+    with open_instance(home) as inst:
+        rows = list_users(inst)
     emit(rows, as_json, lambda r: [click.echo(f"{x['name']:<16} {x['role']:<9} {x['organisation']}") for x in r])
 
 

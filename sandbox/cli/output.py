@@ -1,5 +1,6 @@
 """How commands print: one JSON form for ``--json`` (and for commands without a
-human form), and a table of noisy values with their intervals."""
+human form), the API's (``sandbox.views.json_form``), and a table of noisy values
+with their intervals."""
 
 from __future__ import annotations
 
@@ -8,18 +9,7 @@ from typing import Any, Callable
 
 import click
 
-
-def json_form(data: Any) -> Any:
-    """The JSON form of a result: a typed value's ``to_json()`` (or ``to_dict()``),
-    lists element by element, plain values as they are."""
-    if hasattr(data, "to_json"):
-        value = data.to_json()
-        return json.loads(value) if isinstance(value, (str, bytes)) else value
-    if hasattr(data, "to_dict"):
-        return data.to_dict()
-    if isinstance(data, (list, tuple)):
-        return [json_form(x) for x in data]
-    return data
+from sandbox.views import json_form
 
 
 def emit(data: Any, as_json: bool, human: Callable[[Any], Any] | None = None) -> None:

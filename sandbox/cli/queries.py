@@ -76,7 +76,7 @@ def query_check(home: Path | None, as_user: str, dataset: str, epsilon: float | 
             click.echo(f"  note: {note}")
 
     emit(data, as_json, human)
-    if not data["ok"]:
+    if not data.ok:
         raise SystemExit(1)
 
 
@@ -127,6 +127,46 @@ def query_run(home: Path | None, as_user: str, dataset: str, epsilon: float | No
         print_table(d)
 
     emit(result, as_json, human)
+
+
+@query.command("list")
+@home_option
+@as_option(help="The operator (their own runs), a reviewer or an admin (every run).")
+@click.option("--dataset", default=None)
+@json_option
+@handles_errors
+def query_list(home: Path | None, as_user: str, dataset: str | None, as_json: bool) -> None:
+    """List query runs, newest first (GET /api/v1/queries)."""
+    from sandbox.service import list_runs
+
+    with open_instance(home) as inst:
+        rows = list_runs(inst, as_user, dataset)
+    emit(rows, as_json, lambda r: [click.echo(
+        f"{x['run_id'][:8]}  {x['status']:<8} ε={x['epsilon']:g}  {x['created_at'][:19]}  {' '.join(x['sql'].split())}")
+        for x in r])
+
+
+@query.command("show")
+@home_option
+@as_option(help="The operator who ran it, a reviewer or an admin.")
+@json_option
+@click.argument("run_id")
+@handles_errors
+def query_show(home: Path | None, as_user: str, as_json: bool, run_id: str) -> None:
+    """Show a stored run and its released result (GET /api/v1/queries/RUN_ID)."""
+    from sandbox.service import get_run
+
+    with open_instance(home) as inst:
+        run = get_run(inst, as_user, run_id)
+
+    def human(d: dict) -> None:
+        click.echo(f"run {d['run_id']} on {d['dataset']} version {d['version']}: {d['status']}, "
+                   f"charged ε={d['epsilon']:g}, δ={d['delta']:g}")
+        click.echo("  " + " ".join(d["sql"].split()))
+        if d["result"]:
+            print_table(d["result"])
+
+    emit(run, as_json, human)
 
 
 # --- query approvals (licences in ``each`` mode) ------------------------------------

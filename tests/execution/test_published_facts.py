@@ -80,12 +80,12 @@ def test_listings_publish_the_digest_and_owners_alone_see_row_counts(inst, healt
     reg = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "conditional", "v1"))
     assert reg.digest == version_digest(reg.content_hash, "conditional", inst.master_key) != reg.content_hash
     public = show_dataset(inst, "health")
-    assert public["versions"][0]["digest"] == reg.digest
-    text = repr(public)
+    assert public.versions[0].digest == reg.digest
+    text = repr(public.to_dict())       # what the API and the CLI publish
     assert reg.content_hash not in text
     assert "row_counts" not in text and "quality" not in text
     owner = show_dataset(inst, "health", include_quality=True)
-    assert owner["versions"][0]["row_counts"]["people"] == 5_000
+    assert owner.versions[0].row_counts["people"] == 5_000
     with inst.store.read() as s:
         v = s.execute(select(DatasetVersion)).scalar_one()
         assert v.digest == reg.digest and published_digest(inst, v) == reg.digest
@@ -98,11 +98,11 @@ def test_a_reclassified_dataset_republishes_its_digests(inst, health_dir, tmp_pa
     first = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "conditional", "a"))
     second = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "open", "b"))
     assert second.digest == second.content_hash == first.content_hash
-    digests = [v["digest"] for v in show_dataset(inst, "health")["versions"]]
+    digests = [v.digest for v in show_dataset(inst, "health").versions]
     assert digests == [first.digest, second.content_hash] and first.digest != first.content_hash
     third = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "restricted", "c"))
     keyed = version_digest(first.content_hash, "restricted", inst.master_key)
-    assert [v["digest"] for v in show_dataset(inst, "health")["versions"]] == [keyed] * 3
+    assert [v.digest for v in show_dataset(inst, "health").versions] == [keyed] * 3
     with inst.store.read() as s:
         assert [v.digest for v in s.execute(select(DatasetVersion).order_by(DatasetVersion.number)).scalars()] \
             == [keyed] * 3
@@ -115,7 +115,7 @@ def test_versions_from_before_digests_and_statistics_get_them_when_read(inst, he
         v = s.execute(select(DatasetVersion)).scalar_one()
         expected_stats = v.public_stats
         v.digest, v.public_stats = None, None
-    assert show_dataset(inst, "health")["versions"][0]["digest"] == reg.digest
+    assert show_dataset(inst, "health").versions[0].digest == reg.digest
     with inst.store.transaction() as s:
         v = s.execute(select(DatasetVersion)).scalar_one()
         assert public_stats_of(v) == {}                          # nothing stored, no instance to compute

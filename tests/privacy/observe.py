@@ -154,9 +154,10 @@ class Observer:
         new_runs = sorted(after["runs"] - before["store"]["runs"])
         texts: list[str] = []
         stored = []
-        listed = {r["run_id"]: r for r in list_runs(self.inst, OPERATOR, DATASET) if r["run_id"] in new_runs}
+        # the runs' JSON forms: what the API answers and the CLI prints
+        listed = {r.run_id: r.to_dict() for r in list_runs(self.inst, OPERATOR, DATASET) if r.run_id in new_runs}
         for run_id in new_runs:
-            run = get_run(self.inst, OPERATOR, run_id)
+            run = get_run(self.inst, OPERATOR, run_id).to_dict()
             texts.append(repr(run))
             masked = {k: v for k, v in run.items() if k != "result"}
             masked["result"] = (self._mask_result(run["result"], key_flags, city, fingerprint)

@@ -50,7 +50,7 @@ def test_the_editor_lists_the_licensed_tables_and_columns_with_classes_and_bound
     # a licence limited to one table lists only that table
     owner = Actor("owner1", "owner")
     for lic in list_licences(licensed_instance, dataset="health", operator="operator1"):
-        revoke_licence(licensed_instance, owner, lic["id"], "narrowed")
+        revoke_licence(licensed_instance, owner, lic.id, "narrowed")
     grant_licence(licensed_instance, owner, dataset="health", operator="operator1", epsilon=1.0, delta=0.0,
                   purpose="People only", expires=date.today() + timedelta(days=5), tables=["people"])
     page = c.get("/operator/").get_data(as_text=True)
