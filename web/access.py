@@ -14,7 +14,7 @@ from flask import current_app
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
-from queries.errors import Forbidden, InvalidInput
+from queries.errors import Forbidden, InvalidInput, Unauthorized
 from queries.vocabulary import Classification
 from sandbox.instance import Instance
 from sandbox.vocabulary import Role
@@ -154,6 +154,8 @@ def users_list() -> list[UserView]:
 def me(p: Principal) -> dict[str, Any]:
     from sandbox.users import find_user
 
+    if p.name is None:
+        raise Unauthorized("this needs a bearer token", code="not_signed_in")
     u = find_user(inst(), p.name)
     return {"name": u.name, "role": u.role, "display_name": u.display_name, "organisation": u.organisation}
 

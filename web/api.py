@@ -11,7 +11,7 @@ from flask import Blueprint, jsonify, request
 
 from sandbox.vocabulary import PUBLIC, LicenceStatus, Role
 from web import access
-from web.auth import actor, login, principal
+from web.auth import actor, login, mark_roles, principal, user_name
 from web.downloads import file_response, result_file, table_bytes
 from web.openapi import ApiRoutes, openapi_document, paged
 from web.schemas import (
@@ -36,7 +36,7 @@ def openapi_json():
     return jsonify(openapi_document(api, PREFIX, API_VERSION))
 
 
-openapi_json.allowed_roles = frozenset({PUBLIC})
+mark_roles(openapi_json, {PUBLIC})
 
 
 @api.route("/keys", roles=(PUBLIC,), summary="The instance's public signing key", response=KeyOut, tag="admin")
@@ -60,7 +60,7 @@ def create_token(body: TokenRequest):
 def revoke_token(prefix: str):
     from sandbox.users import find_user, revoke_token as revoke
 
-    revoke(access.inst(), find_user(access.inst(), principal().name), prefix)
+    revoke(access.inst(), find_user(access.inst(), user_name()), prefix)
     return {"ok": True}
 
 
@@ -151,7 +151,7 @@ def revoke_licence(licence_id: int, body: LicenceRevoke):
 def preview_query(body: QueryRequest):
     from sandbox.preview import preview_query as preview
 
-    return preview(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
+    return preview(access.inst(), user_name(), body.dataset, body.sql, epsilon=body.epsilon,
                    version=body.version, target=_target(body))
 
 
@@ -160,7 +160,7 @@ def preview_query(body: QueryRequest):
 def run_query(body: QueryRequest):
     from sandbox.service import run_query as run
 
-    return run(access.inst(), principal().name, body.dataset, body.sql, epsilon=body.epsilon,
+    return run(access.inst(), user_name(), body.dataset, body.sql, epsilon=body.epsilon,
                version=body.version, target=_target(body)).to_dict()
 
 
@@ -173,7 +173,7 @@ def _target(body: QueryRequest) -> tuple[str, float] | None:
 def list_runs(query: RunListQuery):
     from sandbox.service import list_runs as runs
 
-    return paged(runs(access.inst(), principal().name, query.dataset), query)
+    return paged(runs(access.inst(), user_name(), query.dataset), query)
 
 
 @api.route("/queries/<run_id>", roles=(Role.OPERATOR, Role.REVIEWER, Role.ADMIN), response=RunDetail,
@@ -181,7 +181,7 @@ def list_runs(query: RunListQuery):
 def show_run(run_id: str):
     from sandbox.service import get_run
 
-    return get_run(access.inst(), principal().name, run_id)
+    return get_run(access.inst(), user_name(), run_id)
 
 
 @api.route("/queries/<run_id>/result", roles=(Role.OPERATOR, Role.REVIEWER, Role.ADMIN), query=DownloadQuery,
@@ -191,7 +191,7 @@ def download_run(run_id: str, query: DownloadQuery):
     from queries.errors import Conflict
     from sandbox.service import get_run
 
-    run = get_run(access.inst(), principal().name, run_id)
+    run = get_run(access.inst(), user_name(), run_id)
     if not run.result:
         raise Conflict("this run has no released result", code="no_result")
     return result_file(run.result, query.format, f"run-{run_id[:8]}")

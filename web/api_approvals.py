@@ -13,7 +13,7 @@ from web.api import api
 from web.approval_access import (
     parameter_specs, request_of, template_of, visible_requests, visible_templates,
 )
-from web.auth import actor, principal
+from web.auth import actor, principal, user_name
 from web.openapi import paged
 from web.products_views import svc
 from web.schemas import (
@@ -42,7 +42,7 @@ def set_approval_mode(licence_id: int, body: ApprovalModeChange):
 def delegate_reviewer(name: str, body: DelegateCreate):
     from sandbox.approvals import delegate
 
-    delegate(access.inst(), principal().name, name, body.reviewer)
+    delegate(access.inst(), user_name(), name, body.reviewer)
     return {"ok": True}
 
 
@@ -61,7 +61,7 @@ def propose_template(body: TemplateProposal):
     from sandbox.approvals import propose_template as propose
 
     specs = parameter_specs(p if isinstance(p, str) else p.model_dump() for p in body.parameters)
-    tid = propose(access.inst(), principal().name, body.dataset, title=body.title, purpose=body.purpose,
+    tid = propose(access.inst(), user_name(), body.dataset, title=body.title, purpose=body.purpose,
                   sql=body.sql, parameters=specs, epsilon_per_run=body.epsilon_per_run, max_runs=body.max_runs,
                   max_epsilon=body.max_epsilon, confidential=body.confidential)
     return {"id": tid}
@@ -79,7 +79,7 @@ def show_template(template_id: int):
 def decide_template(template_id: int, body: TemplateDecision):
     from sandbox.approvals import decide_template as decide
 
-    status = decide(access.inst(), principal().name, template_id, body.decision, body.reason)
+    status = decide(access.inst(), user_name(), template_id, body.decision, body.reason)
     return {"id": template_id, "status": status}
 
 
@@ -90,7 +90,7 @@ def run_template(template_id: int, body: TemplateRun):
     from sandbox.service import run_query
 
     t = template_of(principal(), template_id)
-    return run_query(access.inst(), principal().name, t.dataset, template_id=template_id,
+    return run_query(access.inst(), user_name(), t.dataset, template_id=template_id,
                      params={k: str(v) for k, v in body.params.items()}, version=body.version).to_dict()
 
 
@@ -110,7 +110,7 @@ def list_approvals(query: ApprovalListQuery):
 def submit_approval(body: ApprovalSubmission):
     from sandbox.approvals import request_query
 
-    aid = request_query(access.inst(), principal().name, body.dataset, body.sql, purpose=body.purpose,
+    aid = request_query(access.inst(), user_name(), body.dataset, body.sql, purpose=body.purpose,
                         epsilon=body.epsilon)
     return {"id": aid}
 
@@ -121,7 +121,7 @@ def submit_approval(body: ApprovalSubmission):
 def decide_approval(approval_id: int, body: ApprovalDecision):
     from sandbox.approvals import decide_request
 
-    status = decide_request(access.inst(), principal().name, approval_id, body.decision, body.reason)
+    status = decide_request(access.inst(), user_name(), approval_id, body.decision, body.reason)
     return {"id": approval_id, "status": status}
 
 
@@ -132,7 +132,7 @@ def run_approval(approval_id: int):
     from sandbox.service import run_query
 
     r = request_of(principal(), approval_id)
-    return run_query(access.inst(), principal().name, r.dataset, request_id=approval_id).to_dict()
+    return run_query(access.inst(), user_name(), r.dataset, request_id=approval_id).to_dict()
 
 
 # --- products: edit and re-run ---------------------------------------------------------
@@ -141,7 +141,7 @@ def run_approval(approval_id: int):
            summary="Edit a draft, returned or submitted product (a submitted one starts a new review round)",
            tag="products")
 def edit_product(product_id: int, body: ProductEdit):
-    return svc().edit_product(access.inst(), principal().name, product_id, title=body.title,
+    return svc().edit_product(access.inst(), user_name(), product_id, title=body.title,
                               description=body.description, purpose=body.purpose,
                               run_ids=body.run_ids).to_dict()
 
@@ -150,7 +150,7 @@ def edit_product(product_id: int, body: ProductEdit):
            response=ProductOut, status=201,
            summary="Re-run a released product on another dataset version as a new draft version", tag="products")
 def rerun_product(product_id: int, body: ProductRerun):
-    return svc().rerun_product(access.inst(), principal().name, product_id,
+    return svc().rerun_product(access.inst(), user_name(), product_id,
                                dataset_version=body.dataset_version).to_dict()
 
 

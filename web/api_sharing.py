@@ -16,7 +16,7 @@ from sandbox.sharing.grants import GrantStatus, ShareDecision
 from sandbox.vocabulary import Role
 from web import access
 from web.api import api
-from web.auth import principal
+from web.auth import user_name
 from web.schemas import Request, Response
 
 ALL = tuple(Role)
@@ -138,7 +138,7 @@ class UsageOut(Response):
 
 
 def _me() -> str:
-    return principal().name
+    return user_name()
 
 
 @api.route("/sharing/list", roles=ALL, response=ResponsibilityOut, many=True,

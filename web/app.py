@@ -93,7 +93,7 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     app.jinja_env.filters["term"] = lambda value, kind: term(value, kind, i18n.current_language())
     app.jinja_env.filters["check_text"] = lambda check: check_text(check, i18n.current_language())
     app.jinja_env.filters["note_text"] = lambda note: note_text(str(note), i18n.current_language())
-    app.view_functions["static"].allowed_roles = frozenset({PUBLIC})
+    auth.mark_roles(app.view_functions["static"], {PUBLIC})
 
     app.before_request(auth.load_principal)
     app.before_request(auth.check_csrf)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Iterable
 
 from flask import current_app, g, request, session
 
@@ -219,14 +219,31 @@ def allow(*roles: Audience) -> Callable:
                 raise Forbidden("this token is read-only", code="insufficient_scope")
             return view(*args, **kwargs)
 
-        wrapper.allowed_roles = frozenset(roles)
+        mark_roles(wrapper, roles)
         return wrapper
 
     return decorate
 
 
+def mark_roles(view: Any, roles: Iterable[str]) -> None:
+    """Record on a view the roles it admits (``view.allowed_roles``), so that tests
+    can walk every route with every role. ``view`` is any function: mypy does not
+    model attributes set on functions."""
+    view.allowed_roles = frozenset(roles)
+
+
 def principal() -> Principal:
     return g.principal
+
+
+def user_name() -> str:
+    """The signed-in caller's name, for the views that ``allow`` only signed-in
+    roles (there it is always set; elsewhere an anonymous caller is refused)."""
+    name = principal().name
+    if name is None:
+        raise Unauthorized("sign in first" if not is_api_request() else "this needs a bearer token",
+                           code="not_signed_in")
+    return name
 
 
 def actor():

@@ -198,7 +198,7 @@ def openapi_document(routes: ApiRoutes, prefix: str, version: str) -> dict[str, 
             ok = {"description": "the file", "content": {m: {"schema": {"type": "string", "format": "binary"}}
                                                         for m in op.media}}
         else:
-            data = schemas.ref(op.response) if op.response is not None else {"type": "null"}
+            data: dict[str, Any] = schemas.ref(op.response) if op.response is not None else {"type": "null"}
             if op.many:
                 data = {"type": "array", "items": data}
             ok = {"description": "success", "content": {"application/json": {"schema": {

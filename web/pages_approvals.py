@@ -17,7 +17,7 @@ from web import access
 from web.approval_access import (
     declarations_from_text, parameter_specs, request_of, template_of, visible_requests, visible_templates,
 )
-from web.auth import allow, principal
+from web.auth import allow, principal, user_name
 
 bp = Blueprint("approvals", __name__)
 
@@ -47,7 +47,7 @@ def decide_template(template_id: int):
     from sandbox.approvals import decide_template as decide
 
     try:
-        decide(access.inst(), principal().name, template_id, request.form.get("decision", ""),
+        decide(access.inst(), user_name(), template_id, request.form.get("decision", ""),
                request.form.get("reason", ""))
     except SandboxError as exc:
         return queue(error=exc, status=exc.status)
@@ -62,7 +62,7 @@ def decide_approval(approval_id: int):
     from sandbox.approvals import decide_request as decide
 
     try:
-        decide(access.inst(), principal().name, approval_id, request.form.get("decision", ""),
+        decide(access.inst(), user_name(), approval_id, request.form.get("decision", ""),
                request.form.get("reason", ""))
     except SandboxError as exc:
         return queue(error=exc, status=exc.status)
@@ -92,7 +92,7 @@ def propose():
         except ValueError:
             raise InvalidInput("ε per run must be a number and the run cap a whole number",
                                code="invalid_form") from None
-        tid = propose_template(access.inst(), principal().name, f.get("dataset", ""), title=f.get("title", ""),
+        tid = propose_template(access.inst(), user_name(), f.get("dataset", ""), title=f.get("title", ""),
                                purpose=f.get("purpose", ""), sql=f.get("sql", ""),
                                parameters=parameter_specs(declarations_from_text(f.get("parameters", ""))),
                                epsilon_per_run=eps, max_runs=max_runs, confidential=bool(f.get("confidential")))
@@ -118,7 +118,7 @@ def run_template(template_id: int):
     t = template_of(principal(), template_id)
     values = {p.name: request.form.get(f"param_{p.name}", "") for p in t.parameters}
     try:
-        result = run_query(access.inst(), principal().name, t.dataset, template_id=template_id, params=values)
+        result = run_query(access.inst(), user_name(), t.dataset, template_id=template_id, params=values)
     except SandboxError as exc:
         return template_page(template_id, error=exc, status=exc.status, values=values)
     return redirect(url_for("operator.run_page", run_id=result.run_id))
@@ -146,7 +146,7 @@ def submit_approval():
             eps = float(f.get("epsilon", ""))
         except ValueError:
             raise InvalidInput("epsilon must be a number", code="invalid_form") from None
-        request_query(access.inst(), principal().name, f.get("dataset", ""), f.get("sql", ""),
+        request_query(access.inst(), user_name(), f.get("dataset", ""), f.get("sql", ""),
                       purpose=f.get("purpose", ""), epsilon=eps)
     except SandboxError as exc:
         return operator_approvals(error=exc, status=exc.status, form=f.to_dict())
@@ -162,7 +162,7 @@ def run_approval(approval_id: int):
 
     try:
         r = request_of(principal(), approval_id)
-        result = run_query(access.inst(), principal().name, r.dataset, request_id=approval_id)
+        result = run_query(access.inst(), user_name(), r.dataset, request_id=approval_id)
     except SandboxError as exc:
         return operator_approvals(error=exc, status=exc.status)
     return redirect(url_for("operator.run_page", run_id=result.run_id))

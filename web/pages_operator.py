@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
@@ -10,7 +10,7 @@ from queries.errors import InvalidInput, QueryRejected, SandboxError
 from sandbox.vocabulary import LicenceStatus, Role
 from web import access
 from web.approval_access import epsilon_or_target
-from web.auth import allow, principal
+from web.auth import allow, principal, user_name
 from web.charts import bar_chart, highlight_span
 from web.downloads import result_file
 
@@ -66,13 +66,13 @@ def submit():
     f = request.form
     dataset, sql, eps_text = f.get("dataset", ""), f.get("sql", ""), f.get("epsilon", "").strip()
     output, width_text = f.get("target_output", "").strip(), f.get("half_width", "").strip()
-    ctx = {"dataset": dataset, "sql": sql, "epsilon": eps_text, "target_output": output, "half_width": width_text}
+    ctx: dict[str, Any] = {"dataset": dataset, "sql": sql, "epsilon": eps_text, "target_output": output, "half_width": width_text}
     try:
         epsilon, target = epsilon_or_target(eps_text, output, width_text)
         if f.get("action") == "run":
-            result = run_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
+            result = run_query(access.inst(), user_name(), dataset, sql, epsilon=epsilon, target=target)
             return redirect(url_for("operator.run_page", run_id=result.run_id))
-        checked = preview_query(access.inst(), principal().name, dataset, sql, epsilon=epsilon, target=target)
+        checked = preview_query(access.inst(), user_name(), dataset, sql, epsilon=epsilon, target=target)
         return _editor(preview=checked, **ctx)
     except QueryRejected as exc:
         span = exc.span.to_dict() if exc.span else None
@@ -86,7 +86,7 @@ def submit():
 def runs():
     from sandbox.service import list_runs
 
-    return render_template("operator_runs.html", runs=list_runs(access.inst(), principal().name))
+    return render_template("operator_runs.html", runs=list_runs(access.inst(), user_name()))
 
 
 @bp.get("/runs/<run_id>")
@@ -94,7 +94,7 @@ def runs():
 def run_page(run_id: str):
     from sandbox.service import get_run
 
-    run = get_run(access.inst(), principal().name, run_id)
+    run = get_run(access.inst(), user_name(), run_id)
     chart = bar_chart(run.result) if run.result else ""
     budget = next((lic.budget for lic in _licences() if lic.dataset == run.dataset), None)
     return render_template("operator_run.html", run=run, chart=chart, budget=budget)
@@ -105,7 +105,7 @@ def run_page(run_id: str):
 def run_download(run_id: str, fmt: str):
     from sandbox.service import get_run
 
-    run = get_run(access.inst(), principal().name, run_id)
+    run = get_run(access.inst(), user_name(), run_id)
     if not run.result:
         raise InvalidInput("this run has no released result", code="no_result")
     return result_file(run.result, fmt, f"run-{run_id[:8]}")

@@ -10,7 +10,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from queries.errors import InvalidInput, SandboxError
 from sandbox.vocabulary import ApprovalMode, Role
 from web import access
-from web.auth import actor, allow, principal
+from web.auth import actor, allow, principal, user_name
 
 HIGH_EPSILON, HIGH_DELTA = 5.0, 1e-6     # above these a grant is flagged to the owner
 
@@ -130,7 +130,7 @@ def delegate(name: str):
     from sandbox.approvals import delegate as delegate_reviewer
 
     try:
-        delegate_reviewer(access.inst(), principal().name, name, request.form.get("reviewer", ""))
+        delegate_reviewer(access.inst(), user_name(), name, request.form.get("reviewer", ""))
     except SandboxError as exc:
         return _dataset_page(name, exc, exc.status)
     flash("Reviewer delegated.", "ok")

@@ -122,7 +122,7 @@ def logout():
     return redirect(url_for("public.catalog"))
 
 
-WORKSPACES = {Role.OWNER: "owner.datasets", Role.OPERATOR: "operator.editor", Role.REVIEWER: "products.review_queue",
+WORKSPACES: dict[str, str] = {Role.OWNER: "owner.datasets", Role.OPERATOR: "operator.editor", Role.REVIEWER: "products.review_queue",
               Role.ADMIN: "admin.overview"}
 
 

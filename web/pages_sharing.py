@@ -13,7 +13,7 @@ from flask import Blueprint, Response, flash, redirect, render_template, request
 from queries.errors import InvalidInput, SandboxError
 from sandbox.vocabulary import Role
 from web import access
-from web.auth import allow, principal
+from web.auth import allow, user_name
 
 bp = Blueprint("sharing", __name__, url_prefix="/sharing")
 
@@ -21,7 +21,7 @@ ALL = tuple(Role)
 
 
 def _me() -> str:
-    return principal().name
+    return user_name()
 
 
 @bp.get("/")

@@ -60,10 +60,14 @@ class TableDownloadQuery(DownloadQuery):
     table: str | None = Field(None, max_length=64, description="one table of the dataset (default: the first)")
 
 
+def _all_scope() -> list[Literal["read", "all"]]:
+    return ["all"]
+
+
 class TokenRequest(Request):
     user: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
-    scopes: list[Literal["read", "all"]] = Field(default_factory=lambda: ["all"], min_length=1, max_length=2)
+    scopes: list[Literal["read", "all"]] = Field(default_factory=_all_scope, min_length=1, max_length=2)
     days: int = Field(30, ge=1, le=366)
 
 
