@@ -22,10 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import duckdb  # noqa: E402
+import duckdb
 
-from queries.policy import parse_policy  # noqa: E402
-from sandbox.execution.storage import ingest_version  # noqa: E402
+from queries.policy import parse_policy
+from sandbox.execution.storage import ingest_version
 
 POLICY = """\
 [dataset]

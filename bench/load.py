@@ -84,12 +84,12 @@ def client_loop(base: str, user: str, deadline: float, budget: list[int], lock: 
                 kind, call = "catalog", lambda: http.get("/api/v1/datasets", params={"q": "clinic"})
             elif roll < 0.85:
                 sql = rng.choice(PREVIEWS)
-                kind, call = "preview", lambda: http.post("/api/v1/queries/preview",
-                                                          json={"dataset": "health", "sql": sql})
+                kind, call = "preview", lambda sql=sql: http.post("/api/v1/queries/preview",
+                                                                  json={"dataset": "health", "sql": sql})
             else:
                 sql = rng.choice(RUNS)
-                kind, call = "run", lambda: http.post("/api/v1/queries",
-                                                      json={"dataset": "health", "sql": sql, "epsilon": 0.05})
+                kind, call = "run", lambda sql=sql: http.post("/api/v1/queries",
+                                                              json={"dataset": "health", "sql": sql, "epsilon": 0.05})
             t0 = time.perf_counter()
             resp = call()
             code = "" if resp.status_code < 400 else resp.json().get("code", "")

@@ -96,8 +96,8 @@ def bench(people: int, repeat: int, min_response_ms: int = 0) -> list[tuple[str,
         rows = []
         try:
             for name, sql in WORKLOAD.items():
-                raw_ms = _median_ms(lambda: raw.execute(sql).fetchall(), repeat)
-                dp_ms = _median_ms(lambda: run_query(inst, "operator1", "health", sql, epsilon=eps), repeat)
+                raw_ms = _median_ms(lambda sql=sql: raw.execute(sql).fetchall(), repeat)
+                dp_ms = _median_ms(lambda sql=sql: run_query(inst, "operator1", "health", sql, epsilon=eps), repeat)
                 rows.append((name, raw_ms, dp_ms))
         finally:
             inst.close()

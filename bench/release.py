@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def add_runs(inst, lid, ids, policy, plan_query, tables: int, cells: int) -> lis
                            result={"columns": [o.name for o in plan.outputs], "rows": rows,
                                    "intervals": intervals, "alpha": 0.05, "epsilon": 0.1, "delta": 0.0,
                                    "suppressed_groups": 0, "mechanisms": [], "notes": []},
-                           finished_at=datetime.now(timezone.utc)))
+                           finished_at=datetime.now(UTC)))
             out.append(run_id)
     return out
 

@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from queries.plan import plan_query  # noqa: E402
-from queries.policy import parse_policy  # noqa: E402
-from sandbox.demo.data import write_health  # noqa: E402
-from sandbox.execution.storage import decrypt_file, ingest_version, unwrap_key  # noqa: E402
-from sandbox.execution.worker import WorkerLimits, WorkerPool, open_empty_twin, open_hardened, run_select  # noqa: E402
+from queries.plan import plan_query
+from queries.policy import parse_policy
+from sandbox.demo.data import write_health
+from sandbox.execution.storage import decrypt_file, ingest_version, unwrap_key
+from sandbox.execution.worker import WorkerLimits, WorkerPool, open_empty_twin, open_hardened, run_select
 
 QUERIES = {
     "trivial": "SELECT COUNT(*) FROM people",
@@ -91,9 +91,9 @@ def main() -> None:
             overheads, checks = [], []
             for name, sql in QUERIES.items():
                 plan = plan_query(sql, policy, salt="bench")
-                local_fn = lambda: run_select(local, plan.bounded_sql, plan.params)  # noqa: E731
-                twin_fn = lambda: run_select(twin, plan.bounded_sql, plan.params)  # noqa: E731
-                worker_fn = lambda: pool.execute(version.path, key, plan.bounded_sql, plan.params)  # noqa: E731
+                local_fn = lambda plan=plan: run_select(local, plan.bounded_sql, plan.params)  # noqa: E731
+                twin_fn = lambda plan=plan: run_select(twin, plan.bounded_sql, plan.params)  # noqa: E731
+                worker_fn = lambda plan=plan: pool.execute(version.path, key, plan.bounded_sql, plan.params)  # noqa: E731
                 assert local_fn().equals(worker_fn())
                 _times(local_fn, 5), _times(twin_fn, 5), _times(worker_fn, 5)     # warm all three
                 inproc, empty, worker = [], [], []

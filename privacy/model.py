@@ -59,10 +59,10 @@ class PrivacyLoss:
         object.__setattr__(self, "epsilon", float(self.epsilon))
         object.__setattr__(self, "delta", float(self.delta))
 
-    def __add__(self, other: "PrivacyLoss") -> "PrivacyLoss":
+    def __add__(self, other: PrivacyLoss) -> PrivacyLoss:
         return PrivacyLoss(self.epsilon + other.epsilon, min(self.delta + other.delta, 0.999999))
 
-    def covers(self, other: "PrivacyLoss") -> bool:
+    def covers(self, other: PrivacyLoss) -> bool:
         """True if ``other`` fits inside this budget, up to :data:`TOLERANCE`."""
         return TOLERANCE.within(other.epsilon, other.delta, self)
 

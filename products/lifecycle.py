@@ -9,7 +9,7 @@ submitted product (a new round) resets the votes.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, overload
 
 from sqlalchemy import select
@@ -37,7 +37,7 @@ EDITABLE = (ProductState.DRAFT, ProductState.RETURNED, ProductState.SUBMITTED)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @overload
@@ -52,14 +52,14 @@ def iso(d: datetime | None) -> str | None:
     """A time as ISO 8601 text (naive ones are UTC), None for none."""
     if d is None:
         return None
-    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).isoformat()
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).isoformat()
 
 
 def licence_ended(lic: Licence) -> str | None:
     """'revoked' or 'expired' when the licence can no longer carry products."""
     if lic.status != LicenceStatus.ACTIVE:
         return "revoked"
-    exp = lic.expires_at if lic.expires_at.tzinfo else lic.expires_at.replace(tzinfo=timezone.utc)
+    exp = lic.expires_at if lic.expires_at.tzinfo else lic.expires_at.replace(tzinfo=UTC)
     return "expired" if exp <= now() else None
 
 

@@ -15,7 +15,8 @@ import json
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from products.model import VerificationReport
 from sandbox.keys import SigningKey, key_id, load_public_key, verify_signature

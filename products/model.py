@@ -29,7 +29,7 @@ class CheckResult:
                 "details": dict(self.details)}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "CheckResult":
+    def from_dict(cls, d: dict[str, Any]) -> CheckResult:
         return cls(d["name"], d["status"], d["message"], d.get("table"), tuple(sorted((d.get("details") or {}).items())))
 
 

@@ -19,10 +19,11 @@ import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
+from collections.abc import Iterable, Iterator
 
 import duckdb
 import pyarrow as pa
@@ -188,7 +189,7 @@ def write_extract(inst: Instance, user: str, request_id: int, out: str | Path, f
         "delivery": {"mode": "incremental" if base is not None else "full", "base_version": since_version,
                      "rows": writer.rows, "rows_removed": removed},
         "audit_seq": rec.audit_seq,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "files": {out.name: {"sha256": sha, "bytes": size}},
         "signer": {"algorithm": "Ed25519", "key_id": inst.signer.key_id(), "public_key_pem": inst.signer.public_pem()},
     }

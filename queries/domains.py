@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from sqlglot import exp
 

@@ -20,7 +20,8 @@ installed (``error_from_problem``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 
 class SandboxError(Exception):
@@ -76,7 +77,7 @@ class Span:
     column: int
 
     @classmethod
-    def from_offsets(cls, sql: str, start: int, end: int) -> "Span":
+    def from_offsets(cls, sql: str, start: int, end: int) -> Span:
         start = max(0, min(start, len(sql)))
         end = max(start, min(end, len(sql)))
         line = sql.count("\n", 0, start) + 1

@@ -26,7 +26,8 @@ Contract between packages (keep it stable; add fields with defaults):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from queries.vocabulary import AggregateKind
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 
@@ -204,7 +204,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     canonical_keys: list[tuple[exp.Expr, exp.Expr]] = []
     key_cols: list[tuple[str, str]] = []
     used_names: set[str] = set()
-    for index, (bound, origin) in enumerate(keys_raw):
+    for bound, _ in keys_raw:
         if any(bound == b for b, _ in replacements):
             continue
         col = f"g{len(group_keys)}"
@@ -230,7 +230,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     outputs: list[OutputColumn] = []
     canonical_outputs: list[str] = []
     output_nodes: dict[str, exp.Expr] = {}
-    for index, item in enumerate(items):
+    for item in items:
         node = replace_terms(item.node, replacements, aggs.add, scope, has_aggregates=has_aggregates)
         canon = replace_terms(item.node, canonical_keys, aggs.add, scope, has_aggregates=has_aggregates)
         name = item.label if item.name is None else item.name

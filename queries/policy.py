@@ -12,7 +12,8 @@ import math
 import re
 import tomllib
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 from queries.errors import PolicyError
 from queries.sharing_policy import _SHARING_KEYS, SharingPolicy, parse_sharing  # noqa: F401 (re-exported)
@@ -123,7 +124,7 @@ class DatasetPolicy:
                 return table
         return None
 
-    def with_types(self, types: dict[str, dict[str, str]]) -> "DatasetPolicy":
+    def with_types(self, types: dict[str, dict[str, str]]) -> DatasetPolicy:
         """A copy with column types filled in from ingested data."""
         tables = []
         for table in self.tables:
@@ -148,7 +149,7 @@ class DatasetPolicy:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "DatasetPolicy":
+    def from_dict(cls, data: dict[str, Any]) -> DatasetPolicy:
         tables = tuple(
             TablePolicy(
                 **{k: v for k, v in t.items() if k != "columns"},

@@ -8,7 +8,7 @@ Every name is resolved before anything is judged, so ``*``, ``GROUP BY ALL``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 from sqlglot import exp
 

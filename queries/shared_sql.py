@@ -22,7 +22,7 @@ read from the worker's ``ds`` catalog — never the operator's string. Pure: no 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from collections.abc import Mapping
 
 from sqlglot import exp
 from sqlglot.errors import OptimizeError

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Iterable, Protocol
+from typing import Any, Protocol
+from collections.abc import Iterable
 
 from queries.errors import PolicyError
 from queries.vocabulary import Classification, ColumnClass, member_of
@@ -68,7 +69,7 @@ class SharingPolicy:
                 "update_frequency": self.update_frequency.value, "conditions": list(self.conditions)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "SharingPolicy":
+    def from_dict(cls, data: dict[str, Any] | None) -> SharingPolicy:
         if not data:
             return cls()
         return cls(SharingClass(data["cls"]), tuple(data.get("columns", ())),

@@ -47,7 +47,8 @@ every accepted golden query.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import sqlglot
 from sqlglot import exp

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from typing import Any
 
 import sqlglot
@@ -52,7 +52,7 @@ class ParameterSpec:
     max: Any = None
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ParameterSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ParameterSpec:
         allowed = d.get("allowed")
         return cls(d["name"], d["type"], tuple(allowed) if allowed is not None else None, d.get("min"), d.get("max"))
 
@@ -290,7 +290,7 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
         t.status = status
         t.decided_by = user.id
         t.decision_reason = reason
-        t.decided_at = datetime.now(timezone.utc)
+        t.decided_at = datetime.now(UTC)
         t.policy_hash = policy_hash(version_policy(latest_version(s, ds)))
         audit.append(s, inst.signer, actor_of(user), f"template.{decision}", "template", t.id, {"reason": reason})
         return status
@@ -402,7 +402,7 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
         if r.status != "pending":
             raise Conflict(f"request {request_id} is {r.status}", code="request_not_pending")
         r.status, r.decided_by, r.reason = status, user.id, reason
-        r.decided_at = datetime.now(timezone.utc)
+        r.decided_at = datetime.now(UTC)
         audit.append(s, inst.signer, actor_of(user), f"request.{decision}", "query_request", r.id, {"reason": reason})
         return status
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import datetime, UTC
+from typing import Any
+from collections.abc import Iterable
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
@@ -65,7 +66,7 @@ def append(session: Session, signer: SigningKey, actor: Actor, action: str, obje
         session.flush()
     payload = payload or {}
     seq = head.seq + 1
-    time = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    time = datetime.now(UTC).isoformat(timespec="microseconds")
     pdigest = digest(payload)
     h = record_hash(seq, time, actor.name, actor.role, action, object_type, str(object_id), pdigest, head.hash)
     record = AuditRecord(

@@ -12,7 +12,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
@@ -26,6 +27,7 @@ from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus
 from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
+from sandbox.persistence.store import existing_row
 from sandbox.vocabulary import SYSTEM, Role
 
 
@@ -88,7 +90,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                     _discard(stored.path, latest.path)
                     _refresh_digests(s, inst, ds)
                     return RegisteredVersion(ds.name, latest.number, latest.content_hash, latest.row_counts, False,
-                                             latest.digest)
+                                             published_digest(inst, latest, ds.classification))
             if ds is None:
                 ds = Dataset(name=policy.name, title=policy.title, description=policy.description,
                              publisher=policy.publisher, owner_id=owner.id,
@@ -130,7 +132,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
 
             on_new_version(s, inst, actor, ds, version, typed)
             return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True,
-                                     version.digest)
+                                     published_digest(inst, version, ds.classification))
     except BaseException:
         Path(stored.path).unlink(missing_ok=True)
         raise
@@ -146,7 +148,10 @@ def published_digest(inst: Instance, v: DatasetVersion, classification: str | No
     from sandbox.execution.storage import version_digest
 
     if classification is None:
-        classification = object_session(v).get(Dataset, v.dataset_id).classification
+        session = object_session(v)
+        if session is None:
+            raise ValueError("a detached version's classification must be given")
+        classification = existing_row(session, Dataset, v.dataset_id).classification
     registered_as = (v.policy or {}).get("classification", classification)
     kind = "open" if classification == Classification.OPEN and registered_as == "open" else "keyed"
     return version_digest(v.content_hash, kind, inst.master_key)
@@ -366,7 +371,8 @@ def show_dataset(inst: Instance, name: str, *, include_quality: bool = False) ->
         budget = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one_or_none()
         return DatasetView(
             name=ds.name, title=ds.title, description=ds.description, publisher=ds.publisher,
-            classification=ds.classification, privacy_unit=ds.privacy_unit, owner=s.get(User, ds.owner_id).name,
+            classification=ds.classification, privacy_unit=ds.privacy_unit,
+            owner=existing_row(s, User, ds.owner_id).name,
             versions=tuple(VersionView(v.number, published_digest(inst, v, ds.classification), v.created_at.isoformat(),
                                        *((dict(v.row_counts or {}), v.quality) if include_quality else ()))
                            for v in versions),

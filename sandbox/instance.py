@@ -68,7 +68,7 @@ class Instance:
     _log_key: str | None = field(default=None, repr=False)
 
     @classmethod
-    def open(cls, settings: Settings | None = None, *, migrate: bool = False) -> "Instance":
+    def open(cls, settings: Settings | None = None, *, migrate: bool = False) -> Instance:
         settings = settings or load_settings()
         home = settings.home_path
         if not home.exists() or not settings.signing_key_path.exists():
@@ -135,7 +135,7 @@ class Instance:
                 self._log_key = None
         self.store.dispose()
 
-    def __enter__(self) -> "Instance":
+    def __enter__(self) -> Instance:
         return self
 
     def __exit__(self, *exc: object) -> None:

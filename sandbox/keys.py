@@ -44,7 +44,7 @@ class SigningKey:
     private: Ed25519PrivateKey
 
     @classmethod
-    def load(cls, path: Path) -> "SigningKey":
+    def load(cls, path: Path) -> SigningKey:
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except FileNotFoundError:

@@ -104,7 +104,7 @@ class QueryLoss:
     pure_delta: float = 0.0
 
     @classmethod
-    def of(cls, loss: PrivacyLoss, mechanisms=()) -> "QueryLoss":
+    def of(cls, loss: PrivacyLoss, mechanisms=()) -> QueryLoss:
         return cls(loss, sum(m.rho for m in mechanisms), sum(m.delta for m in mechanisms))
 
 
@@ -201,7 +201,7 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
     return [b.id for b in rows]
 
 
-def _moves(q: "QueryLoss", sign: int) -> dict:
+def _moves(q: QueryLoss, sign: int) -> dict:
     """Column changes for one level, whichever accounting it keeps (CASE on ``rho``)."""
     zcdp = Budget.rho.is_not(None)
     return {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -19,12 +19,13 @@ from sandbox.datasets import get_dataset
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus, status_of
 from sandbox.persistence.models import Budget, Dataset, Licence, User
+from sandbox.persistence.store import existing_row
 from sandbox.users import get_user
 from sandbox.vocabulary import PENDING_PRODUCT_STATES, SYSTEM, ApprovalMode, LicenceStatus, Role
 
 
 def _as_utc(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, epsilon: float, delta: float,
@@ -50,12 +51,12 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
         PrivacyLoss(min_epsilon_per_query)   # finite, non-negative
         if min_epsilon_per_query <= 0:
             raise InvalidInput("the per-query floor on ε must be greater than 0", code="invalid_budget")
-    expires_at = datetime.combine(expires, time(23, 59, 59), tzinfo=timezone.utc)
-    if expires_at <= datetime.now(timezone.utc):
+    expires_at = datetime.combine(expires, time(23, 59, 59), tzinfo=UTC)
+    if expires_at <= datetime.now(UTC):
         raise InvalidInput("the expiry date is in the past", code="invalid_expiry")
     with inst.store.transaction() as s:
         ds = get_dataset(s, dataset)
-        owner = s.get(User, ds.owner_id)
+        owner = existing_row(s, User, ds.owner_id)
         if actor.role != Role.ADMIN and actor.name != owner.name:
             raise Forbidden("only the dataset's owner or an admin can grant licences on it")
         if ds.classification != Classification.CONDITIONAL:
@@ -103,14 +104,14 @@ def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = 
         lic = s.get(Licence, licence_id)
         if lic is None:
             raise NotFound(f"no licence {licence_id}", code="unknown_licence")
-        ds = s.get(Dataset, lic.dataset_id)
-        owner = s.get(User, ds.owner_id)
+        ds = existing_row(s, Dataset, lic.dataset_id)
+        owner = existing_row(s, User, ds.owner_id)
         if actor.role != Role.ADMIN and actor.name != owner.name:
             raise Forbidden("only the dataset's owner or an admin can revoke its licences")
         if lic.status == LicenceStatus.REVOKED:
             raise Conflict(f"licence {licence_id} is already revoked", code="already_revoked")
         lic.status = LicenceStatus.REVOKED
-        lic.revoked_at = datetime.now(timezone.utc)
+        lic.revoked_at = datetime.now(UTC)
         lic.revoke_reason = reason
         audit.append(s, inst.signer, actor, "licence.revoke", "licence", lic.id, {"reason": reason})
         cancel_pending_products(s, inst, actor, lic.id, "licence revoked")
@@ -126,7 +127,7 @@ def cancel_pending_products(s: Session, inst: Instance, actor: Actor, licence_id
     for product in rows:
         old = product.state
         product.state = "cancelled"
-        product.updated_at = datetime.now(timezone.utc)
+        product.updated_at = datetime.now(UTC)
         audit.append(s, inst.signer, actor, "product.cancel", "product", product.id,
                      {"from": old, "to": "cancelled", "reason": reason})
     return len(rows)
@@ -138,7 +139,7 @@ def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
                      .order_by(Licence.id.desc())).scalars().all()
     if not rows:
         raise Forbidden(f"you hold no licence for dataset '{ds.name}'", code="no_licence", dataset=ds.name)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for lic in rows:
         if lic.status == LicenceStatus.ACTIVE and _as_utc(lic.expires_at) > now:
             return lic
@@ -176,7 +177,8 @@ class LicenceView:
 def licence_view(s: Session, lic: Licence) -> LicenceView:
     b = s.execute(select(Budget).where(Budget.scope == "licence", Budget.licence_id == lic.id)).scalar_one_or_none()
     return LicenceView(
-        id=lic.id, dataset=s.get(Dataset, lic.dataset_id).name, operator=s.get(User, lic.operator_id).name,
+        id=lic.id, dataset=existing_row(s, Dataset, lic.dataset_id).name,
+        operator=existing_row(s, User, lic.operator_id).name,
         purpose=lic.purpose, tables=tuple(lic.tables) if lic.tables is not None else None, status=lic.status,
         approval_mode=lic.approval_mode, accounting=lic.accounting,
         expires_at=_as_utc(lic.expires_at).isoformat(), created_at=_as_utc(lic.created_at).isoformat(),
@@ -235,4 +237,4 @@ def dataset_budget(inst: Instance, dataset: str) -> DatasetBudget:
             view = licence_view(s, lic)
             if view.budget is not None:
                 levels.append(BudgetLevel("licence", view.budget, view.id, view.operator, view.status))
-        return DatasetBudget(ds.name, s.get(User, ds.owner_id).name, tuple(levels))
+        return DatasetBudget(ds.name, existing_row(s, User, ds.owner_id).name, tuple(levels))

@@ -27,7 +27,8 @@ import threading
 from contextlib import contextmanager
 from logging.handlers import RotatingFileHandler
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import TextIO
+from collections.abc import Iterator
 
 from queries.errors import InvalidInput
 

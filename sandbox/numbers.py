@@ -18,7 +18,8 @@ Downloads (CSV, Parquet, JSON) keep the full values: rounding is for reading.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 SIGNIFICANT_OF_WIDTH = 2        # digits of the half-width that are kept
 PLAIN_SIGNIFICANT = 4

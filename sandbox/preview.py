@@ -105,7 +105,7 @@ def output_accuracy(checked) -> list[OutputAccuracy]:
             if design is None:
                 design = design_noise(plan, cost.loss, cost.accounting)
 
-            def hw(role: str) -> float:
+            def hw(role: str, design=design, agg=agg) -> float:   # bound now: called in this iteration
                 m = design.measure(agg.name, role)
                 return mech.half_width(design.family, m.scale, cost.alpha / 2) * m.sens.step
 

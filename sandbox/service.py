@@ -15,7 +15,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,7 +31,7 @@ from queries.errors import (ExecutionFailed, Forbidden, InvalidInput, NotFound, 
 from queries.model import BoundedPlan
 from queries.vocabulary import Classification
 from sandbox import audit, ledger
-from sandbox.persistence.store import lock_for_update
+from sandbox.persistence.store import existing_row, lock_for_update
 from sandbox.datasets import get_dataset, get_version, version_policy
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
@@ -96,7 +96,7 @@ def _requested_loss(inst: Instance, plan: BoundedPlan, budgets: list[Budget], li
         if output not in {o.name for o in plan.outputs}:
             raise InvalidInput(f"the query has no output column '{output}'", code="unknown_output", output=output)
         epsilon = max(privacy.epsilon_for_width(plan, output, half_width, delta=delta, alpha=inst.settings.alpha,
-                                                cap=per_q_eps, accounting=lic.accounting), floor)
+                                                cap=per_q_eps, accounting=Accounting(lic.accounting)), floor)
     if epsilon is None:   # the default: never the whole per-query cap in one run
         epsilon = max(min(inst.settings.default_epsilon, per_q_eps / 2), floor)
     loss = PrivacyLoss(_number(epsilon, "epsilon", "invalid_budget"), 0.0)
@@ -110,7 +110,7 @@ def _check_concurrency(inst: Instance, s, user: User) -> None:
     concurrent requests from many processes count each other."""
     s.execute(lock_for_update(select(User.id).where(User.id == user.id), s)).all()
     # a run whose process died stays "reserved": only recent ones count
-    since = datetime.now(timezone.utc) - timedelta(seconds=inst.settings.query_timeout_s + 180)
+    since = datetime.now(UTC) - timedelta(seconds=inst.settings.query_timeout_s + 180)
     in_flight = s.execute(select(func.count()).select_from(QueryRun).where(
         QueryRun.operator_id == user.id, QueryRun.status == RunStatus.RESERVED, QueryRun.created_at >= since)).scalar_one()
     limit = inst.settings.max_concurrent_runs
@@ -275,7 +275,7 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
             release: NoisyRelease | None, actor, error_code: str | None, *, charged: bool,
             levels: list[int] | None = None) -> None:
     with inst.store.transaction() as s:
-        run = s.get(QueryRun, run_id)
+        run = existing_row(s, QueryRun, run_id)
         spent_q = ledger.QueryLoss.of(release.loss, release.mechanisms) if release is not None else reserved
         spent = spent_q.loss
         if charged:
@@ -285,7 +285,7 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
         run.status = RunStatus.CHARGED if release is not None else RunStatus.FAILED
         run.error_code = error_code
         run.result = release.to_dict() if release is not None else None
-        run.finished_at = datetime.now(timezone.utc)
+        run.finished_at = datetime.now(UTC)
         if not charged:
             run.epsilon = run.delta = 0.0
         audit.append(s, inst.signer, actor, "query.run" if release is not None else "query.fail", "query_run", run_id, {
@@ -340,8 +340,8 @@ def get_run(inst: Instance, user_name: str, run_id: str) -> RunView:
         if run is None or (user.role == Role.OPERATOR and run.operator_id != user.id):
             raise NotFound(f"no query run {run_id}", code="unknown_run")
         return RunView(
-            run_id=run.id, dataset=s.get(Dataset, run.dataset_id).name,
-            version=s.get(DatasetVersion, run.version_id).number, sql=run.sql,
+            run_id=run.id, dataset=existing_row(s, Dataset, run.dataset_id).name,
+            version=existing_row(s, DatasetVersion, run.version_id).number, sql=run.sql,
             fingerprint=run.fingerprint, status=run.status, epsilon=run.epsilon, delta=run.delta,
             result=run.result, error_code=run.error_code, created_at=run.created_at.isoformat(),
         )

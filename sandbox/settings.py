@@ -19,7 +19,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, get_type_hints
+from typing import Any, get_type_hints
+from collections.abc import Callable, Mapping
 
 from queries.errors import InvalidInput
 

@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -122,7 +122,7 @@ def issue_token(inst: Instance, user: User, *, scopes: list[str] | None = None,
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with inst.store.transaction() as s:
         row = ApiToken(user_id=user.id, token_hash=_token_hash(token), prefix=token[:10],
-                       scopes=scopes or ["all"], expires_at=datetime.now(timezone.utc) + timedelta(days=days))
+                       scopes=scopes or ["all"], expires_at=datetime.now(UTC) + timedelta(days=days))
         s.add(row)
         s.flush()
         audit.append(s, inst.signer, actor_of(user), "token.issue", "token", row.id,
@@ -137,8 +137,8 @@ def user_for_token(inst: Instance, token: str) -> tuple[User, list[str]]:
             raise Unauthorized("invalid or revoked token", code="bad_token")
         expires = row.expires_at   # set on every token; one without it is taken as expired
         if expires is not None and expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)
-        if expires is None or expires < datetime.now(timezone.utc):
+            expires = expires.replace(tzinfo=UTC)
+        if expires is None or expires < datetime.now(UTC):
             raise Unauthorized("token expired", code="token_expired")
         user = s.get(User, row.user_id)
         if user is None or not user.active:
@@ -153,5 +153,5 @@ def revoke_token(inst: Instance, user: User, prefix: str) -> None:
             raise NotFound("no such token", code="unknown_token")
         if row.user_id != user.id and user.role != Role.ADMIN:
             raise Forbidden("only the token's holder or an admin can revoke it")
-        row.revoked_at = datetime.now(timezone.utc)
+        row.revoked_at = datetime.now(UTC)
         audit.append(s, inst.signer, actor_of(user), "token.revoke", "token", row.id, {"prefix": prefix})

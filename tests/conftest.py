@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from pgcluster import PgCluster  # noqa: E402
+from pgcluster import PgCluster
 
 _db_counter = itertools.count()
 

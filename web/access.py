@@ -8,7 +8,8 @@ from __future__ import annotations
 import secrets
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
 from flask import current_app
 from werkzeug.datastructures import FileStorage

@@ -232,6 +232,6 @@ def audit_status():
     return access.audit_report()
 
 
-from web import api_products  # noqa: E402,F401  (registers the product routes on ``api``)
-from web import api_approvals  # noqa: E402,F401  (approvals, product edit/re-run, disclosure reports)
-from web import api_sharing  # noqa: E402,F401  (sharing between departments)
+from web import api_products  # noqa: F401  (registers the product routes on ``api``)
+from web import api_approvals  # noqa: F401  (approvals, product edit/re-run, disclosure reports)
+from web import api_sharing  # noqa: F401  (sharing between departments)

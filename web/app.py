@@ -6,7 +6,8 @@ import logging
 import math
 import uuid
 from http import HTTPStatus
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from flask import Flask, g, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException

@@ -6,7 +6,8 @@ Every decision is made by ``sandbox.approvals``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable
 
 from queries.errors import InvalidInput, NotFound
 from sandbox.vocabulary import Role

@@ -16,7 +16,8 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from flask import current_app, g, request, session
 
@@ -164,17 +165,17 @@ def load_principal() -> None:
             user, scopes = user_for_token(inst, token.strip())
             if is_session_scope(scopes):
                 raise Unauthorized("invalid or revoked token", code="bad_token")
-            g.principal = Principal(user.name, user.role, tuple(scopes), "token")
+            g.principal = Principal(user.name, Role(user.role), tuple(scopes), "token")
         return
     sid = session.get("sid")
     if sid:
         from web.sessions import session_user
 
-        user = session_user(inst, sid)
-        if user is None or user.name != session.get("user") or user.role != session.get("role"):
+        signed_in = session_user(inst, sid)
+        if signed_in is None or signed_in.name != session.get("user") or signed_in.role != session.get("role"):
             session.clear()
             return
-        g.principal = Principal(user.name, user.role, (ALL_SCOPE,), "session")
+        g.principal = Principal(signed_in.name, Role(signed_in.role), (ALL_SCOPE,), "session")
     elif session.get("user"):
         session.clear()       # a cookie from before server-side sessions: sign in again
 

@@ -49,7 +49,7 @@ class SandboxClient:
 
     @classmethod
     def login(cls, base_url: str, user: str, password: str, *, scopes: list[str] | None = None, days: int = 1,
-              transport: httpx.BaseTransport | None = None) -> "SandboxClient":
+              transport: httpx.BaseTransport | None = None) -> SandboxClient:
         anon = cls(base_url, transport=transport)
         try:
             data = anon._call("POST", "/tokens", json={"user": user, "password": password,
@@ -86,7 +86,7 @@ class SandboxClient:
     def close(self) -> None:
         self.http.close()
 
-    def __enter__(self) -> "SandboxClient":
+    def __enter__(self) -> SandboxClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

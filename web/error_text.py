@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from string import Formatter
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, Forbidden, InternalError, InvalidInput,
                             NotFound, PolicyError, PrivacyError, QueryRejected, SandboxError, Unauthorized)

@@ -333,12 +333,12 @@ ZH: dict[str, str] = {
     "ε spent this year": "本年度消耗的 ε",
 }
 
-from web.i18n_terms import ZH_TERMS  # noqa: E402  (the pages' newer strings)
+from web.i18n_terms import ZH_TERMS
 
 ZH.update(ZH_TERMS)
 
 
-from web.i18n_sharing import SHARING_ZH  # noqa: E402
+from web.i18n_sharing import SHARING_ZH
 
 for _key, _text in SHARING_ZH.items():
     ZH.setdefault(_key, _text)

@@ -12,14 +12,15 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from queries.errors import InvalidInput
 from sandbox.views import json_form
-from sandbox.vocabulary import PUBLIC
+from sandbox.vocabulary import PUBLIC, Audience
 from web.auth import allow
 from web.schemas import Meta, Problem
 
@@ -88,7 +89,7 @@ class ApiRoutes:
         self.blueprint = blueprint
         self.operations: list[ApiOperation] = []
 
-    def route(self, rule: str, method: str = "GET", *, roles: tuple[str, ...], summary: str,
+    def route(self, rule: str, method: str = "GET", *, roles: tuple[Audience, ...], summary: str,
               body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               response: Any = None, many: bool = False, status: int = 200, media: tuple[str, ...] = (),
               multipart: dict[str, str] | None = None, tag: str = "api", aliases: tuple[str, ...] = ()) -> Callable:

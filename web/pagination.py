@@ -6,7 +6,8 @@ its own parameter (``paginate(products, "products_page")``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from flask import request
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from sqlalchemy import select
 
@@ -35,7 +35,7 @@ def start_session(inst: Instance, user: User, hours: int = SESSION_HOURS) -> str
     sid = SESSION_PREFIX + secrets.token_urlsafe(32)
     with inst.store.transaction() as s:
         row = ApiToken(user_id=user.id, token_hash=_hash(sid), prefix=sid[:12], scopes=[SESSION_SCOPE],
-                       expires_at=datetime.now(timezone.utc) + timedelta(hours=hours))
+                       expires_at=datetime.now(UTC) + timedelta(hours=hours))
         s.add(row)
         s.flush()
         audit.append(s, inst.signer, Actor(user.name, user.role), "session.start", "session", row.id, {})
@@ -52,8 +52,8 @@ def session_user(inst: Instance, sid: str) -> User | None:
             return None
         expires = row.expires_at   # set on every session; one without it is taken as expired
         if expires is not None and expires.tzinfo is None:
-            expires = expires.replace(tzinfo=timezone.utc)
-        if expires is None or expires < datetime.now(timezone.utc):
+            expires = expires.replace(tzinfo=UTC)
+        if expires is None or expires < datetime.now(UTC):
             return None
         user = s.get(User, row.user_id)
         if user is None or not user.active:
@@ -70,7 +70,7 @@ def end_session(inst: Instance, sid: str) -> None:
         row = s.execute(select(ApiToken).where(ApiToken.token_hash == _hash(sid))).scalar_one_or_none()
         if row is None or row.revoked_at is not None or SESSION_SCOPE not in (row.scopes or []):
             return
-        row.revoked_at = datetime.now(timezone.utc)
+        row.revoked_at = datetime.now(UTC)
         user = s.get(User, row.user_id)
         audit.append(s, inst.signer, Actor(user.name if user else PUBLIC, user.role if user else PUBLIC),
                      "session.end", "session", row.id, {})

@@ -16,7 +16,8 @@ the new spelling does; docs/cli.md lists them.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
 
 import click
 

@@ -5,7 +5,8 @@ with their intervals."""
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 import click
 
@@ -20,6 +21,12 @@ def emit(data: Any, as_json: bool, human: Callable[[Any], Any] | None = None) ->
         click.echo(json.dumps(form, indent=2, ensure_ascii=False, default=str))
     else:
         human(form)
+
+
+def echo_lines(lines: Iterable[str]) -> None:
+    """Print each line (a human form that is one line per row)."""
+    for line in lines:
+        click.echo(line)
 
 
 def print_table(result: dict) -> None:

@@ -11,7 +11,7 @@ import os
 import secrets
 import time
 from datetime import date, timedelta
-from typing import Callable
+from collections.abc import Callable
 
 from sqlalchemy import select
 

@@ -40,7 +40,8 @@ import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
+from collections.abc import Callable
 
 import duckdb
 import numpy as np
@@ -52,7 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from queries.errors import BadMasterKey, InvalidInput, NotFound, PolicyError, VersionCorrupt  # noqa: F401 (re-exported)
+from queries.errors import BadMasterKey, InvalidInput, NotFound, PolicyError, VersionCorrupt
 from queries.policy import DatasetPolicy, TablePolicy
 from queries.vocabulary import Classification
 

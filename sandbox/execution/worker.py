@@ -54,7 +54,7 @@ import time
 import weakref
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
@@ -290,7 +290,7 @@ def _child_env() -> dict[str, str]:
 # ---------------------------------------------------------------- the parent side
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    return datetime.now(UTC).isoformat(timespec="microseconds")
 
 
 class _Timeout(Exception):
@@ -543,7 +543,7 @@ class WorkerPool:
         for handler in handlers:
             handler.close()
 
-    def __enter__(self) -> "WorkerPool":
+    def __enter__(self) -> WorkerPool:
         return self
 
     def __exit__(self, *exc: object) -> None:

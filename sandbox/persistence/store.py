@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, TypeVar, cast
+from typing import Any, TypeVar, cast
+from collections.abc import Iterator
 
 from alembic import command
 from alembic.config import Config

@@ -17,7 +17,7 @@ refusal raises a specific code inside the transaction, so it changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, time, timedelta, UTC
 from enum import StrEnum
 from typing import Any
 
@@ -58,11 +58,11 @@ class ShareDecision(StrEnum):
 
 
 def as_utc(d: datetime) -> datetime:
-    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+    return d if d.tzinfo else d.replace(tzinfo=UTC)
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 # ---------------------------------------------------------------- the effective sharing section
@@ -289,7 +289,7 @@ def grant_view(s: Session, req: ShareRequest) -> ShareGrantView:
 def _expiry(expires: date | None) -> datetime:
     if expires is None:
         return now() + timedelta(days=DEFAULT_GRANT_DAYS)
-    at = datetime.combine(expires, time(23, 59, 59), tzinfo=timezone.utc)
+    at = datetime.combine(expires, time(23, 59, 59), tzinfo=UTC)
     if at <= now():
         raise InvalidInput("the end of the grant's term is in the past", code="invalid_expiry")
     if at > now() + timedelta(days=MAX_GRANT_DAYS):

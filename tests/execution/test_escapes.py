@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from queries.errors import ExecutionFailed
@@ -188,7 +189,7 @@ def hardened(version, data_key, tmp_path):
 ])
 def test_hardened_database_contains_what_the_statement_check_would_refuse(hardened, sql):
     cur = hardened.cursor()
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.Error):
         cur.execute(sql).fetchall()
     assert not Path(TARGET + ".csv").exists() and not Path(TARGET).exists()
 

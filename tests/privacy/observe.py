@@ -79,7 +79,7 @@ class Observer:
         self._levels: dict[str, int] = {}
 
     # -- logging capture (every level of the project's loggers, restored by close)
-    def open(self) -> "Observer":
+    def open(self) -> Observer:
         logging.getLogger().addHandler(self._handler)
         for name in LOGGERS:
             logger = logging.getLogger(name)

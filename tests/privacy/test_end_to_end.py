@@ -8,17 +8,17 @@ import pytest
 
 pytest.importorskip("queries.plan")
 
-import duckdb  # noqa: E402
+import duckdb
 
-from privacy import PrivacyLoss, release  # noqa: E402
-from privacy.accounting import needs_selection  # noqa: E402
-from privacy.measures import group_table  # noqa: E402
-from privacy.sensitivity import measure_sensitivities, units_sensitivity  # noqa: E402
-from queries import plan_query  # noqa: E402
-from queries.policy import parse_policy  # noqa: E402
-from sandbox.demo.data import load_health, write_health  # noqa: E402
+from privacy import PrivacyLoss, release
+from privacy.accounting import needs_selection
+from privacy.measures import group_table
+from privacy.sensitivity import measure_sensitivities, units_sensitivity
+from queries import plan_query
+from queries.policy import parse_policy
+from sandbox.demo.data import load_health, write_health
 
-from .conftest import epsilon_lower_bound  # noqa: E402
+from .conftest import epsilon_lower_bound
 
 SHAPES = {
     "count": "SELECT COUNT(*) FROM people",

@@ -37,7 +37,7 @@ def test_count_noise_fits_claimed_scale_and_rejects_30_percent_off(accounting):
     pmf = discrete_laplace_pmf if accounting == "approx" else discrete_gaussian_pmf
     assert chi_square_pvalue(noise, lambda z: pmf(z, scale)) > 1e-3
     for wrong in (0.7 * scale, 1.3 * scale):
-        assert chi_square_pvalue(noise, lambda z: pmf(z, wrong)) < 1e-3
+        assert chi_square_pvalue(noise, lambda z, wrong=wrong: pmf(z, wrong)) < 1e-3
     lo, hi = column_intervals(rs, 1)
     coverage = np.mean((lo <= 100) & (100 <= hi))
     assert 0.94 <= coverage <= 0.975

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, UTC
 from typing import Any
 
 from sqlalchemy import select
@@ -54,7 +54,7 @@ class World:
             s.add(QueryRun(id=run_id, licence_id=licence_id or self.licence_id, dataset_id=self.dataset_id,
                            version_id=version_id or self.version_id, operator_id=op.id, sql=sql,
                            fingerprint=plan.fingerprint, plan=plan.summary(), status="charged", epsilon=epsilon,
-                           delta=0.0, result=result, finished_at=datetime.now(timezone.utc)))
+                           delta=0.0, result=result, finished_at=datetime.now(UTC)))
             for b in s.execute(select(Budget).where(Budget.dataset_id == self.dataset_id)).scalars():
                 if b.scope == "dataset" or b.licence_id == (licence_id or self.licence_id):
                     b.spent_epsilon += epsilon

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from sqlalchemy import select
@@ -179,7 +179,7 @@ def test_licence_expiry_cancels_pending_products(sqlite_world):
     submit_product(inst, "operator1", pid, attestation="ok")
     review_product(inst, "reviewer1", pid, "approve", "checked")
     with inst.store.transaction() as s:
-        s.get(Licence, w.licence_id).expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
+        s.get(Licence, w.licence_id).expires_at = datetime.now(UTC) - timedelta(minutes=1)
     with pytest.raises(Conflict):
         review_product(inst, "reviewer2", pid, "approve", "checked")
     d = get_product(inst, "operator1", pid)

@@ -4,7 +4,7 @@ several processes, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import multiprocessing as mp
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -29,7 +29,7 @@ def _budgets(inst, *, dataset_eps: float, licence_eps: float, per_query: float =
         s.add(ds)
         s.flush()
         lic = Licence(dataset_id=ds.id, operator_id=op.id, purpose="p", granted_by=u.id,
-                      expires_at=datetime.now(timezone.utc) + timedelta(days=1))
+                      expires_at=datetime.now(UTC) + timedelta(days=1))
         s.add(lic)
         s.flush()
         s.add(Budget(scope="dataset", dataset_id=ds.id, epsilon=dataset_eps, delta=1e-6,

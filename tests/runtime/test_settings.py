@@ -49,7 +49,7 @@ def test_settings_is_typed_with_one_attribute_per_setting():
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.workers = 3  # type: ignore[misc]
     with pytest.raises(AttributeError):
-        s.no_such_setting  # type: ignore[attr-defined]
+        _ = s.no_such_setting  # type: ignore[attr-defined]
 
 
 def test_environment_and_overrides():

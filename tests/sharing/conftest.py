@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sharing_world import build_world  # noqa: E402
+from sharing_world import build_world
 
 
 @pytest.fixture

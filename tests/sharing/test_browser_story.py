@@ -15,8 +15,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 
-from sharing_world import CONDITIONS, PASSWORD  # noqa: E402
-from web_helpers import start_live_server  # noqa: E402
+from sharing_world import CONDITIONS, PASSWORD
+from web_helpers import start_live_server
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

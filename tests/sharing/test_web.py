@@ -14,8 +14,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "web"))
 
-from sharing_world import CONDITIONS, PASSWORD  # noqa: E402
-from web_helpers import bearer, csrf_of, page_login, token_for  # noqa: E402
+from sharing_world import CONDITIONS, PASSWORD
+from web_helpers import bearer, csrf_of, page_login, token_for
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_helpers import ROLE_USER, add_users, token_for  # noqa: E402
+from web_helpers import ROLE_USER, add_users, token_for
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_helpers import bearer, csrf_of, page_login, token_for  # noqa: E402
+from web_helpers import bearer, csrf_of, page_login, token_for
 
-from queries.errors import BudgetExceeded, ExecutionFailed, Forbidden, PolicyError, QueryRejected, Span  # noqa: E402
-from web.error_text import ZH_ERRORS, chinese_text, error_text  # noqa: E402
+from queries.errors import BudgetExceeded, ExecutionFailed, Forbidden, PolicyError, QueryRejected, Span
+from web.error_text import ZH_ERRORS, chinese_text, error_text
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "query-language.md"
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -14,9 +14,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from web_helpers import PASSWORD, bearer, start_live_server, token_for  # noqa: E402
+from web_helpers import PASSWORD, bearer, start_live_server, token_for
 
-from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, InternalError, NotFound,  # noqa: E402
+from queries.errors import (BudgetExceeded, Conflict, ExecutionFailed, InternalError, NotFound,
                             QueryRejected, SandboxError, Span, error_from_problem)
 
 ROOT = Path(__file__).resolve().parents[2]
