@@ -45,7 +45,9 @@ CONTEXT = {
     "vcard": "http://www.w3.org/2006/vcard/ns#",
 }
 ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
-ACCESS_RIGHTS = {Classification.OPEN: ACCESS + "PUBLIC", Classification.CONDITIONAL: ACCESS + "RESTRICTED", Classification.RESTRICTED: ACCESS + "NON_PUBLIC"}
+# keyed by the stored word (a Classification member is that word)
+ACCESS_RIGHTS: dict[str, str] = {Classification.OPEN: ACCESS + "PUBLIC", Classification.CONDITIONAL: ACCESS + "RESTRICTED",
+                                 Classification.RESTRICTED: ACCESS + "NON_PUBLIC"}
 IANA = "http://www.iana.org/assignments/media-types/"
 MEDIA = {"parquet": IANA + "application/vnd.apache.parquet", "csv": IANA + "text/csv",
          "json": IANA + "application/json", "sig": IANA + "text/plain"}

@@ -16,6 +16,7 @@ import click
 from sandbox.cli.decisions import decision_options, deprecated, emit_decision
 from sandbox.cli.options import as_option, handles_errors, home_option, json_option
 from sandbox.cli.options import open_instance as _open
+from sandbox.cli.output import echo_lines
 from sandbox.cli.output import emit as _emit
 from sandbox.cli.output import print_table
 from sandbox.vocabulary import ProductState
@@ -227,9 +228,9 @@ def product_list(home, as_user, state, dataset, as_json) -> None:
 
     with _open(home) as inst:
         rows = [p.to_dict() for p in list_products(inst, as_user, state=state, dataset=dataset)]
-    _emit(rows, as_json, lambda r: [click.echo(
-        f"{x['id']:<4} {x['state']:<10} {x['dataset']:<10} v{x['latest_version']:<3} {x['author']:<12} {x['title']}")
-        for x in r])
+    _emit(rows, as_json, lambda r: echo_lines(
+        f"{x['id']:<4} {x['state']:<10} {x['dataset']:<10} v{x['latest_version']:<3} {x['author']:<12} {x['title']}"
+        for x in r))
 
 
 @product.command("show")
@@ -402,10 +403,10 @@ def request_list(home, as_user, status, as_json) -> None:
 
     with _open(home) as inst:
         rows = [r.to_dict() for r in list_data_requests(inst, as_user, status=status)]
-    _emit(rows, as_json, lambda rows: [click.echo(
+    _emit(rows, as_json, lambda rows: echo_lines(
         f"{r['id']:<4} {r['status']:<9} {r['dataset'] or '-':<10} {r['title']}"
-        + (f"  <{r['contact']}>" if r.get("contact") else "") + (f"  product {r['product_id']}" if r['product_id'] else ""))
-        for r in rows])
+        + (f"  <{r['contact']}>" if r.get("contact") else "") + (f"  product {r['product_id']}" if r['product_id'] else "")
+        for r in rows))
 
 
 @request.command("decide")

@@ -16,6 +16,7 @@ from sandbox.cli.decisions import decision_options, deprecated, emit_decision, r
 from sandbox.cli.options import acting_actor, handles_errors, home_option, json_option
 from sandbox.cli.options import as_option as _as
 from sandbox.cli.options import open_instance as _open
+from sandbox.cli.output import echo_lines
 from sandbox.cli.output import emit as _emit
 from sandbox.vocabulary import OrganisationKind
 
@@ -57,7 +58,7 @@ def org_list(home: Path | None, as_json: bool) -> None:
 
     with _open(home) as inst:
         rows = [o.to_dict() for o in list_organisations(inst)]
-    _emit(rows, as_json, lambda r: [click.echo(f"{x['name']:<32} {x['kind']:<11} {x['users']} user(s)") for x in r])
+    _emit(rows, as_json, lambda r: echo_lines(f"{x['name']:<32} {x['kind']:<11} {x['users']} user(s)" for x in r))
 
 
 # --- sharing ---------------------------------------------------------------------
@@ -164,8 +165,8 @@ def share_requests(home: Path | None, dataset: str | None, status: str | None, a
 
     with _open(home) as inst:
         rows = [v.to_dict() for v in list_shares(inst, as_user, dataset=dataset, status=status)]
-    _emit(rows, as_json, lambda r: [click.echo(
-        f"{x['id']:<4} {x['status']:<9} {x['dataset']:<12} {x['requester']:<12} {', '.join(x['columns'])}") for x in r])
+    _emit(rows, as_json, lambda r: echo_lines(
+        f"{x['id']:<4} {x['status']:<9} {x['dataset']:<12} {x['requester']:<12} {', '.join(x['columns'])}" for x in r))
 
 
 @share.command("show")
@@ -272,9 +273,9 @@ def share_change_list(home: Path | None, status: str | None, as_json: bool) -> N
 
     with _open(home) as inst:
         rows = [c.to_dict() for c in list_sharing_changes(inst, status=status)]
-    _emit(rows, as_json, lambda r: [click.echo(
+    _emit(rows, as_json, lambda r: echo_lines(
         f"{x['id']:<4} {x['status']:<10} {x['dataset']:<12} v{x['version']}: {x['previous']['cls']} → "
-        f"{x['proposed']['cls']}") for x in r])
+        f"{x['proposed']['cls']}" for x in r))
 
 
 @share_change.command("decide")
@@ -361,9 +362,9 @@ def share_objections(home: Path | None, dataset: str | None, status: str | None,
 
     with _open(home) as inst:
         rows = [o.to_dict() for o in list_objections(inst, as_user, dataset=dataset, status=status)]
-    _emit(rows, as_json, lambda r: [click.echo(
+    _emit(rows, as_json, lambda r: echo_lines(
         f"{x['id']:<4} {x['status']:<10} {x['dataset']} v{x['version']} {', '.join(x['columns'])} "
-        f"({x['age_days']} days)  {x['description']}") for x in r])
+        f"({x['age_days']} days)  {x['description']}" for x in r))
 
 
 @share.command("demand")
@@ -418,9 +419,9 @@ def share_demands(home: Path | None, status: str | None, as_user: str, as_json: 
 
     with _open(home) as inst:
         rows = [d.to_dict() for d in list_demands(inst, as_user, status=status)]
-    _emit(rows, as_json, lambda r: [click.echo(
+    _emit(rows, as_json, lambda r: echo_lines(
         f"{x['id']:<4} {x['status']:<9} due {x['due_at'][:10]}{' OVERDUE' if x['overdue'] else ''}  "
-        f"{x['department']} → {x['provider']}: {x['title']}") for x in r])
+        f"{x['department']} → {x['provider']}: {x['title']}" for x in r))
 
 
 @share.command("notifications")
@@ -434,8 +435,8 @@ def share_notifications(home: Path | None, as_user: str, as_json: bool) -> None:
 
     with _open(home) as inst:
         rows = [n.to_dict() for n in notifications(inst, as_user)]
-    _emit(rows, as_json, lambda r: [click.echo(
-        f"{x['created_at'][:19]}  {x['dataset']} version {x['version']} (grant {x['request_id']})") for x in r])
+    _emit(rows, as_json, lambda r: echo_lines(
+        f"{x['created_at'][:19]}  {x['dataset']} version {x['version']} (grant {x['request_id']})" for x in r))
 
 
 @share.command("usage")
@@ -453,9 +454,9 @@ def share_usage(home: Path | None, year: int | None, as_user: str, as_json: bool
         if not may_see_usage(inst, as_user):
             raise Forbidden("usage figures are for owners, reviewers and admins", code="wrong_role")
         rows = [u.to_dict() for u in sharing_usage(inst, year=year, user=as_user)]
-    _emit(rows, as_json, lambda r: [click.echo(
+    _emit(rows, as_json, lambda r: echo_lines(
         f"{x['month']}  {x['dataset']:<12} {x['provider']:<24} → {x['recipient']:<24} pulls {x['pulls']:<5} "
-        f"queries {x['queries']:<5} rows {x['rows']:<10} grants {x['grants']}") for x in r])
+        f"queries {x['queries']:<5} rows {x['rows']:<10} grants {x['grants']}" for x in r))
 
 
 def register(main: click.Group) -> None:

@@ -66,6 +66,8 @@ VARIANCE_KINDS = frozenset({AggregateKind.VAR_POP, AggregateKind.VAR_SAMP,
 def member_of(vocabulary: type[_E], value: object) -> _E | None:
     """``value`` as a word of ``vocabulary``, or None when it is none of its words (any
     type: a policy's TOML may hold a number or a list where a word belongs)."""
+    if not isinstance(value, str):
+        return None
     try:
         return vocabulary(value)
     except (ValueError, TypeError):

@@ -334,8 +334,9 @@ class TemplateView:
 
 def _licence_facts(s: Session, licence_id: int) -> tuple[str, str, str]:
     """The dataset, operator and approval mode of a licence."""
-    lic = s.get(Licence, licence_id)
-    return s.get(Dataset, lic.dataset_id).name, s.get(User, lic.operator_id).name, lic.approval_mode
+    lic = existing_row(s, Licence, licence_id)
+    return existing_row(s, Dataset, lic.dataset_id).name, existing_row(s, User, lic.operator_id).name, \
+        lic.approval_mode
 
 
 def template_view(s: Session, t: QueryTemplate, *, public: bool = False) -> TemplateView:

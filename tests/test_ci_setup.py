@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,3 +50,16 @@ def test_ci_runs_the_lint_gate_before_the_tests():
     lint_at = ci.index(".venv/bin/ruff check .\n")
     assert lint_at < ci.index('bash -euo pipefail -c "$test_command"')
     assert "[tool.ruff.lint]" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+
+
+def test_ci_runs_the_type_gate_over_every_package_before_the_tests():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    type_at = ci.index("\n.venv/bin/mypy\n")
+    assert ci.index(".venv/bin/ruff check .\n") < type_at < ci.index('bash -euo pipefail -c "$test_command"')
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    packages = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file())
+    assert packages == ["privacy", "products", "queries", "sandbox", "web"]
+    assert sorted(config["tool"]["mypy"]["files"]) == packages
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["*"]
+    for package in packages:
+        assert (ROOT / package / "py.typed").is_file(), package

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from sandbox.cli.options import handles_errors, home_option, instance_settings, json_option, local_actor, open_instance
-from sandbox.cli.output import emit
+from sandbox.cli.output import echo_lines, emit
 from sandbox.vocabulary import Role
 
 
@@ -62,7 +62,7 @@ def user_list(home: Path | None, as_json: bool) -> None:
 
     with open_instance(home) as inst:
         rows = list_users(inst)
-    emit(rows, as_json, lambda r: [click.echo(f"{x['name']:<16} {x['role']:<9} {x['organisation']}") for x in r])
+    emit(rows, as_json, lambda r: echo_lines(f"{x['name']:<16} {x['role']:<9} {x['organisation']}" for x in r))
 
 
 # --- audit and keys ----------------------------------------------------------

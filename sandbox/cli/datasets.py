@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import click
 
 from sandbox.cli.options import acting_actor, as_option, handles_errors, home_option, json_option, open_instance
-from sandbox.cli.output import emit
+from sandbox.cli.output import echo_lines, emit
 from sandbox.vocabulary import ApprovalMode
 
 APPROVAL_MODES = [mode.value for mode in ApprovalMode]
@@ -55,8 +56,8 @@ def dataset_list(home: Path | None, as_json: bool) -> None:
 
     with open_instance(home) as inst:
         rows = list_datasets(inst)
-    emit(rows, as_json, lambda r: [click.echo(
-        f"{x['name']:<14} {x['classification']:<12} v{x['versions']:<3} {x['title']}") for x in r])
+    emit(rows, as_json, lambda r: echo_lines(
+        f"{x['name']:<14} {x['classification']:<12} v{x['versions']:<3} {x['title']}" for x in r))
 
 
 @dataset.command("show")
@@ -81,7 +82,7 @@ def dataset_show(home: Path | None, name: str, quality: bool, as_json: bool) -> 
 @click.option("--rows", type=int, default=1000, show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["duckdb", "parquet"]), default="duckdb", show_default=True)
 @handles_errors
-def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: str) -> None:
+def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: Literal["duckdb", "parquet"]) -> None:
     """Write mock data generated from the policy alone (never a real value), to
     try SQL locally."""
     from sandbox.datasets import get_dataset, latest_version, version_policy
@@ -103,7 +104,8 @@ def dataset_mock(home: Path | None, name: str, out: Path, rows: int, fmt: str) -
 @click.option("--format", "fmt", type=click.Choice(["csv", "parquet"]), default="csv", show_default=True)
 @click.option("--version", type=int, default=None)
 @handles_errors
-def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: str, version: int | None) -> None:
+def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: Literal["csv", "parquet"],
+                   version: int | None) -> None:
     """Export a table of an OPEN dataset in clear."""
     from queries.errors import Forbidden
     from queries.vocabulary import Classification
@@ -216,9 +218,9 @@ def licence_list(home: Path | None, dataset: str | None, as_json: bool) -> None:
 
     with open_instance(home) as inst:
         rows = list_licences(inst, dataset=dataset)
-    emit(rows, as_json, lambda r: [click.echo(
+    emit(rows, as_json, lambda r: echo_lines(
         f"{x['id']:<4} {x['dataset']:<10} {x['operator']:<12} {x['status']:<8} "
-        f"ε left {x['budget']['remaining']['epsilon']:.3g}  {x['purpose']}") for x in r])
+        f"ε left {x['budget']['remaining']['epsilon']:.3g}  {x['purpose']}" for x in r))
 
 
 COMMANDS = [dataset, licence]

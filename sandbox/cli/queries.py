@@ -11,7 +11,7 @@ import click
 
 from sandbox.cli.decisions import decision_options, deprecated, emit_decision, renamed
 from sandbox.cli.options import as_option, handles_errors, home_option, json_option, open_instance
-from sandbox.cli.output import emit, print_table
+from sandbox.cli.output import echo_lines, emit, print_table
 
 
 @click.group()
@@ -141,9 +141,9 @@ def query_list(home: Path | None, as_user: str, dataset: str | None, as_json: bo
 
     with open_instance(home) as inst:
         rows = list_runs(inst, as_user, dataset)
-    emit(rows, as_json, lambda r: [click.echo(
-        f"{x['run_id'][:8]}  {x['status']:<8} ε={x['epsilon']:g}  {x['created_at'][:19]}  {' '.join(x['sql'].split())}")
-        for x in r])
+    emit(rows, as_json, lambda r: echo_lines(
+        f"{x['run_id'][:8]}  {x['status']:<8} ε={x['epsilon']:g}  {x['created_at'][:19]}  {' '.join(x['sql'].split())}"
+        for x in r))
 
 
 @query.command("show")
@@ -209,8 +209,8 @@ def approval_list(home: Path | None, dataset: str | None, status: str | None, as
 
     with open_instance(home) as inst:
         rows = list_requests(inst, dataset=dataset, status=status)
-    emit(rows, as_json, lambda r: [click.echo(f"{x['id']:<4} {x['status']:<9} ε={x['epsilon']:g}  {x['purpose']}")
-                                   for x in r])
+    emit(rows, as_json, lambda r: echo_lines(f"{x['id']:<4} {x['status']:<9} ε={x['epsilon']:g}  {x['purpose']}"
+                                   for x in r))
 
 
 @approval.command("decide")
@@ -329,8 +329,8 @@ def template_list(home: Path | None, dataset: str | None, status: str | None, as
 
     with open_instance(home) as inst:
         rows = list_templates(inst, dataset=dataset, status=status)
-    emit(rows, as_json, lambda r: [click.echo(
-        f"{x['id']:<4} {x['status']:<9} runs {x['runs_used']}/{x['max_runs'] or '∞'}  {x['title']}") for x in r])
+    emit(rows, as_json, lambda r: echo_lines(
+        f"{x['id']:<4} {x['status']:<9} runs {x['runs_used']}/{x['max_runs'] or '∞'}  {x['title']}" for x in r))
 
 
 COMMANDS = [query, approval, template]
