@@ -24,7 +24,6 @@ from flask import current_app, g, request, session
 from queries.errors import Forbidden, InvalidInput, RateLimited, Unauthorized
 from sandbox.vocabulary import PUBLIC, Audience, Role
 
-ROLES = ("owner", "operator", "reviewer", "admin")
 READ_SCOPE = "read"          # a token with only this scope may use GET routes
 ALL_SCOPE = "all"
 TOKEN_SCOPES = (READ_SCOPE, ALL_SCOPE)
