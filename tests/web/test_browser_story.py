@@ -1,4 +1,4 @@
-"""The story in a real headless Chromium: owner registers and licenses a
+"""The story in a real headless Chromium: owner adds and licenses a
 dataset, the operator is refused, runs, drafts and submits a product, two
 reviewers approve, the public product page shows the chart with error bars and
 the downloaded zip verifies. Screenshots of each page, in English and Chinese,
@@ -80,16 +80,16 @@ def test_browser_story(browser, live, health_source, tmp_path):
     story = Story(browser, live)
     folder = health_source.parent
 
-    # the owner registers the dataset and grants a licence
+    # the owner adds the dataset and grants a licence
     owner = story.as_user("owner1")
     owner.goto(f"{live}/owner/add")
-    story.shoot(owner, "01-owner-register")
+    story.shoot(owner, "01-owner-add")
     owner.get_by_label("Policy file").set_input_files(str(health_source))
     owner.get_by_label("Data files").set_input_files([str(folder / n) for n in
                                                       ("people.parquet", "visits.csv", "clinics.csv")])
-    owner.get_by_role("button", name="Register").click()
+    owner.get_by_role("button", name="Add", exact=True).click()
     owner.locator("#add-done").wait_for()
-    story.shoot(owner, "02-owner-registered", both=False)
+    story.shoot(owner, "02-owner-added", both=False)
     owner.goto(f"{live}/owner/datasets/health")
     owner.get_by_label("Operator").fill("operator1")
     owner.get_by_label("Purpose").fill("Clinic planning")
