@@ -69,7 +69,7 @@ def run_demo(settings: Settings, *, people: int = 100_000, echo: Callable[[str],
         write_all(source, people=people)
     for name in ("health", "transport", "tax"):
         v = add_dataset(inst, Actor("owner1", Role.OWNER), source / name / "policy.toml")
-        echo(f"dataset {v.dataset}: version {v.number} {'registered' if v.created else '(already registered)'}")
+        echo(f"dataset {v.dataset}: version {v.number} {'added' if v.created else '(already added)'}")
     with inst.store.read() as s:
         has_licence = s.execute(select(Licence).where(Licence.status == LicenceStatus.ACTIVE)).first() is not None
         has_runs = s.execute(select(QueryRun)).first() is not None

@@ -27,7 +27,7 @@ def test_demo_twice(tmp_path):
         assert role in first.stdout
     second = _dps(home, "demo", "--no-serve", "--people", "5000")
     assert second.returncode == 0, second.stderr
-    assert "already registered" in second.stdout and "ran:" not in second.stdout
+    assert "already added" in second.stdout and "ran:" not in second.stdout
     datasets = json.loads(_dps(home, "dataset", "list", "--json").stdout)
     assert sorted((d["name"], d["classification"], d["versions"]) for d in datasets) == [
         ("health", "conditional", 1), ("tax", "restricted", 1), ("transport", "open", 1)]
