@@ -64,12 +64,17 @@ def acting_actor(inst: Instance, as_user: str | None) -> Actor:
 def instance_settings(home: Path | None, **overrides: Any) -> Settings:
     """The settings of the instance at ``home`` (flags, then ``DPS_*`` variables).
     Every command that reads settings comes here, so this is where the CLI
-    configures logging: the ``dp_sandbox`` loggers go to stderr at ``DPS_LOG_LEVEL``."""
+    configures logging. The ``dp_sandbox`` loggers go to stderr at ``DPS_LOG_LEVEL``
+    when it is set; otherwise only warnings and errors do, since a command already
+    prints its own outcome (the instance log still records at the default level)."""
+    import os
+
     from sandbox.logs import configure_logging
     from sandbox.settings import load_settings
 
     settings = load_settings(home=str(home) if home else None, **overrides)
-    configure_logging(settings.log_level)
+    chosen = "DPS_LOG_LEVEL" in os.environ or "log_level" in overrides
+    configure_logging(settings.log_level if chosen else "WARNING")
     return settings
 
 

@@ -171,3 +171,15 @@ def test_mock_data_and_open_export(home, tmp_path):
         con.close()
     out = dps(home, "dataset", "export", "health", "--table", "people", "--out", str(tmp_path / "x.csv"), check=False)
     assert out.returncode == 1 and "not_open_data" in out.stderr and not (tmp_path / "x.csv").exists()
+
+
+def test_a_refusal_prints_its_error_once_and_logs_to_the_instance_log(home):
+    sql = "SELECT nosuch FROM people"
+    out = dps(home, "query", "run", "--as", "operator1", "--dataset", "health", sql, check=False)
+    assert out.returncode == 1 and out.stderr.count("unknown_column") == 1, out.stderr
+    assert "dp_sandbox" not in out.stderr
+    assert "query refused: unknown_column" in (home / "logs" / "dp-sandbox.log").read_text()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")} | {"DPS_LOG_LEVEL": "INFO"}
+    chosen = subprocess.run([sys.executable, "-m", "sandbox.cli", "query", "run", "--as", "operator1", "--dataset",
+                             "health", sql, "--home", str(home)], capture_output=True, text=True, env=env, timeout=300)
+    assert chosen.returncode == 1 and "INFO dp_sandbox.service: query refused: unknown_column" in chosen.stderr
