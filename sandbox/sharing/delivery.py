@@ -24,7 +24,6 @@ from sqlglot import exp
 
 from queries.errors import Forbidden, InvalidInput, NotFound
 from queries.shared_sql import SharedScope, check_shared_sql, extract_sql
-from queries.vocabulary import Classification
 from sandbox import audit
 from sandbox.datasets import get_version, version_policy
 from sandbox.instance import Instance
@@ -32,7 +31,7 @@ from sandbox.persistence.models import Dataset, DatasetTable, ShareDelivery, Sha
 from sandbox.persistence.store import existing_row
 from sandbox.organisations import organisation_of
 from sandbox.sharing.grants import (
-    GrantStatus, _get_request, as_utc, department_of, effective_sharing, provider_name, status_of,
+    GrantStatus, _get_request, as_utc, department_of, provider_name, status_of, supplied_sharing,
 )
 from sandbox.users import actor_of, get_user
 
@@ -91,13 +90,7 @@ def open_grant(inst: Instance, user: str, request_id: int, version: int | None =
             code, message = _STATUS_REFUSALS[status]
             raise Forbidden(f"{message} (request {request_id})", code=code)
         ds = existing_row(s, Dataset, req.dataset_id)
-        if ds.classification == Classification.RESTRICTED:
-            raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
-                            dataset=ds.name)
-        sharing = effective_sharing(s, ds)
-        if not sharing.shareable:
-            raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable",
-                            dataset=ds.name)
+        sharing = supplied_sharing(s, ds)
         v = get_version(s, ds, version)
         policy = version_policy(v)
         present = {f"{t.name}.{c.name}": c.type for t in policy.tables for c in t.columns}

@@ -72,6 +72,19 @@ def effective_sharing(s: Session, ds: Dataset) -> SharingPolicy:
     return SharingPolicy.from_dict(setting.policy) if setting is not None else NOT_SHARED
 
 
+def supplied_sharing(s: Session, ds: Dataset) -> SharingPolicy:
+    """The sharing section of a dataset that may be supplied; a restricted or
+    unshared dataset is refused."""
+    if ds.classification == Classification.RESTRICTED:
+        raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
+                        dataset=ds.name)
+    sharing = effective_sharing(s, ds)
+    if not sharing.shareable:
+        raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable",
+                        dataset=ds.name)
+    return sharing
+
+
 def on_new_version(s: Session, inst: Instance, actor: Actor, ds: Dataset, version: DatasetVersion,
                    policy: DatasetPolicy) -> None:
     """Called in the transaction that registers a version: the first version sets
@@ -310,13 +323,7 @@ def request_share(inst: Instance, user: str, *, dataset: str, columns: list[str]
         requester = get_user(s, user)
         org = department_of(s, requester)
         ds = get_dataset(s, dataset)
-        if ds.classification == Classification.RESTRICTED:
-            raise Forbidden(f"dataset '{ds.name}' is restricted: it is never supplied", code="dataset_restricted",
-                            dataset=ds.name)
-        sharing = effective_sharing(s, ds)
-        if not sharing.shareable:
-            raise Forbidden(f"dataset '{ds.name}' is not shareable (sharing class none)", code="not_shareable",
-                            dataset=ds.name)
+        sharing = supplied_sharing(s, ds)
         granted_columns = resolve_columns(columns, sharing, version_policy(latest_version(s, ds)))
         if sharing.cls == SharingClass.CONDITIONAL:
             if not condition:
