@@ -18,8 +18,9 @@ from sandbox.demo.data import write_all
 EXPIRES = (date.today() + timedelta(days=30)).isoformat()
 
 
-def dps(home: Path, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")}
+def dps(home: Path, *args: str, stdin: str | None = None, check: bool = True,
+        settings: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")} | (settings or {})
     proc = subprocess.run([sys.executable, "-m", "sandbox.cli", *args, "--home", str(home)], input=stdin,
                           capture_output=True, text=True, env=env, timeout=300)
     if check and proc.returncode != 0:
@@ -179,7 +180,6 @@ def test_a_refusal_prints_its_error_once_and_logs_to_the_instance_log(home):
     assert out.returncode == 1 and out.stderr.count("unknown_column") == 1, out.stderr
     assert "dp_sandbox" not in out.stderr
     assert "query refused: unknown_column" in (home / "logs" / "dp-sandbox.log").read_text()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")} | {"DPS_LOG_LEVEL": "INFO"}
-    chosen = subprocess.run([sys.executable, "-m", "sandbox.cli", "query", "run", "--as", "operator1", "--dataset",
-                             "health", sql, "--home", str(home)], capture_output=True, text=True, env=env, timeout=300)
+    chosen = dps(home, "query", "run", "--as", "operator1", "--dataset", "health", sql, check=False,
+                 settings={"DPS_LOG_LEVEL": "INFO"})
     assert chosen.returncode == 1 and "INFO dp_sandbox.service: query refused: unknown_column" in chosen.stderr
