@@ -37,9 +37,61 @@ def json_option(fn: F) -> F:
 
 
 def as_option(required: bool = True, help: str = "The accountable user.") -> Callable[[F], F]:
-    """``--as USER``: the person the command acts as. Optional where the command
-    may act as the local administrator or the public (say which in ``help``)."""
-    return click.option("--as", "as_user", metavar="USER", required=required, default=None, help=help)
+    """``--as USER`` and ``--password-stdin``: the person the command acts as, who
+    must prove it (see ``authenticate_cli_user``) before the command runs. Optional
+    where the command may act as the local administrator or the public (say which
+    in ``help``)."""
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            password_stdin = kwargs.pop("password_stdin", False)
+            name = kwargs.get("as_user")
+            meta = click.get_current_context().meta
+            if name and meta.get("dps.authenticated") != name:   # once per command line
+                authenticate_cli_user(kwargs.get("home"), name, password_stdin)
+                meta["dps.authenticated"] = name
+            return fn(*args, **kwargs)
+
+        checked = handles_errors(wrapper)
+        checked = click.option("--password-stdin", "password_stdin", is_flag=True,
+                               help="Read USER's password from standard input (or set DPS_TOKEN to "
+                                    "one of USER's API tokens; a terminal prompts).")(checked)
+        return click.option("--as", "as_user", metavar="USER", required=required, default=None,
+                            help=help)(checked)  # type: ignore[return-value]
+
+    return decorate
+
+
+CREDENTIAL_HELP = ("--as USER needs USER's credential: pipe the password with --password-stdin, "
+                   "set DPS_TOKEN to one of USER's API tokens, or run on a terminal to be prompted")
+
+
+def authenticate_cli_user(home: Path | None, name: str, password_stdin: bool) -> None:
+    """Prove that the caller is ``name``: with ``DPS_TOKEN`` (a live API token of
+    that user), a password on standard input (``--password-stdin``), or a prompt
+    when standard input is a terminal. Anything else is refused with
+    ``credential_required``; a wrong credential with ``bad_credentials``."""
+    import os
+
+    from queries.errors import Unauthorized
+    from sandbox.users import authenticate, user_for_token
+
+    token = os.environ.get("DPS_TOKEN", "")
+    if token and not password_stdin:
+        with open_instance(home) as inst:
+            user, _scopes = user_for_token(inst, token)
+        if user.name != name:
+            raise Unauthorized("DPS_TOKEN belongs to another user than --as", code="identity_mismatch")
+        return
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin is not None and sys.stdin.isatty():
+        password = getpass.getpass(f"password for {name}: ")
+    else:
+        raise Unauthorized(CREDENTIAL_HELP, code="credential_required")
+    with open_instance(home) as inst:
+        authenticate(inst, name, password)
 
 
 def local_actor() -> Actor:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
-
-from products_world import CITY_ROWS, CITY_SQL, build_world
+from cli_identity import SignedInRunner
+from products_world import CITY_ROWS, CITY_SQL, PASSWORD, build_world
 from sandbox.cli import main
 
 
@@ -14,7 +13,7 @@ def test_product_commands_end_to_end(make_instance, tmp_path):
     w = build_world(make_instance())
     home = str(w.inst.home)
     run = w.run(CITY_SQL, CITY_ROWS)
-    cli = CliRunner()
+    cli = SignedInRunner(PASSWORD)
 
     def ok(*args):
         result = cli.invoke(main, [*args[:2], "--home", home, *args[2:]] if args[0] in ("product", "request", "catalog")

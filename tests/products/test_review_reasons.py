@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
+from cli_identity import SignedInRunner
+from products_world import PASSWORD
 
 from products.reasons import clean_reason
 from products.service import (
@@ -69,7 +70,7 @@ def test_a_cli_reviewer_sees_sql_values_and_flagged_cells_and_invisible_reasons_
     w = sqlite_world
     pid = str(_submitted(w))
     home = str(w.inst.home)
-    cli = CliRunner()
+    cli = SignedInRunner(PASSWORD)
     shown = cli.invoke(main, ["product", "show", "--home", home, "--as", "reviewer1", pid])
     assert shown.exit_code == 0, shown.output
     out = shown.output

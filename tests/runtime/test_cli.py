@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from cli_identity import with_password
 from sandbox.demo.data import write_all
+
+PASSWORD = "long enough password"
 
 EXPIRES = (date.today() + timedelta(days=30)).isoformat()
 
@@ -21,7 +24,8 @@ EXPIRES = (date.today() + timedelta(days=30)).isoformat()
 def dps(home: Path, *args: str, stdin: str | None = None, check: bool = True,
         settings: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DPS_")} | (settings or {})
-    proc = subprocess.run([sys.executable, "-m", "sandbox.cli", *args, "--home", str(home)], input=stdin,
+    args_, stdin = with_password(args, PASSWORD, stdin)
+    proc = subprocess.run([sys.executable, "-m", "sandbox.cli", *args_, "--home", str(home)], input=stdin,
                           capture_output=True, text=True, env=env, timeout=300)
     if check and proc.returncode != 0:
         raise AssertionError(f"dp-sandbox {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")

@@ -9,7 +9,8 @@ import json
 from click.testing import CliRunner
 
 from sandbox.cli import main
-from scenario import build
+from cli_identity import with_password
+from scenario import PASSWORD, build
 
 OLD_NOTE = "is deprecated and goes in the next release"
 
@@ -18,7 +19,8 @@ def _cli(home: str):
     runner = CliRunner()
 
     def call(*args: str, code: int = 0):
-        result = runner.invoke(main, [*args, "--home", home])
+        argv, stdin = with_password([*args, "--home", home], PASSWORD)
+        result = runner.invoke(main, argv, input=stdin)
         assert result.exit_code == code, result.output
         return result
 

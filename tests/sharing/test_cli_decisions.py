@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 
-from click.testing import CliRunner
+from cli_identity import SignedInRunner
+from sharing_world import PASSWORD
 
 from sandbox.cli import main
 from sharing_world import CONDITIONS, write_registry
@@ -19,7 +20,7 @@ def test_sharing_decisions(sqlite_world):
     from sandbox.datasets import add_dataset
 
     inst = sqlite_world.inst
-    runner = CliRunner()
+    runner = SignedInRunner(PASSWORD)
 
     def cli(*args: str, code: int = 0):
         result = runner.invoke(main, [*args, "--home", str(inst.home)])

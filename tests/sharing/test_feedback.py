@@ -73,13 +73,14 @@ def test_cli_share_flow(sqlite_world, tmp_path):
     """The commands of the issue, end to end through the CLI (SQLite)."""
     import json
 
-    from click.testing import CliRunner
+    from cli_identity import SignedInRunner
+    from sharing_world import PASSWORD
 
     from sandbox.cli import main
 
     inst = sqlite_world.inst
     home = ["--home", str(inst.home)]
-    run = CliRunner().invoke
+    run = SignedInRunner(PASSWORD).invoke
 
     r = run(main, ["share", "list", *home, "--as", "taxclerk", "--json"])
     assert r.exit_code == 0, r.output

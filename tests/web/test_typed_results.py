@@ -10,7 +10,8 @@ import os
 import re
 
 import pytest
-from click.testing import CliRunner
+from cli_identity import SignedInRunner
+from web_helpers import PASSWORD
 from pydantic import TypeAdapter
 
 from web_helpers import bearer, token_for
@@ -51,7 +52,7 @@ def world(licensed_instance, monkeypatch):
 def cli_json(inst, *args: str):
     from sandbox.cli import main
 
-    result = CliRunner().invoke(main, [*args, "--json", "--home", str(inst.home)], catch_exceptions=False)
+    result = SignedInRunner(PASSWORD).invoke(main, [*args, "--json", "--home", str(inst.home)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
