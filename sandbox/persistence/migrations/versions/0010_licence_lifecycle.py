@@ -1,0 +1,21 @@
+"""licence extensions, budget top-ups and the end of a licence
+
+Revision ID: 0010
+Revises: 0009
+Create Date: 2026-12-02 04:00:00
+"""
+
+
+
+revision = '0010'
+down_revision = '0009'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
