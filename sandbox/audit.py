@@ -35,21 +35,34 @@ def digest(value: Any) -> str:
     return hashlib.sha256(canonical_json(value)).hexdigest()
 
 
+FORMAT = 2   # records written now; format 1 records predate on_behalf_of and key ids
+
+
 def record_hash(seq: int, time: str, actor: str, role: str, action: str, object_type: str,
-                object_id: str, payload_digest: str, prev_hash: str) -> str:
-    return digest({
-        "seq": seq, "time": time, "actor": actor, "role": role, "action": action,
-        "object_type": object_type, "object_id": object_id,
+                object_id: str, payload_digest: str, prev_hash: str, on_behalf_of: str | None = None,
+                *, format: int = FORMAT) -> str:
+    fields: dict[str, Any] = {
+        "seq": seq, "time": time, "actor": actor, "role": role,
+        "action": action, "object_type": object_type, "object_id": object_id,
         "payload_digest": payload_digest, "prev_hash": prev_hash,
-    })
+    }
+    if format >= 2:
+        fields["on_behalf_of"] = on_behalf_of
+    return digest(fields)
 
 
 @dataclass(frozen=True)
 class Actor:
-    """Who did something: a user name and role, or the system itself."""
+    """Who did something: a user name and role, or the system itself.
+
+    ``on_behalf_of`` names the user whose authority the actor used when that is
+    someone else (a delegated reviewer deciding on an owner's queue, an admin
+    resetting a user's password); it is recorded and hashed with the record.
+    """
 
     name: str
     role: str
+    on_behalf_of: str | None = None
 
 
 SYSTEM = Actor("system", "system")
@@ -68,9 +81,11 @@ def append(session: Session, signer: SigningKey, actor: Actor, action: str, obje
     seq = head.seq + 1
     time = datetime.now(UTC).isoformat(timespec="microseconds")
     pdigest = digest(payload)
-    h = record_hash(seq, time, actor.name, actor.role, action, object_type, str(object_id), pdigest, head.hash)
+    h = record_hash(seq, time, actor.name, actor.role, action, object_type, str(object_id), pdigest, head.hash,
+                    actor.on_behalf_of)
     record = AuditRecord(
-        seq=seq, time=time, actor=actor.name, role=actor.role, action=action,
+        seq=seq, format=FORMAT, time=time, actor=actor.name, role=actor.role, on_behalf_of=actor.on_behalf_of,
+        action=action,
         object_type=object_type, object_id=str(object_id), payload=json.loads(canonical_json(payload)),
         payload_digest=pdigest, prev_hash=head.hash, hash=h, signature=signer.sign(h.encode("ascii")),
     )
@@ -97,6 +112,7 @@ def verify_records(records: Iterable[AuditRecord], public: Ed25519PublicKey,
     prev = GENESIS
     expected_seq = 1
     count = 0
+    seen_current = False
     for rec in records:
         count += 1
         if rec.seq != expected_seq:
@@ -104,10 +120,15 @@ def verify_records(records: Iterable[AuditRecord], public: Ed25519PublicKey,
             return ChainReport(False, count, bad, f"record {expected_seq} is missing or out of order (found {rec.seq})")
         if rec.prev_hash != prev:
             return ChainReport(False, count, rec.seq, "previous-hash link broken (a record before it was changed, removed or reordered)")
+        fmt = getattr(rec, "format", FORMAT)
+        if fmt not in (1, FORMAT) or (fmt == 1 and (rec.on_behalf_of is not None or seen_current)):
+            return ChainReport(False, count, rec.seq, "record format is not valid at this place in the chain")
+        seen_current = seen_current or fmt == FORMAT
         if digest(rec.payload) != rec.payload_digest:
             return ChainReport(False, count, rec.seq, "payload does not match its digest")
         h = record_hash(rec.seq, rec.time, rec.actor, rec.role, rec.action, rec.object_type,
-                        rec.object_id, rec.payload_digest, rec.prev_hash)
+                        rec.object_id, rec.payload_digest, rec.prev_hash, rec.on_behalf_of,
+                        format=fmt)
         if h != rec.hash:
             return ChainReport(False, count, rec.seq, "record fields do not match its hash")
         if not verify_signature(public, rec.signature, rec.hash.encode("ascii")):

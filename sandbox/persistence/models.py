@@ -264,11 +264,17 @@ class AuditHead(Base):
 
 
 class AuditRecord(Base):
+    """One record of the chain. ``format`` 1: written before records named who
+    acted on whose behalf and their signing key (hash and signature as in
+    docs/audit.md, "Records of format 1"); 2: the current format."""
+
     __tablename__ = "audit_records"
     seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    format: Mapped[int] = mapped_column(Integer, default=2)
     time: Mapped[str] = mapped_column(String(40))           # ISO 8601 UTC, as hashed
     actor: Mapped[str] = mapped_column(String(64))
     role: Mapped[str] = mapped_column(String(16))
+    on_behalf_of: Mapped[str | None] = mapped_column(String(64), nullable=True)   # hashed
     action: Mapped[str] = mapped_column(String(64))
     object_type: Mapped[str] = mapped_column(String(32))
     object_id: Mapped[str] = mapped_column(String(64))

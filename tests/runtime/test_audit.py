@@ -33,6 +33,38 @@ def test_intact_chain_verifies(instance):
     assert report.ok and report.records == 6
 
 
+def test_on_behalf_of_is_recorded_and_hashed(instance):
+    with instance.store.transaction() as s:
+        audit.append(s, instance.signer, Actor("rita", "reviewer", on_behalf_of="olga"), "test.event", "thing", 1)
+        audit.append(s, instance.signer, ALICE, "test.event", "thing", 2)
+    with instance.store.read() as s:
+        first, second = s.execute(select(AuditRecord).order_by(AuditRecord.seq)).scalars().all()
+    assert (first.actor, first.on_behalf_of, second.on_behalf_of) == ("rita", "olga", None)
+    assert _verify(instance).ok
+    with instance.store.transaction() as s:
+        s.execute(update(AuditRecord).where(AuditRecord.seq == 1).values(on_behalf_of=None))
+    report = _verify(instance)
+    assert not report.ok and report.first_bad_seq == 1
+
+
+def test_records_written_before_on_behalf_of_still_verify(instance):
+    """A format-1 record (hashed without on_behalf_of) keeps verifying after the
+    upgrade, and it cannot be passed off as acting for someone."""
+    with instance.store.transaction() as s:
+        pd = audit.digest({})
+        h = audit.record_hash(1, "2026-01-01T00:00:00+00:00", "alice", "admin", "test.event", "thing", "1", pd,
+                              audit.GENESIS, format=1)
+        s.add(AuditRecord(seq=1, format=1, time="2026-01-01T00:00:00+00:00", actor="alice", role="admin",
+                          action="test.event", object_type="thing", object_id="1", payload={}, payload_digest=pd,
+                          prev_hash=audit.GENESIS, hash=h, signature=instance.signer.sign(h.encode())))
+        s.add(audit.AuditHead(id=1, seq=1, hash=h))
+    _fill(instance, 2)
+    assert _verify(instance).ok
+    with instance.store.transaction() as s:
+        s.execute(update(AuditRecord).where(AuditRecord.seq == 1).values(on_behalf_of="olga"))
+    assert _verify(instance).first_bad_seq == 1
+
+
 def test_edited_payload_is_found(instance):
     _fill(instance)
     with instance.store.transaction() as s:
@@ -124,14 +156,16 @@ def test_any_single_edit_is_found(n, data):
         payload = {"i": i}
         pd = audit.digest(payload)
         h = audit.record_hash(i, "2026-01-01T00:00:00", "a", "admin", "x", "t", str(i), pd, prev)
-        recs.append(_Rec(seq=i, time="2026-01-01T00:00:00", actor="a", role="admin", action="x", object_type="t",
+        recs.append(_Rec(seq=i, time="2026-01-01T00:00:00", actor="a", role="admin", on_behalf_of=None,
+                         action="x", object_type="t",
                          object_id=str(i), payload=payload, payload_digest=pd, prev_hash=prev, hash=h,
                          signature=inst.signer.sign(h.encode())))
         prev = h
     assert verify_records(recs, inst.signer.public, None).ok
     victim = data.draw(st.integers(0, n - 1))
-    field = data.draw(st.sampled_from(["time", "actor", "role", "action", "object_type", "object_id", "payload"]))
-    value = {"i": -1} if field == "payload" else getattr(recs[victim], field) + "!"
+    field = data.draw(st.sampled_from(["time", "actor", "role", "on_behalf_of", "action", "object_type",
+                                       "object_id", "payload"]))
+    value = {"i": -1} if field == "payload" else (getattr(recs[victim], field) or "") + "!"
     setattr(recs[victim], field, value)
     report = verify_records(recs, inst.signer.public, None)
     assert not report.ok and report.first_bad_seq == victim + 1
