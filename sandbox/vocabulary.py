@@ -31,6 +31,21 @@ Audience = Role | Literal["public"]
 """Who a view or an API route lets through: a role, or anyone."""
 
 
+class LoginSurface(StrEnum):
+    """Where someone signed in (the ``surface`` of ``auth.login`` and ``auth.login_failed`` records)."""
+
+    PAGE = "page"                   # the sign-in form of the web pages
+    API = "api"                     # POST /api/v1/tokens
+    CLI = "cli"                     # a command run --as USER
+
+
+class Credential(StrEnum):
+    """What a person signed in with (the ``credential`` of ``auth.login`` and ``auth.login_failed`` records)."""
+
+    PASSWORD = "password"
+    TOKEN = "token"                 # an API token (DPS_TOKEN in the CLI)
+
+
 class OrganisationKind(StrEnum):
     """What an organisation is (``organisations.kind``): only a department's users hold sharing grants."""
 
