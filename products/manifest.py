@@ -16,7 +16,9 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from products.model import VerificationReport
 from sandbox.keys import SigningKey, key_id, load_public_key, verify_signature
@@ -138,11 +140,33 @@ def _safe_name(name: str) -> bool:
     return not p.is_absolute() and ".." not in p.parts and name != ""
 
 
-def verify_path(path: str | Path, public_key_pem: str | bytes | None = None) -> VerificationReport:
+def _pick_key(pem: str | bytes | Sequence[str], wanted: object) -> Ed25519PublicKey:
+    """The key named ``wanted`` among one or more PEM public keys (a key history:
+    a package signed before a rotation verifies with the key it names), else the
+    first."""
+    if isinstance(pem, bytes):
+        pem = pem.decode("ascii", "replace")
+    blocks = [pem] if isinstance(pem, str) else list(pem)
+    keys = [load_public_key(b.strip() + "\n" if b.strip().endswith("-----") else b)
+            for block in blocks for b in _pem_blocks(block)]
+    if not keys:
+        raise ValueError("no public key")
+    return next((k for k in keys if key_id(k) == wanted), keys[0])
+
+
+def _pem_blocks(text: str) -> list[str]:
+    end = "-----END PUBLIC KEY-----"
+    parts = [p + end for p in text.split(end) if "-----BEGIN" in p]
+    return [p[p.index("-----BEGIN"):] for p in parts]
+
+
+def verify_path(path: str | Path, public_key_pem: str | bytes | Sequence[str] | None = None) -> VerificationReport:
     """Check a signed package offline: the signature over ``manifest.json`` and
     the SHA-256 and size of every listed file. Unlisted files, and in a zip
     members named twice or lying outside the package folder, are problems too.
-    Without ``public_key_pem`` the key embedded in the manifest is used
+    ``public_key_pem`` may hold several keys (the instance's key history, as
+    ``dp-sandbox keys show`` and the register list them): the one the manifest
+    names is used. Without it the key embedded in the manifest is used
     (``key_source == "manifest"``): that proves the files match the manifest,
     not who signed it."""
     path = Path(path)
@@ -181,7 +205,8 @@ def verify_path(path: str | Path, public_key_pem: str | bytes | None = None) -> 
         signer = manifest.get("signer") or {}
         kid = None
         try:
-            key = load_public_key(public_key_pem if public_key_pem is not None else signer.get("public_key_pem", ""))
+            key = _pick_key(public_key_pem if public_key_pem is not None else signer.get("public_key_pem", ""),
+                            signer.get("key_id"))
             kid = key_id(key)
         except Exception:
             key = None

@@ -7,6 +7,11 @@ withdrawals. The disclosure report for a year groups, per agency (dataset
 publisher) and per operator, the resources authorised, the products released
 and their dates; it is written as ``report.json`` and ``report.html`` in a
 signed package (``manifest.json`` + ``manifest.sig``, see products.manifest).
+
+Both publish the audit chain's signed head (seq, hash, signature, key id), pin
+the signing key by its fingerprint and list the key history (their ``audit``
+section); each publication is kept, and ``dp-sandbox audit verify`` checks the
+chain against it (or, with ``--published FILE``, against a saved copy).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import html
 import json
 import shutil
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +104,7 @@ class TransparencyRegister:
     withdrawals: tuple[WithdrawalEntry, ...]
     templates: tuple[TemplateEntry, ...] = ()
     sharing: tuple[SharingUsage, ...] = ()      # usage of sharing between departments, per month
+    audit: dict[str, Any] = field(default_factory=dict)   # the published head, pinned key and key history
 
     def to_dict(self) -> dict[str, Any]:
         return json.loads(json.dumps(asdict(self)))
@@ -153,9 +159,17 @@ def _approved_templates(s, datasets: dict[int, Dataset]) -> tuple[TemplateEntry,
     return tuple(out)
 
 
+def _publish_head(inst: Instance, place: str) -> dict[str, Any]:
+    from sandbox.audit import publish_head
+
+    with inst.store.transaction() as s:
+        return publish_head(s, inst.signer, place)
+
+
 def transparency_register(inst: Instance) -> TransparencyRegister:
-    """The public register as of now."""
-    return _entries(inst)
+    """The public register as of now, with the audit chain's head published."""
+    reg = _entries(inst)
+    return replace(reg, audit=_publish_head(inst, "register"))
 
 
 @dataclass(frozen=True)
@@ -166,10 +180,12 @@ class DisclosureReport:
     operators: tuple[dict[str, Any], ...]
     path: Path | None = None
     sharing: tuple[dict[str, Any], ...] = ()    # sharing usage per month, dataset, provider and recipient
+    audit: dict[str, Any] = field(default_factory=dict)   # the published head, pinned key and key history
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "disclosure_report", "year": self.year, "generated_at": self.generated_at,
-                "agencies": list(self.agencies), "operators": list(self.operators), "sharing": list(self.sharing)}
+                "agencies": list(self.agencies), "operators": list(self.operators), "sharing": list(self.sharing),
+                "audit": self.audit}
 
     def to_html(self) -> str:
         e = html.escape
@@ -198,6 +214,12 @@ class DisclosureReport:
         out.append(_html_table(["Month", "Dataset", "Provider", "Recipient", "Pulls", "Queries", "Rows", "Grants"],
                                [[u["month"], u["dataset"], u["provider"], u["recipient"], u["pulls"], u["queries"],
                                  u["rows"], u["grants"]] for u in self.sharing]))
+        if self.audit:
+            h, k = self.audit["head"], self.audit["signing_key"]
+            out.append(f"<h2>Audit chain</h2><p>Head published {e(h['time'])}: record {h['seq']}, hash "
+                       f"<code>{e(h['hash'])}</code>, signed with key {e(h['key_id'])}. Signing key fingerprint "
+                       f"(SHA-256): <code>{e(k['fingerprint'])}</code>. Check it with "
+                       "<code>dp-sandbox audit verify --published report.json</code>.</p>")
         out.append("</html>")
         return "\n".join(out)
 
@@ -265,7 +287,8 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
         operators[p["operator"]]["products"].append(p)
     report = DisclosureReport(year, iso(now()), tuple(json.loads(json.dumps(list(agencies.values())))),
                               tuple(json.loads(json.dumps(sorted(operators.values(), key=lambda o: o["operator"])))),
-                              sharing=tuple(u.to_dict() for u in reg.sharing if u.month.startswith(f"{year:04d}-")))
+                              sharing=tuple(u.to_dict() for u in reg.sharing if u.month.startswith(f"{year:04d}-")),
+                              audit=_publish_head(inst, "disclosure_report"))
     target = Path(out) if out is not None else inst.home / "register" / str(year)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)
@@ -281,5 +304,5 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return DisclosureReport(report.year, report.generated_at, report.agencies, report.operators, target,
-                            report.sharing)
+                            report.sharing, report.audit)
 

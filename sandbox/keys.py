@@ -7,9 +7,9 @@ at existing files. Signing and verifying use ``cryptography`` only.
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -29,31 +29,28 @@ def _write_secret(path: Path, data: bytes) -> None:
 
 
 def create_signing_key(path: Path) -> None:
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    _write_secret(path, pem)
+    _write_secret(path, private_key_pem(Ed25519PrivateKey.generate()))
 
 
 def create_master_key(path: Path) -> None:
     _write_secret(path, secrets.token_bytes(MASTER_KEY_BYTES))
 
 
-@dataclass(frozen=True)
 class SigningKey:
-    private: Ed25519PrivateKey
+    """The instance's Ed25519 signing key. ``path`` is the file it was loaded
+    from: after a rotation by another process, ``reload`` picks up the new key."""
+
+    def __init__(self, private: Ed25519PrivateKey, path: Path | None = None) -> None:
+        self.private = private
+        self.path = path
 
     @classmethod
     def load(cls, path: Path) -> SigningKey:
-        try:
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        except FileNotFoundError:
-            raise SandboxError(f"signing key not found at {path}; run 'dp-sandbox init'", code="not_initialised") from None
-        except ValueError:
-            raise SandboxError(f"{path} is not an Ed25519 private key in PEM", code="bad_signing_key") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise SandboxError(f"{path} is not an Ed25519 key", code="bad_signing_key")
-        return cls(key)
+        return cls(_load_private(path), path)
+
+    def reload(self) -> None:
+        if self.path is not None:
+            self.private = _load_private(self.path)
 
     def sign(self, data: bytes) -> str:
         return base64.b64encode(self.private.sign(data)).decode("ascii")
@@ -68,18 +65,41 @@ class SigningKey:
     def key_id(self) -> str:
         return key_id(self.public)
 
+    def fingerprint(self) -> str:
+        return fingerprint(self.public)
+
+
+def _load_private(path: Path) -> Ed25519PrivateKey:
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except FileNotFoundError:
+        raise SandboxError(f"signing key not found at {path}; run 'dp-sandbox init'", code="not_initialised") from None
+    except ValueError:
+        raise SandboxError(f"{path} is not an Ed25519 private key in PEM", code="bad_signing_key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SandboxError(f"{path} is not an Ed25519 key", code="bad_signing_key")
+    return key
+
+
+def private_key_pem(key: Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
 
 def public_key_pem(public: Ed25519PublicKey) -> str:
     return public.public_bytes(serialization.Encoding.PEM,
                                serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
 
 
-def key_id(public: Ed25519PublicKey) -> str:
-    """A short fingerprint of a public key (hex of its SHA-256, first 16 chars)."""
-    import hashlib
-
+def fingerprint(public: Ed25519PublicKey) -> str:
+    """A public key's fingerprint: the SHA-256 of its 32 raw bytes, in lowercase hex."""
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return hashlib.sha256(raw).hexdigest()
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    """A key's id: the first 16 hex characters of its fingerprint."""
+    return fingerprint(public)[:16]
 
 
 def load_public_key(pem: str | bytes) -> Ed25519PublicKey:

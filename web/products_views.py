@@ -114,13 +114,14 @@ def unsigned_table_bytes(t: dict[str, Any], fmt: str) -> bytes:
 def verification(product_id: int) -> dict[str, Any] | None:
     """Signature status and manifest of the newest released version, if any."""
     from products.manifest import read_manifest
+    from sandbox.audit import instance_public_keys
 
     s = svc()
     try:
         folder = s.package_path(access.inst(), me(), product_id)
     except SandboxError:
         return None
-    report = s.verify_path(folder, access.inst().signer.public_pem()).to_dict()
+    report = s.verify_path(folder, instance_public_keys(access.inst())).to_dict()
     report.pop("path", None)
     return {"report": report, "manifest": read_manifest(folder)}
 

@@ -74,19 +74,59 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 @home_option
+@click.option("--published", "published_files", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="A saved transparency register or disclosure report (JSON); the chain must hold its published "
+                   "head and its pinned signing keys. Repeatable.")
 @json_option
 @handles_errors
-def audit_verify(home: Path | None, as_json: bool) -> None:
-    """Check the whole hash chain and every signature; report the first bad record."""
-    from sandbox.audit import verify_chain
+def audit_verify(home: Path | None, published_files: tuple[Path, ...], as_json: bool) -> None:
+    """Check the whole hash chain, every signature, the signing-key history, the key
+    on disk and every published head (a cut tail shows); report the first bad record."""
+    from sandbox.audit import published_from_document, verify_chain
 
-    with open_instance(home) as inst, inst.store.read() as s:
-        report = verify_chain(s, inst.signer.public)
-    emit(report, as_json, lambda r: click.echo(
+    published = [published_from_document(_read_json(f)) for f in published_files]
+
+    with open_instance(home) as inst:
+        with inst.store.read() as s:
+            report = verify_chain(s, inst.signer.public, published=published)
+    emit(report, as_json, lambda r: echo_lines([
         f"audit chain intact: {r['records']} records" if r["ok"]
-        else f"audit chain BROKEN at record {r['first_bad_seq']}: {r['reason']}"))
+        else f"audit chain BROKEN at record {r['first_bad_seq']}: {r['reason']}",
+        *(f"  problem: {p}" for p in r["problems"][1:]),
+        f"  checked against {r['published_heads']} published head(s); signing keys: {', '.join(r['keys']) or '-'}",
+    ]))
     if not report.ok:
         sys.exit(1)
+
+
+def _read_json(path: Path) -> object:
+    import json
+
+    from queries.errors import InvalidInput
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        raise InvalidInput(f"{path} is not a readable JSON file", code="invalid_published_head") from None
+
+
+@audit_group.command("export")
+@home_option
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The JSON Lines file (one record per line); the public keys go to OUT.keys.json.")
+@click.option("--since", type=int, default=0, show_default=True, help="Only records after this sequence number.")
+@json_option
+@handles_errors
+def audit_export(home: Path | None, out: Path, since: int, as_json: bool) -> None:
+    """Export the audit chain for a third party: every hashed field, the signature
+    and key id of each record, and the public keys (see docs/audit.md)."""
+    from sandbox.audit import export_chain
+
+    with open_instance(home) as inst, inst.store.read() as s:
+        result = export_chain(s, out, since=since)
+    emit(result, as_json, lambda r: click.echo(f"exported {r['records']} records to {r['out']} "
+                                               f"(public keys: {r['keys']})"))
 
 
 @click.group()
@@ -99,10 +139,33 @@ def keys() -> None:
 @json_option
 @handles_errors
 def keys_show(home: Path | None, as_json: bool) -> None:
-    """Print the public signing key (PEM) and its id."""
+    """Print the public signing key (PEM), its id and fingerprint, and the key history."""
+    from sandbox.audit import key_history
+
     with open_instance(home) as inst:
-        data = {"key_id": inst.signer.key_id(), "public_key_pem": inst.signer.public_pem(), "algorithm": "Ed25519"}
-    emit(data, as_json, lambda d: click.echo(f"key id {d['key_id']} (Ed25519)\n{d['public_key_pem']}"))
+        with inst.store.read() as s:
+            history = [k.to_dict() for k in key_history(s)]
+        data = {"key_id": inst.signer.key_id(), "fingerprint": inst.signer.fingerprint(),
+                "public_key_pem": inst.signer.public_pem(), "algorithm": "Ed25519", "history": history}
+    emit(data, as_json, lambda d: echo_lines([
+        f"key id {d['key_id']} (Ed25519), fingerprint {d['fingerprint']}", d["public_key_pem"].rstrip(),
+        *(f"history: {k['key_id']} signed records {k['from_seq']}–{k['until_seq'] or 'now'}"
+          for k in d["history"])]))
+
+
+@keys.command("rotate-signing")
+@home_option
+@json_option
+@handles_errors
+def keys_rotate_signing(home: Path | None, as_json: bool) -> None:
+    """Replace the signing key with a new one. The rotation is an audit record
+    signed by the old key; old records and products keep verifying with it."""
+    from sandbox.audit import rotate_signing_key
+
+    with open_instance(home) as inst:
+        result = rotate_signing_key(inst, local_actor())
+    emit(result, as_json, lambda r: click.echo(f"signing key rotated: {r['old_key_id']} → {r['new_key_id']} "
+                                               f"(fingerprint {r['new_fingerprint']}, record {r['seq']})"))
 
 
 COMMANDS = [init, user, audit_group, keys]

@@ -263,6 +263,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)      # the signing key in force
+    signature: Mapped[str | None] = mapped_column(String(128), nullable=True)  # over {seq, hash, key_id}
 
 
 class AuditRecord(Base):
@@ -284,7 +286,36 @@ class AuditRecord(Base):
     payload_digest: Mapped[str] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str | None] = mapped_column(String(16), nullable=True)   # None in format 1 (the first key)
     signature: Mapped[str] = mapped_column(String(128))
+
+
+class SigningKeyEntry(Base):
+    """The signing-key history: each key, the first record it signed and, once
+    rotated out, the last. Every rotation is also a ``key.rotate`` record."""
+
+    __tablename__ = "signing_keys"
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))         # SHA-256 of the raw public key, hex
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    from_seq: Mapped[int] = mapped_column(BigInteger)
+    until_seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created_at: Mapped[str] = mapped_column(String(40))
+    retired_at: Mapped[str | None] = mapped_column(String(40), nullable=True)
+
+
+class PublishedHead(Base):
+    """A signed chain head as it was published (transparency register,
+    disclosure report); ``audit verify`` checks the chain against each."""
+
+    __tablename__ = "audit_published_heads"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(16))
+    signature: Mapped[str] = mapped_column(String(128))
+    time: Mapped[str] = mapped_column(String(40))
+    place: Mapped[str] = mapped_column(String(32))        # register | disclosure_report
 
 
 # --- sharing between departments (the third supply mode) -------------------------

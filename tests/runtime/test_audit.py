@@ -159,12 +159,13 @@ def test_any_single_edit_is_found(n, data):
         recs.append(_Rec(seq=i, time="2026-01-01T00:00:00", actor="a", role="admin", on_behalf_of=None,
                          action="x", object_type="t",
                          object_id=str(i), payload=payload, payload_digest=pd, prev_hash=prev, hash=h,
-                         signature=inst.signer.sign(h.encode())))
+                         format=audit.FORMAT, key_id=inst.signer.key_id(),
+                         signature=inst.signer.sign(audit.signing_input(i, h, inst.signer.key_id()))))
         prev = h
     assert verify_records(recs, inst.signer.public, None).ok
     victim = data.draw(st.integers(0, n - 1))
     field = data.draw(st.sampled_from(["time", "actor", "role", "on_behalf_of", "action", "object_type",
-                                       "object_id", "payload"]))
+                                       "object_id", "payload", "key_id"]))
     value = {"i": -1} if field == "payload" else (getattr(recs[victim], field) or "") + "!"
     setattr(recs[victim], field, value)
     report = verify_records(recs, inst.signer.public, None)
