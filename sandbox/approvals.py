@@ -31,11 +31,11 @@ from sandbox.persistence.approval_models import ApprovalDelegate, QueryRequest, 
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset, latest_version, version_policy
 from sandbox.instance import Instance
-from sandbox.licences import active_licence
+from sandbox.licences import PENDING_TEMPLATE_STATES, active_licence, close_expired, licence_status
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.persistence.store import existing_row, rowcount
 from sandbox.users import actor_of, get_user
-from sandbox.vocabulary import ApprovalMode, Role
+from sandbox.vocabulary import ApprovalMode, LicenceStatus, Role
 
 PARAM_TYPES = ("string", "integer", "float", "date")
 _INT = re.compile(r"^[+-]?\d{1,18}$")
@@ -183,6 +183,15 @@ def bind(sql: str, specs: list[ParameterSpec], values: dict[str, Any]) -> str:
     return tree.sql(dialect="duckdb", comments=False)
 
 
+def _check_licence_open(s: Session, licence_id: int) -> None:
+    """Refuse a decision under a licence that is revoked or past its end."""
+    lic = existing_row(s, Licence, licence_id)
+    status = licence_status(lic)
+    if status != LicenceStatus.ACTIVE:
+        raise Conflict(f"licence {licence_id} is {status}: nothing under it is decided any more",
+                       code=f"licence_{status}", licence=licence_id)
+
+
 def _may_decide(s: Session, user: User, ds: Dataset) -> bool:
     if user.role == Role.ADMIN or user.id == ds.owner_id:
         return True
@@ -275,6 +284,7 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
         raise InvalidInput("decision must be approve, return or reject", code="invalid_decision")
     if decision != "approve" and not reason.strip():
         raise InvalidInput("returning or rejecting needs a reason", code="missing_reason")
+    close_expired(inst)         # a licence past its end has no pending templates left to decide
     with inst.store.transaction() as s:
         user = get_user(s, approver)
         t = s.get(QueryTemplate, template_id)
@@ -285,8 +295,9 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
             raise Forbidden("only the dataset's owner or a delegated reviewer decides templates")
         if user.id == t.author_id:
             raise Forbidden("nobody approves their own template", code="self_review")
-        if t.status not in ("proposed", "approved"):
+        if t.status not in PENDING_TEMPLATE_STATES:
             raise Conflict(f"template {template_id} is {t.status}", code="template_not_pending")
+        _check_licence_open(s, t.licence_id)
         t.status = status
         t.decided_by = user.id
         t.decision_reason = reason
@@ -393,6 +404,7 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
         raise InvalidInput("decision must be approve or reject", code="invalid_decision")
     if decision == "reject" and not reason.strip():
         raise InvalidInput("rejecting needs a reason", code="missing_reason")
+    close_expired(inst)         # a licence past its end has no pending requests left to decide
     with inst.store.transaction() as s:
         user = get_user(s, approver)
         r = s.get(QueryRequest, request_id)
@@ -402,6 +414,7 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
             raise Forbidden("only the dataset's owner or a delegated reviewer decides requests")
         if r.status != "pending":
             raise Conflict(f"request {request_id} is {r.status}", code="request_not_pending")
+        _check_licence_open(s, r.licence_id)
         r.status, r.decided_by, r.reason = status, user.id, reason
         r.decided_at = datetime.now(UTC)
         audit.append(s, inst.signer, actor_of(user), f"request.{decision}", "query_request", r.id, {"reason": reason})
@@ -417,7 +430,7 @@ class QueryRequestView:
     sql: str
     purpose: str
     epsilon: float
-    status: str                 # pending | approved | rejected | ran
+    status: str                 # pending | approved | rejected | ran | cancelled
     reason: str
     run_id: str | None
     dataset: str

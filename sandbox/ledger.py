@@ -107,6 +107,17 @@ class QueryLoss:
     def of(cls, loss: PrivacyLoss, mechanisms=()) -> QueryLoss:
         return cls(loss, sum(m.rho for m in mechanisms), sum(m.delta for m in mechanisms))
 
+    def to_payload(self) -> dict[str, float]:
+        """What an audit record carries, so the ledger can be recomputed from the chain:
+        an approx level moves by (epsilon, delta), a zCDP level by (rho, pure_delta)."""
+        return {"epsilon": self.loss.epsilon, "delta": self.loss.delta, "rho": self.rho,
+                "pure_delta": self.pure_delta}
+
+    @classmethod
+    def from_payload(cls, d: dict) -> QueryLoss:
+        return cls(PrivacyLoss(float(d["epsilon"]), float(d["delta"])), float(d.get("rho") or 0.0),
+                   float(d.get("pure_delta") or 0.0))
+
 
 def budget_rows(session: Session, dataset_id: int, licence_id: int) -> list[Budget]:
     """The levels a query on this licence draws from, in lock order."""
@@ -216,21 +227,24 @@ def _level_ids(session: Session, dataset_id: int, licence_id: int, ids: list[int
 
 
 def charge(session: Session, dataset_id: int, licence_id: int, run_id: str,
-           reserved: PrivacyLoss | QueryLoss, spent: PrivacyLoss | QueryLoss, ids: list[int] | None = None) -> None:
-    """Turn a reservation into a charge (``spent`` ≤ ``reserved``)."""
+           reserved: PrivacyLoss | QueryLoss, spent: PrivacyLoss | QueryLoss, ids: list[int] | None = None) -> QueryLoss:
+    """Turn a reservation into a charge (``spent`` ≤ ``reserved``). Returns the loss
+    charged, which the run's audit record carries."""
     r = reserved if isinstance(reserved, QueryLoss) else QueryLoss(reserved)
     s_ = spent if isinstance(spent, QueryLoss) else QueryLoss(spent)
     s_ = QueryLoss(PrivacyLoss(min(s_.loss.epsilon, r.loss.epsilon), min(s_.loss.delta, r.loss.delta)),
                    min(s_.rho, r.rho) if s_.rho else r.rho, min(s_.pure_delta, r.pure_delta))
     _settle(session, _level_ids(session, dataset_id, licence_id, ids), run_id, r, s_)
+    return s_
 
 
 def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, reserved: PrivacyLoss | QueryLoss,
-           ids: list[int] | None = None) -> None:
+           ids: list[int] | None = None) -> QueryLoss:
     """Give back a reservation whose query never reached the data (it does not
-    count towards a query cap either)."""
+    count towards a query cap either). Returns the loss given back."""
     r = reserved if isinstance(reserved, QueryLoss) else QueryLoss(reserved)
     _settle(session, _level_ids(session, dataset_id, licence_id, ids), run_id, r, None)
+    return r
 
 
 def _settle(session: Session, ids: list[int], run_id: str, reserved: QueryLoss, spent: QueryLoss | None) -> None:

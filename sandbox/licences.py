@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from privacy.model import PrivacyLoss
+from privacy.model import TOLERANCE, PrivacyLoss
 from privacy.vocabulary import Accounting
 from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from queries.vocabulary import Classification, member_of
@@ -19,13 +19,33 @@ from sandbox.datasets import get_dataset
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus, status_of
 from sandbox.persistence.models import Budget, Dataset, Licence, User
-from sandbox.persistence.store import existing_row
+from sandbox.persistence.store import existing_row, lock_for_update
 from sandbox.users import get_user
 from sandbox.vocabulary import PENDING_PRODUCT_STATES, SYSTEM, ApprovalMode, LicenceStatus, Role
+
+CANCELLED = "cancelled"
+"""The status of a template or query approval request whose licence was revoked or expired."""
+PENDING_TEMPLATE_STATES = ("proposed", "approved")
+PENDING_REQUEST_STATES = ("pending", "approved")
 
 
 def _as_utc(d: datetime) -> datetime:
     return d if d.tzinfo else d.replace(tzinfo=UTC)
+
+
+def end_of_day(day: date) -> datetime:
+    """A licence runs until the last second of its end date (UTC)."""
+    return datetime.combine(day, time(23, 59, 59), tzinfo=UTC)
+
+
+def licence_status(lic: Licence, now: datetime | None = None) -> LicenceStatus:
+    """The status a licence shows: ``revoked``, ``expired`` (active but past its
+    end, never stored) or ``active``."""
+    if lic.status == LicenceStatus.REVOKED:
+        return LicenceStatus.REVOKED
+    if _as_utc(lic.expires_at) <= (now or datetime.now(UTC)):
+        return LicenceStatus.EXPIRED
+    return LicenceStatus.ACTIVE
 
 
 def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, epsilon: float, delta: float,
@@ -51,7 +71,7 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
         PrivacyLoss(min_epsilon_per_query)   # finite, non-negative
         if min_epsilon_per_query <= 0:
             raise InvalidInput("the per-query floor on ε must be greater than 0", code="invalid_budget")
-    expires_at = datetime.combine(expires, time(23, 59, 59), tzinfo=UTC)
+    expires_at = end_of_day(expires)
     if expires_at <= datetime.now(UTC):
         raise InvalidInput("the expiry date is in the past", code="invalid_expiry")
     with inst.store.transaction() as s:
@@ -87,27 +107,39 @@ def grant_licence(inst: Instance, actor: Actor, *, dataset: str, operator: str, 
 
             rho_delta = loss.delta / 2
             rho = rho_for(loss.epsilon, rho_delta)
-        s.add(Budget(scope="licence", dataset_id=ds.id, licence_id=lic.id, epsilon=loss.epsilon, delta=loss.delta,
-                     max_epsilon_per_query=per_q, max_delta_per_query=min(dsb.max_delta_per_query, loss.delta),
-                     rho=rho, rho_delta=rho_delta or 0.0, min_epsilon_per_query=floor, max_queries=max_queries))
+        budget = Budget(scope="licence", dataset_id=ds.id, licence_id=lic.id, epsilon=loss.epsilon, delta=loss.delta,
+                        max_epsilon_per_query=per_q, max_delta_per_query=min(dsb.max_delta_per_query, loss.delta),
+                        rho=rho, rho_delta=rho_delta or 0.0, min_epsilon_per_query=floor, max_queries=max_queries)
+        s.add(budget)
+        s.flush()
+        # every number the budget row starts with, so the state can be recomputed from the chain
         audit.append(s, inst.signer, actor, "licence.grant", "licence", lic.id, {
             "dataset": ds.name, "operator": op.name, "epsilon": loss.epsilon, "delta": loss.delta,
             "min_epsilon_per_query": floor, "max_queries": max_queries,
             "purpose": lic.purpose, "expires": expires_at.isoformat(), "tables": tables,
-            "approval": approval, "accounting": accounting,
+            "approval": approval, "accounting": accounting, "budget": budget.id,
+            "max_epsilon_per_query": budget.max_epsilon_per_query,
+            "max_delta_per_query": budget.max_delta_per_query, "rho": rho, "rho_delta": budget.rho_delta,
         })
         return lic.id
 
 
+def _owned_licence(s: Session, actor: Actor, licence_id: int, what: str) -> tuple[Licence, Dataset]:
+    """The licence, if ``actor`` is its dataset's owner or an admin."""
+    lic = s.get(Licence, licence_id)
+    if lic is None:
+        raise NotFound(f"no licence {licence_id}", code="unknown_licence")
+    ds = existing_row(s, Dataset, lic.dataset_id)
+    if actor.role != Role.ADMIN and actor.name != existing_row(s, User, ds.owner_id).name:
+        raise Forbidden(f"only the dataset's owner or an admin can {what} its licences")
+    return lic, ds
+
+
 def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = "") -> None:
+    """Revoke a licence: its pending products, templates and query approval
+    requests are cancelled in the same transaction, each with its record."""
     with inst.store.transaction() as s:
-        lic = s.get(Licence, licence_id)
-        if lic is None:
-            raise NotFound(f"no licence {licence_id}", code="unknown_licence")
-        ds = existing_row(s, Dataset, lic.dataset_id)
-        owner = existing_row(s, User, ds.owner_id)
-        if actor.role != Role.ADMIN and actor.name != owner.name:
-            raise Forbidden("only the dataset's owner or an admin can revoke its licences")
+        lic, _ = _owned_licence(s, actor, licence_id, "revoke")
         if lic.status == LicenceStatus.REVOKED:
             raise Conflict(f"licence {licence_id} is already revoked", code="already_revoked")
         lic.status = LicenceStatus.REVOKED
@@ -115,6 +147,125 @@ def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = 
         lic.revoke_reason = reason
         audit.append(s, inst.signer, actor, "licence.revoke", "licence", lic.id, {"reason": reason})
         cancel_pending_products(s, inst, actor, lic.id, "licence revoked")
+        cancel_pending_approvals(s, inst, actor, lic.id, "licence revoked")
+
+
+def extend_licence(inst: Instance, actor: Actor, licence_id: int, until: date) -> LicenceView:
+    """Move a licence's end to the end of ``until`` (later than its current end and
+    not in the past). An expired licence extended is active again; a revoked one
+    stays revoked."""
+    new_end = end_of_day(until)
+    if new_end <= datetime.now(UTC):
+        raise InvalidInput("the new end date is in the past", code="invalid_expiry")
+    with inst.store.transaction() as s:
+        lic, _ = _owned_licence(s, actor, licence_id, "extend")
+        if lic.status == LicenceStatus.REVOKED:
+            raise Conflict(f"licence {licence_id} is revoked: it cannot be extended", code="licence_revoked",
+                           licence=licence_id)
+        old = _as_utc(lic.expires_at)
+        if new_end <= old:
+            raise InvalidInput(f"licence {licence_id} already runs until {old.date().isoformat()}: an extension "
+                               "moves its end later", code="invalid_expiry", licence=licence_id)
+        lic.expires_at = new_end
+        audit.append(s, inst.signer, actor, "licence.extend", "licence", lic.id,
+                     {"from": old.isoformat(), "to": new_end.isoformat()})
+        s.flush()
+        return licence_view(s, lic)
+
+
+def top_up_licence(inst: Instance, actor: Actor, licence_id: int, *, epsilon: float,
+                   delta: float = 0.0) -> LicenceView:
+    """Add (ε, δ) to a licence's budget. The new total never exceeds the dataset's
+    total budget; a zCDP licence's ρ is recomputed from its new (ε, δ)."""
+    add = PrivacyLoss(epsilon, delta)
+    if add.epsilon < 0 or add.delta < 0 or (add.epsilon == 0 and add.delta == 0):
+        raise InvalidInput("a top-up adds a positive ε or δ", code="invalid_budget")
+    with inst.store.transaction() as s:
+        lic, ds = _owned_licence(s, actor, licence_id, "top up")
+        status = licence_status(lic)
+        if status != LicenceStatus.ACTIVE:
+            raise Conflict(f"licence {licence_id} is {status}: only an active licence is topped up",
+                           code=f"licence_{status}", licence=licence_id)
+        b = s.execute(lock_for_update(select(Budget).where(Budget.scope == "licence", Budget.licence_id == lic.id),
+                                      s)).scalar_one_or_none()
+        dsb = s.execute(select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == ds.id)).scalar_one_or_none()
+        if b is None or dsb is None:
+            raise NotFound(f"licence {licence_id} has no budget", code="no_budget")
+        new = PrivacyLoss(b.epsilon + add.epsilon, b.delta + add.delta)
+        if new.epsilon > dsb.epsilon * TOLERANCE.factor or new.delta > dsb.delta * TOLERANCE.factor + TOLERANCE.delta:
+            raise InvalidInput(f"the licence's budget would become ε={new.epsilon:g}, δ={new.delta:g}, above the "
+                               f"dataset's total of ε={dsb.epsilon:g}, δ={dsb.delta:g}", code="budget_above_total",
+                               licence=licence_id, total={"epsilon": dsb.epsilon, "delta": dsb.delta})
+        old = (b.epsilon, b.delta)
+        b.epsilon, b.delta = new.epsilon, new.delta
+        if b.rho is not None:
+            from privacy.accounting import rho_for
+
+            b.rho_delta = new.delta / 2
+            b.rho = rho_for(new.epsilon, b.rho_delta)
+        audit.append(s, inst.signer, actor, "licence.top_up", "licence", lic.id, {
+            "budget": b.id, "added": add.to_dict(), "from": {"epsilon": old[0], "delta": old[1]},
+            "epsilon": b.epsilon, "delta": b.delta, "rho": b.rho, "rho_delta": b.rho_delta,
+        })
+        s.flush()
+        return licence_view(s, lic)
+
+
+def cancel_pending_approvals(s: Session, inst: Instance, actor: Actor, licence_id: int, reason: str) -> int:
+    """Cancel the licence's templates that are proposed or approved and its query
+    approval requests that are pending or approved but not run (in the caller's
+    transaction), each with its record. Returns how many were cancelled."""
+    from sandbox.persistence.approval_models import QueryRequest, QueryTemplate
+
+    now = datetime.now(UTC)
+    count = 0
+    for t in s.execute(select(QueryTemplate).where(QueryTemplate.licence_id == licence_id,
+                                                   QueryTemplate.status.in_(PENDING_TEMPLATE_STATES))
+                       .order_by(QueryTemplate.id)).scalars():
+        old = t.status
+        t.status, t.decision_reason, t.decided_at = CANCELLED, reason, now
+        audit.append(s, inst.signer, actor, "template.cancel", "template", t.id,
+                     {"licence": licence_id, "from": old, "to": CANCELLED, "reason": reason})
+        count += 1
+    for r in s.execute(select(QueryRequest).where(QueryRequest.licence_id == licence_id,
+                                                  QueryRequest.status.in_(PENDING_REQUEST_STATES))
+                       .order_by(QueryRequest.id)).scalars():
+        old = r.status
+        r.status, r.reason, r.decided_at = CANCELLED, reason, now
+        audit.append(s, inst.signer, actor, "request.cancel", "query_request", r.id,
+                     {"licence": licence_id, "from": old, "to": CANCELLED, "reason": reason})
+        count += 1
+    s.flush()
+    return count
+
+
+def close_expired(inst: Instance, *, now: datetime | None = None) -> list[int]:
+    """Cancel the pending templates and query approval requests of every licence
+    past its end (one transaction per licence, recorded as ``licence.expire`` by
+    the system with what it cancelled). Returns the licences closed; a licence
+    with nothing pending is left alone, so calling this again changes nothing."""
+    from sandbox.persistence.approval_models import QueryRequest, QueryTemplate
+
+    now = now or datetime.now(UTC)
+    closed: list[int] = []
+    with inst.store.read() as s:
+        due = s.execute(select(Licence.id).where(Licence.status == LicenceStatus.ACTIVE, Licence.expires_at <= now)
+                        .order_by(Licence.id)).scalars().all()
+        due = [lid for lid in due
+               if s.execute(select(QueryTemplate.id).where(QueryTemplate.licence_id == lid,
+                                                           QueryTemplate.status.in_(PENDING_TEMPLATE_STATES))).first()
+               or s.execute(select(QueryRequest.id).where(QueryRequest.licence_id == lid,
+                                                          QueryRequest.status.in_(PENDING_REQUEST_STATES))).first()]
+    for lid in due:
+        with inst.store.transaction() as s:
+            lic = s.execute(lock_for_update(select(Licence).where(Licence.id == lid), s)).scalar_one()
+            if licence_status(lic, now) != LicenceStatus.EXPIRED:
+                continue            # extended or revoked meanwhile
+            audit.append(s, inst.signer, audit.SYSTEM, "licence.expire", "licence", lic.id,
+                         {"expires": _as_utc(lic.expires_at).isoformat()})
+            if cancel_pending_approvals(s, inst, audit.SYSTEM, lic.id, "licence expired"):
+                closed.append(lid)
+    return closed
 
 
 def cancel_pending_products(s: Session, inst: Instance, actor: Actor, licence_id: int, reason: str) -> int:
@@ -141,12 +292,15 @@ def active_licence(s: Session, ds: Dataset, operator: User) -> Licence:
         raise Forbidden(f"you hold no licence for dataset '{ds.name}'", code="no_licence", dataset=ds.name)
     now = datetime.now(UTC)
     for lic in rows:
-        if lic.status == LicenceStatus.ACTIVE and _as_utc(lic.expires_at) > now:
+        if licence_status(lic, now) == LicenceStatus.ACTIVE:
             return lic
-    if all(l.status == LicenceStatus.REVOKED for l in rows):
-        raise Forbidden(f"your licence for dataset '{ds.name}' was revoked", code="licence_revoked",
-                        dataset=ds.name)
-    raise Forbidden(f"your licence for dataset '{ds.name}' has expired", code="licence_expired", dataset=ds.name)
+    # none is usable: the newest one says why (a revoked licence says revoked, even past its end)
+    newest = rows[0]
+    if licence_status(newest, now) == LicenceStatus.REVOKED:
+        raise Forbidden(f"your licence {newest.id} for dataset '{ds.name}' was revoked", code="licence_revoked",
+                        dataset=ds.name, licence=newest.id)
+    raise Forbidden(f"your licence {newest.id} for dataset '{ds.name}' has expired", code="licence_expired",
+                    dataset=ds.name, licence=newest.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,11 +333,20 @@ def licence_view(s: Session, lic: Licence) -> LicenceView:
     return LicenceView(
         id=lic.id, dataset=existing_row(s, Dataset, lic.dataset_id).name,
         operator=existing_row(s, User, lic.operator_id).name,
-        purpose=lic.purpose, tables=tuple(lic.tables) if lic.tables is not None else None, status=lic.status,
+        purpose=lic.purpose, tables=tuple(lic.tables) if lic.tables is not None else None,
+        status=licence_status(lic),
         approval_mode=lic.approval_mode, accounting=lic.accounting,
         expires_at=_as_utc(lic.expires_at).isoformat(), created_at=_as_utc(lic.created_at).isoformat(),
         budget=status_of(b) if b else None,
     )
+
+
+def get_licence(inst: Instance, licence_id: int) -> LicenceView:
+    with inst.store.read() as s:
+        lic = s.get(Licence, licence_id)
+        if lic is None:
+            raise NotFound(f"no licence {licence_id}", code="unknown_licence")
+        return licence_view(s, lic)
 
 
 def list_licences(inst: Instance, *, dataset: str | None = None, operator: str | None = None) -> list[LicenceView]:

@@ -228,6 +228,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
             "dataset": ds.name, "version": v.number, "licence": lic.id, "fingerprint": plan.fingerprint,
             "epsilon": cost.loss.epsilon, "delta": cost.loss.delta,
             "template": gate.template_id, "request": gate.request_id,
+            "levels": levels, "reserved": charge.to_payload(),   # what the ledger moved, level by level
         })
         ids = (ds.id, lic.id, v.number, v.path, v.wrapped_key, lic.accounting, actor_of(user), ds.name)
     ds_id, lic_id, v_number, v_path, wrapped, accounting, actor, ds_name = ids
@@ -279,9 +280,9 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
         spent_q = ledger.QueryLoss.of(release.loss, release.mechanisms) if release is not None else reserved
         spent = spent_q.loss
         if charged:
-            ledger.charge(s, ds_id, lic_id, run_id, reserved, spent_q, levels)
+            settled = ledger.charge(s, ds_id, lic_id, run_id, reserved, spent_q, levels)
         else:
-            ledger.cancel(s, ds_id, lic_id, run_id, reserved, levels)
+            settled = ledger.cancel(s, ds_id, lic_id, run_id, reserved, levels)
         run.status = RunStatus.CHARGED if release is not None else RunStatus.FAILED
         run.error_code = error_code
         run.result = release.to_dict() if release is not None else None
@@ -291,6 +292,7 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
         audit.append(s, inst.signer, actor, "query.run" if release is not None else "query.fail", "query_run", run_id, {
             "status": run.status, "error_code": error_code,
             "epsilon": spent.epsilon if charged else 0.0, "delta": spent.delta if charged else 0.0,
+            "charged": charged, "settled": settled.to_payload(),
         })
 
 

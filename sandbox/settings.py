@@ -112,6 +112,28 @@ class Settings:
     log_level: str = _setting(
         "INFO", "Threshold of the dp_sandbox.* loggers: records below it are dropped "
                 "(CRITICAL, ERROR, WARNING, INFO or DEBUG).", _log_level)
+    notify_webhook_url: str = _setting(
+        "", "URL every notification is POSTed to as signed JSON; empty means no webhook.")
+    notify_webhook_secret: str = _setting(
+        "", "HMAC-SHA256 key that signs each webhook body (X-DPS-Signature); required with a webhook URL.")
+    smtp_host: str = _setting("", "SMTP server that e-mails notifications; empty means no e-mail.")
+    smtp_port: int = _setting(25, "Port of the SMTP server.", _between(1, 65535))
+    smtp_from: str = _setting("dp-sandbox@localhost", "Sender address of notification e-mails.")
+    smtp_user: str = _setting("", "SMTP login; empty means none.")
+    smtp_password: str = _setting("", "SMTP password of smtp_user.")
+    smtp_starttls: bool = _setting(False, "Upgrade the SMTP connection with STARTTLS before logging in.")
+    notify_max_attempts: int = _setting(
+        8, "Attempts per notification and channel before its delivery is marked failed.", _at_least(1))
+    notify_retry_s: float = _setting(
+        30.0, "Wait before the first retry of a failed delivery; it doubles with each attempt, up to an hour.",
+        _positive)
+    notify_poll_s: float = _setting(
+        10.0, "How often the deliverer (notifications deliver --loop, the web server) looks for due deliveries, "
+              "in seconds.", _positive)
+    notify_timeout_s: float = _setting(10.0, "Time limit of one webhook or SMTP delivery, in seconds.", _positive)
+    notify_expiry_days: int = _setting(
+        7, "An operator is told once when a licence they hold ends within this many days.", _at_least(1))
+
 
     def __post_init__(self) -> None:
         for setting in SETTINGS:

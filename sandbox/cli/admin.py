@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import getpass
 import sys
 from pathlib import Path
 
 import click
 
-from sandbox.cli.options import handles_errors, home_option, instance_settings, json_option, local_actor, open_instance
+from sandbox.cli.options import (acting_actor, as_option, handles_errors, home_option, instance_settings, json_option,
+                                 local_actor, open_instance)
 from sandbox.cli.output import echo_lines, emit
 from sandbox.vocabulary import Role
 
@@ -65,6 +67,87 @@ def user_list(home: Path | None, as_json: bool) -> None:
     emit(rows, as_json, lambda r: echo_lines(f"{x['name']:<16} {x['role']:<9} {x['organisation']}" for x in r))
 
 
+ADMIN_HELP = "An admin user acting (default: the local administrator)."
+
+
+def _changed(view: object, as_json: bool, what: str) -> None:
+    emit(view, as_json, lambda v: click.echo(f"{what}: {v['name']} ({v['role']}, "
+                                             f"{'active' if v['active'] else 'deactivated'})"))
+
+
+@user.command("deactivate")
+@home_option
+@click.argument("name")
+@as_option(required=False, help=ADMIN_HELP)
+@json_option
+def user_deactivate(home: Path | None, name: str, as_user: str | None, as_json: bool) -> None:
+    """Deactivate a user: their API tokens and page sessions end at once, and
+    they can no longer sign in anywhere."""
+    from sandbox.users import deactivate_user
+
+    with open_instance(home) as inst:
+        _changed(deactivate_user(inst, acting_actor(inst, as_user), name), as_json, "deactivated")
+
+
+@user.command("reactivate")
+@home_option
+@click.argument("name")
+@as_option(required=False, help=ADMIN_HELP)
+@json_option
+def user_reactivate(home: Path | None, name: str, as_user: str | None, as_json: bool) -> None:
+    """Let a deactivated user sign in again (their old tokens stay revoked)."""
+    from sandbox.users import reactivate_user
+
+    with open_instance(home) as inst:
+        _changed(reactivate_user(inst, acting_actor(inst, as_user), name), as_json, "reactivated")
+
+
+@user.command("set-role")
+@home_option
+@click.argument("name")
+@click.option("--role", type=click.Choice([role.value for role in Role]), required=True, help="The new role.")
+@as_option(required=False, help=ADMIN_HELP)
+@json_option
+def user_set_role(home: Path | None, name: str, role: str, as_user: str | None, as_json: bool) -> None:
+    """Change a user's role."""
+    from sandbox.users import set_role
+
+    with open_instance(home) as inst:
+        _changed(set_role(inst, acting_actor(inst, as_user), name, role), as_json, "role changed")
+
+
+@user.command("reset-password")
+@home_option
+@click.argument("name")
+@click.option("--new-password-stdin", is_flag=True,
+              help="Read the new password from standard input (after the admin's own password line when "
+                   "--as and --password-stdin are given too); without it a terminal prompts twice.")
+@as_option(required=False, help=ADMIN_HELP)
+@json_option
+def user_reset_password(home: Path | None, name: str, new_password_stdin: bool, as_user: str | None,
+                        as_json: bool) -> None:
+    """Give a user a new password; their API tokens and page sessions end."""
+    from sandbox.users import reset_password
+
+    password = _new_password(name, new_password_stdin)
+    with open_instance(home) as inst:
+        _changed(reset_password(inst, acting_actor(inst, as_user), name, password), as_json, "password reset")
+
+
+def _new_password(name: str, from_stdin: bool) -> str:
+    from queries.errors import InvalidInput
+
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise InvalidInput("give the new password with --new-password-stdin, or run on a terminal to be prompted",
+                           code="password_required")
+    first = getpass.getpass(f"new password for {name}: ")
+    if getpass.getpass("again: ") != first:
+        raise InvalidInput("the two passwords differ", code="password_mismatch")
+    return first
+
+
 # --- audit and keys ----------------------------------------------------------
 
 @click.group("audit")
@@ -82,21 +165,25 @@ def audit_group() -> None:
 @handles_errors
 def audit_verify(home: Path | None, published_files: tuple[Path, ...], as_json: bool) -> None:
     """Check the whole hash chain, every signature, the signing-key history, the key
-    on disk and every published head (a cut tail shows); report the first bad record."""
+    on disk and every published head (a cut tail shows); report the first bad record.
+    Then reconcile the state with the chain: budgets, ledger entries, licences and
+    users must follow from the records; every difference is reported with its object."""
     from sandbox.audit import published_from_document, verify_chain
 
     published = [published_from_document(_read_json(f)) for f in published_files]
+    from sandbox.reconcile import reconcile_state
 
     with open_instance(home) as inst:
         with inst.store.read() as s:
             report = verify_chain(s, inst.signer.public, published=published)
-    emit(report, as_json, lambda r: echo_lines([
+        state = reconcile_state(inst)
+    emit({**report.to_dict(), "state": state.to_dict()}, as_json, lambda r: echo_lines([
         f"audit chain intact: {r['records']} records" if r["ok"]
         else f"audit chain BROKEN at record {r['first_bad_seq']}: {r['reason']}",
         *(f"  problem: {p}" for p in r["problems"][1:]),
         f"  checked against {r['published_heads']} published head(s); signing keys: {', '.join(r['keys']) or '-'}",
-    ]))
-    if not report.ok:
+        *state.lines()]))
+    if not report.ok or not state.ok:
         sys.exit(1)
 
 
@@ -127,6 +214,47 @@ def audit_export(home: Path | None, out: Path, since: int, as_json: bool) -> Non
         result = export_chain(s, out, since=since)
     emit(result, as_json, lambda r: click.echo(f"exported {r['records']} records to {r['out']} "
                                                f"(public keys: {r['keys']})"))
+
+
+@audit_group.command("list")
+@home_option
+@click.option("--actor", default=None, help="Who acted, or on whose behalf.")
+@click.option("--action", default=None, help="An action (query.run) or a family of actions (query.*).")
+@click.option("--object", "object_", default=None, metavar="TYPE[:ID]", help="The object: licence, licence:3, …")
+@click.option("--dataset", default=None, help="Every record about this dataset.")
+@click.option("--since", default=None, metavar="TIME", help="From this ISO date or date-time (inclusive, UTC).")
+@click.option("--until", default=None, metavar="TIME",
+              help="Up to this ISO date-time (exclusive); a date alone includes that whole day.")
+@click.option("--limit", type=int, default=100, show_default=True, help="At most this many records (1 to 10000).")
+@as_option(required=False, help="A dataset owner, who sees the records about their datasets "
+                                "(default: the local administrator, who sees every record).")
+@json_option
+def audit_list(home: Path | None, actor: str | None, action: str | None, object_: str | None,
+               dataset: str | None, since: str | None, until: str | None, limit: int, as_user: str | None,
+               as_json: bool) -> None:
+    """Read the audit trail, newest first: who did what, on which object, when."""
+    from sandbox.audit_view import AuditFilter, list_audit
+
+    filt = AuditFilter.parse(actor=actor, action=action, object=object_, dataset=dataset, since=since, until=until)
+    with open_instance(home) as inst:
+        page = list_audit(inst, acting_actor(inst, as_user), filt, limit=limit)
+    emit(page, as_json, _print_audit_page)
+
+
+def _print_audit_page(page: dict) -> None:
+    for e in page["entries"]:
+        who = e["actor"] + (f" for {e['on_behalf_of']}" if e.get("on_behalf_of") else "")
+        facts = " ".join(f"{k}={v}" for k, v in e["payload"].items()
+                         if k != "sql" and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+                         and len(str(v)) <= 60)
+        click.echo(f"#{e['seq']:<6} {e['time'][:19].replace('T', ' ')}  {who} ({e['role']})  {e['action']}  "
+                   f"{e['object_type']}:{e['object_id']}" + (f"  [{e['dataset']}]" if e["dataset"] else "")
+                   + (f"  {facts}" if facts else ""))
+        if e["sql"]:
+            click.echo("        sql: " + " ".join(e["sql"].split()))
+    shown = len(page["entries"])
+    click.echo(f"{shown} of {page['total']} matching records" + (" (newest first; raise --limit for more)"
+                                                                 if shown < page["total"] else ""))
 
 
 @click.group()

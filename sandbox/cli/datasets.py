@@ -1,5 +1,6 @@
 """Dataset and licence commands: ``dataset`` (add, list, show, mock, export,
-delegate) and ``licence`` (grant, revoke, set-approval, list)."""
+delegate) and ``licence`` (grant, extend, top-up, revoke, set-approval,
+close-expired, list, show)."""
 
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ def dataset_delegate(home: Path | None, name: str, reviewer: str, as_user: str) 
 
 @click.group()
 def licence() -> None:
-    """Licences: grant, revoke, set-approval, list."""
+    """Licences: grant, extend, top-up, revoke, set-approval, close-expired, list, show."""
 
 
 @licence.command("grant")
@@ -205,6 +206,79 @@ def licence_set_approval(home: Path | None, licence_id: int, mode: str, reason: 
     with open_instance(home) as inst:
         set_approval_mode(inst, acting_actor(inst, as_user), licence_id, mode, reason)
     click.echo(f"licence {licence_id}: approval mode {mode}")
+
+
+@licence.command("extend")
+@home_option
+@click.argument("licence_id", type=int)
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]), required=True,
+              help="The new end date, YYYY-MM-DD (later than the current one).")
+@as_option(required=False, help="The dataset's owner (default: local admin).")
+@json_option
+@handles_errors
+def licence_extend(home: Path | None, licence_id: int, until: datetime, as_user: str | None, as_json: bool) -> None:
+    """Move a licence's end date later (an expired licence becomes active again)."""
+    from sandbox.licences import extend_licence
+
+    with open_instance(home) as inst:
+        view = extend_licence(inst, acting_actor(inst, as_user), licence_id, until.date())
+    emit(view, as_json, lambda r: click.echo(f"licence {r['id']}: runs until {r['expires_at'][:10]} ({r['status']})"))
+
+
+@licence.command("top-up")
+@home_option
+@click.argument("licence_id", type=int)
+@click.option("--epsilon", type=float, required=True, help="ε added to the licence's budget.")
+@click.option("--delta", type=float, default=0.0, show_default=True, help="δ added to the licence's budget.")
+@as_option(required=False, help="The dataset's owner (default: local admin).")
+@json_option
+@handles_errors
+def licence_top_up(home: Path | None, licence_id: int, epsilon: float, delta: float, as_user: str | None,
+                   as_json: bool) -> None:
+    """Add ε (and δ) to a licence's budget, never above the dataset's total."""
+    from sandbox.licences import top_up_licence
+
+    with open_instance(home) as inst:
+        view = top_up_licence(inst, acting_actor(inst, as_user), licence_id, epsilon=epsilon, delta=delta)
+    emit(view, as_json, lambda r: click.echo(
+        f"licence {r['id']}: budget ε={r['budget']['total']['epsilon']:g}, δ={r['budget']['total']['delta']:g} "
+        f"(ε left {r['budget']['remaining']['epsilon']:.3g})"))
+
+
+@licence.command("show")
+@home_option
+@click.argument("licence_id", type=int)
+@json_option
+@handles_errors
+def licence_show(home: Path | None, licence_id: int, as_json: bool) -> None:
+    """Show one licence: status, end date and budget."""
+    from sandbox.licences import get_licence
+
+    with open_instance(home) as inst:
+        view = get_licence(inst, licence_id)
+    emit(view, as_json, lambda r: echo_lines([
+        f"licence {r['id']}: {r['dataset']} for {r['operator']} — {r['status']}",
+        f"  purpose: {r['purpose']}",
+        f"  runs until {r['expires_at']}; approval {r['approval_mode']}; accounting {r['accounting']}",
+        *([f"  budget ε={r['budget']['total']['epsilon']:g} δ={r['budget']['total']['delta']:g}; "
+           f"spent ε={r['budget']['spent']['epsilon']:.3g}; left ε={r['budget']['remaining']['epsilon']:.3g}"]
+          if r['budget'] else [])]))
+
+
+@licence.command("close-expired")
+@home_option
+@json_option
+@handles_errors
+def licence_close_expired(home: Path | None, as_json: bool) -> None:
+    """Cancel the pending templates and query approval requests of every licence
+    past its end (run it from a scheduler; deciding on one does it too)."""
+    from sandbox.licences import close_expired
+
+    with open_instance(home) as inst:
+        closed = close_expired(inst)
+    emit({"closed": closed}, as_json, lambda r: click.echo(
+        f"closed {len(r['closed'])} expired licence(s)" + (f": {', '.join(map(str, r['closed']))}" if r['closed']
+                                                             else "")))
 
 
 @licence.command("list")

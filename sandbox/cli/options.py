@@ -71,18 +71,29 @@ def authenticate_cli_user(home: Path | None, name: str, password_stdin: bool) ->
     """Prove that the caller is ``name``: with ``DPS_TOKEN`` (a live API token of
     that user), a password on standard input (``--password-stdin``), or a prompt
     when standard input is a terminal. Anything else is refused with
-    ``credential_required``; a wrong credential with ``bad_credentials``."""
+    ``credential_required``; a wrong credential with ``bad_credentials`` (a token
+    of someone else: ``identity_mismatch``). Each check of a credential is an
+    audit record, ``auth.login`` or ``auth.login_failed`` with the surface ``cli``."""
     import os
 
     from queries.errors import Unauthorized
-    from sandbox.users import authenticate, user_for_token
+    from sandbox.users import authenticate, record_login, user_for_token
+    from sandbox.vocabulary import Credential, LoginSurface
 
     token = os.environ.get("DPS_TOKEN", "")
     if token and not password_stdin:
         with open_instance(home) as inst:
-            user, _scopes = user_for_token(inst, token)
-        if user.name != name:
-            raise Unauthorized("DPS_TOKEN belongs to another user than --as", code="identity_mismatch")
+            try:
+                user, scopes = user_for_token(inst, token)
+                if "all" not in scopes:   # a read-only token, or a page session's id
+                    raise Unauthorized("DPS_TOKEN must be an API token with the scope 'all'",
+                                       code="insufficient_scope")
+                if user.name != name:
+                    raise Unauthorized("DPS_TOKEN belongs to another user than --as", code="identity_mismatch")
+            except Unauthorized as refused:
+                record_login(inst, LoginSurface.CLI, Credential.TOKEN, name, None, code=refused.code)
+                raise
+            record_login(inst, LoginSurface.CLI, Credential.TOKEN, name, user)
         return
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -91,7 +102,7 @@ def authenticate_cli_user(home: Path | None, name: str, password_stdin: bool) ->
     else:
         raise Unauthorized(CREDENTIAL_HELP, code="credential_required")
     with open_instance(home) as inst:
-        authenticate(inst, name, password)
+        authenticate(inst, name, password, surface=LoginSurface.CLI)
 
 
 def local_actor() -> Actor:

@@ -30,7 +30,7 @@ class QueryTemplate(Base):
     runs_used: Mapped[int] = mapped_column(Integer, default=0)
     epsilon_used: Mapped[float] = mapped_column(Float, default=0.0)
     confidential: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="proposed")  # proposed|approved|returned|rejected|withdrawn
+    status: Mapped[str] = mapped_column(String(16), default="proposed")  # proposed|approved|returned|rejected|withdrawn|cancelled
     fingerprint: Mapped[str] = mapped_column(String(64))
     policy_hash: Mapped[str] = mapped_column(String(64))  # the policy the decision was made on
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -51,7 +51,7 @@ class QueryRequest(Base):
     purpose: Mapped[str] = mapped_column(Text)
     epsilon: Mapped[float] = mapped_column(Float)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|rejected|ran
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|approved|rejected|ran|cancelled
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     reason: Mapped[str] = mapped_column(Text, default="")
     run_id: Mapped[str | None] = mapped_column(String(36), nullable=True)

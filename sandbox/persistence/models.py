@@ -449,3 +449,45 @@ class ShareDemand(Base):
     answered_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+class Notification(Base):
+    """The notification outbox: one event for one recipient, written in the
+    transaction of the change it reports. ``facts`` hold names, numbers and
+    states only, never data values, SQL or free text."""
+
+    __tablename__ = "notifications"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))              # sandbox.notifications.vocabulary.NoticeKind
+    recipient_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(300), nullable=True)   # e-mail of a requester without account
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(String(64))
+    facts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # once-only events (a licence about to expire): a second one with the same key is not written
+    dedup_key: Mapped[str | None] = mapped_column(String(200), nullable=True, unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NotificationDelivery(Base):
+    """One channel's delivery of a notification: retried with back-off until
+    delivered or out of attempts."""
+
+    __tablename__ = "notification_deliveries"
+    __table_args__ = (UniqueConstraint("notification_id", "channel"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notification_id: Mapped[int] = mapped_column(ForeignKey("notifications.id"))
+    channel: Mapped[str] = mapped_column(String(16))           # webhook | email
+    status: Mapped[str] = mapped_column(String(16), default="pending")   # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str] = mapped_column(String(300), default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class NotificationAddress(Base):
+    """Where a user's notices are e-mailed (set by the user)."""
+
+    __tablename__ = "notification_addresses"
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    email: Mapped[str] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
