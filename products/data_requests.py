@@ -21,6 +21,7 @@ from queries.vocabulary import member_of
 from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import DataRequest, Dataset, Product, ProductVersion, User
 from sandbox.users import actor_of, get_user
 from sandbox.vocabulary import ProductState, Role
@@ -62,6 +63,7 @@ def file_request(inst: Instance, user: str | None, *, title: str, description: s
         s.flush()
         audit.append(s, inst.signer, actor_of(u) if u else PUBLIC, "data_request.file", "data_request", r.id,
                      {"title": title, "dataset": dataset})   # the contact stays out of the audit payload
+        notices.on_request_filed(s, inst.settings, r)
         return _view(s, r, u)
 
 
@@ -125,6 +127,7 @@ def decide_data_request(inst: Instance, user: str, request_id: int, decision: st
         r.decided_by, r.decided_at = u.id, now()
         audit.append(s, inst.signer, actor_of(u), f"data_request.{decision}", "data_request", r.id, {
             "from": old, "to": r.status, "reason": reason, "product": r.product_id})
+        notices.on_request_answered(s, inst.settings, r)
         return _view(s, r, u)
 
 
@@ -137,4 +140,5 @@ def close_requests_for(s: Session, inst: Instance, actor: Actor, product_id: int
         r.status, r.closed_at = DataRequestStatus.CLOSED, now()
         audit.append(s, inst.signer, actor, "data_request.close", "data_request", r.id,
                      {"from": old, "to": DataRequestStatus.CLOSED, "product": product_id})
+        notices.on_request_answered(s, inst.settings, r)
     return len(rows)

@@ -25,6 +25,7 @@ from sandbox import audit
 from sandbox.audit import SYSTEM
 from sandbox.instance import Instance
 from sandbox.licences import cancel_pending_products
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
 )
@@ -258,6 +259,7 @@ def submit_product(inst: Instance, user: str, product_id: int, *, attestation: s
             "from": old, "to": ProductState.SUBMITTED, "round": p.review_round, "version": v.number,
             "attestation": p.attestation, "checks": {c.status: sum(1 for x in checks if x.status == c.status)
                                                      for c in checks}})
+        notices.on_product_submitted(s, inst.settings, p)
         return detail(s, inst, p, u)
 
 
@@ -306,6 +308,7 @@ def review_product(inst: Instance, user: str, product_id: int, decision: str, re
         audit.append(s, inst.signer, actor_of(u), "product.review", "product", p.id, {
             "decision": decision, "reason": reason, "round": p.review_round, "version": v.number,
             "approvals": approvals, "from": old, "to": p.state, "overrides_failing_checks": bool(failing)})
+        notices.on_product_decided(s, inst.settings, p)
         return detail(s, inst, p, u)
 
 

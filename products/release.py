@@ -32,6 +32,7 @@ from queries.errors import Conflict, Forbidden, InvalidInput, NotFound
 from sandbox import audit
 from sandbox.datasets import published_digest
 from sandbox.instance import Instance
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import (
     Dataset, DatasetVersion, Licence, Product, ProductReview, ProductVersion, QueryRun, User,
 )
@@ -146,6 +147,7 @@ def _release(inst: Instance, user: str, product_id: int, written: list[Path]) ->
             audit.append(s, inst.signer, actor_of(u), "product.release", "product", p.id, {
                 "from": old, "to": ProductState.RELEASED, "version": v.number, "manifest_sha256": sha,
                 "epsilon": float(v.epsilon), "delta": float(v.delta), "key_id": inst.signer.key_id()})
+            notices.on_product_decided(s, inst.settings, p)
             close_requests_for(s, inst, actor_of(u), p.id)
             s.flush()
         except BaseException:

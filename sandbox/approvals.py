@@ -32,6 +32,7 @@ from sandbox.audit import Actor
 from sandbox.datasets import get_dataset, latest_version, version_policy
 from sandbox.instance import Instance
 from sandbox.licences import PENDING_TEMPLATE_STATES, active_licence, close_expired, licence_status
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.persistence.store import existing_row, rowcount
 from sandbox.users import actor_of, get_user
@@ -273,6 +274,7 @@ def propose_template(inst: Instance, operator: str, dataset: str, *, title: str,
             "licence": lic.id, "title": t.title, "purpose": t.purpose, "fingerprint": t.fingerprint,
             "epsilon_per_run": t.epsilon_per_run, "max_runs": max_runs, "max_epsilon": max_epsilon,
         })
+        notices.on_approval_waiting(s, inst.settings, t)
         return t.id
 
 
@@ -304,6 +306,7 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
         t.decided_at = datetime.now(UTC)
         t.policy_hash = policy_hash(version_policy(latest_version(s, ds)))
         audit.append(s, inst.signer, actor_of(user), f"template.{decision}", "template", t.id, {"reason": reason})
+        notices.on_approval_decided(s, inst.settings, t)
         return status
 
 
@@ -395,6 +398,7 @@ def request_query(inst: Instance, operator: str, dataset: str, sql: str, *, purp
         audit.append(s, inst.signer, actor_of(user), "request.submit", "query_request", r.id,
                      {"licence": lic.id, "fingerprint": plan.fingerprint, "epsilon": loss.epsilon,
                       "purpose": r.purpose})
+        notices.on_approval_waiting(s, inst.settings, r)
         return r.id
 
 
@@ -418,6 +422,7 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
         r.status, r.decided_by, r.reason = status, user.id, reason
         r.decided_at = datetime.now(UTC)
         audit.append(s, inst.signer, actor_of(user), f"request.{decision}", "query_request", r.id, {"reason": reason})
+        notices.on_approval_decided(s, inst.settings, r)
         return status
 
 

@@ -26,6 +26,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
 from sandbox.persistence.store import existing_row
 from sandbox.vocabulary import SYSTEM, Role
@@ -131,6 +132,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
             from sandbox.sharing.grants import on_new_version
 
             on_new_version(s, inst, actor, ds, version, typed)
+            notices.on_new_version(s, inst.settings, version)
             return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True,
                                      published_digest(inst, version, ds.classification))
     except BaseException:

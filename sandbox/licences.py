@@ -18,6 +18,7 @@ from sandbox.audit import Actor
 from sandbox.datasets import get_dataset
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus, status_of
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.persistence.store import existing_row, lock_for_update
 from sandbox.users import get_user
@@ -146,6 +147,7 @@ def revoke_licence(inst: Instance, actor: Actor, licence_id: int, reason: str = 
         lic.revoked_at = datetime.now(UTC)
         lic.revoke_reason = reason
         audit.append(s, inst.signer, actor, "licence.revoke", "licence", lic.id, {"reason": reason})
+        notices.on_licence_revoked(s, inst.settings, lic)
         cancel_pending_products(s, inst, actor, lic.id, "licence revoked")
         cancel_pending_approvals(s, inst, actor, lic.id, "licence revoked")
 
