@@ -26,6 +26,7 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus
+from sandbox.operations.masterkey import current_wrapping
 from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
 from sandbox.persistence.store import existing_row
@@ -108,7 +109,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                       .scalar_one() or 0) + 1
             version = DatasetVersion(
                 dataset_id=ds.id, number=number, content_hash=stored.content_hash, policy_hash=phash,
-                path=str(stored.path), wrapped_key=stored.wrapped_key, policy=json.loads(json.dumps(typed.to_dict(), default=str)),
+                path=str(stored.path), wrapped_key=current_wrapping(s, inst, stored.wrapped_key), policy=json.loads(json.dumps(typed.to_dict(), default=str)),
                 row_counts=dict(stored.row_counts), quality=json.loads(json.dumps(stored.quality, default=str)),
                 public_stats=stored.public_stats, created_by=owner.id if actor.name == policy.owner else owner.id,
             )
@@ -156,7 +157,7 @@ def published_digest(inst: Instance, v: DatasetVersion, classification: str | No
         classification = existing_row(session, Dataset, v.dataset_id).classification
     registered_as = (v.policy or {}).get("classification", classification)
     kind = "open" if classification == Classification.OPEN and registered_as == "open" else "keyed"
-    return version_digest(v.content_hash, kind, inst.master_key)
+    return version_digest(v.content_hash, kind, inst.master_key, digest_key=inst.digest_key)
 
 
 def _refresh_digests(s: Session, inst: Instance, ds: Dataset) -> None:

@@ -17,6 +17,9 @@ from typing import Any
 
 from queries.errors import BadMasterKey, SandboxError
 from sandbox.keys import SigningKey, create_master_key, create_signing_key, load_master_key
+from sandbox.operations.masterkey import (
+    KeyRing, check_master_key, digest_key_path, settle_pending_rotation,
+)
 from sandbox.logs import attach_instance_log, detach_instance_log
 from sandbox.settings import Settings, load_settings
 from sandbox.persistence.store import Store
@@ -26,35 +29,65 @@ log = logging.getLogger("dp_sandbox.instance")
 
 def init_home(settings: Settings) -> bool:
     """Create the home directory, keys and store schema if missing. Returns True
-    when something was created."""
+    when something was created. A home that already holds data (audit records,
+    dataset versions, data or product files) never gets a new signing or master
+    key: a missing one is refused with ``keys_missing``, since a new master key
+    would orphan every encrypted version and a new signing key every signature."""
     home = settings.home_path
     created = not home.exists()
     home.mkdir(parents=True, exist_ok=True)
     home.chmod(0o700)
     for sub in ("data", "products", "logs", "keys"):
         (home / sub).mkdir(exist_ok=True, mode=0o700)
-    if not settings.signing_key_path.exists():
-        if settings.signing_key_file:
-            raise SandboxError(f"signing key file {settings.signing_key_path} does not exist", code="bad_signing_key")
-        create_signing_key(settings.signing_key_path)
-        created = True
-    if not settings.master_key_path.exists():
-        if settings.master_key_file:
-            raise BadMasterKey(f"master key file {settings.master_key_path} does not exist")
-        create_master_key(settings.master_key_path)
-        created = True
-    session_key = settings.keys_dir / "session.key"
-    if not settings.secret_key and not session_key.exists():
-        session_key.write_bytes(secrets.token_bytes(32))
-        session_key.chmod(0o600)
     store = Store(settings.store_url)
     try:
+        missing = [p for p in (settings.signing_key_path, settings.master_key_path) if not p.exists()]
+        if missing and _holds_data(settings, store):
+            names = " and ".join(str(p) for p in missing)
+            raise SandboxError(f"the home at {home} holds data but {names} is missing; restore the key from a "
+                               "backup ('dp-sandbox restore') instead of making a new one, which would orphan "
+                               "every encrypted version and signature", code="keys_missing",
+                               keys=[p.name for p in missing])
+        if not settings.signing_key_path.exists():
+            if settings.signing_key_file:
+                raise SandboxError(f"signing key file {settings.signing_key_path} does not exist",
+                                   code="bad_signing_key")
+            create_signing_key(settings.signing_key_path)
+            created = True
+        if not settings.master_key_path.exists():
+            if settings.master_key_file:
+                raise BadMasterKey(f"master key file {settings.master_key_path} does not exist")
+            create_master_key(settings.master_key_path)
+            created = True
+        session_key = settings.keys_dir / "session.key"
+        if not settings.secret_key and not session_key.exists():
+            session_key.write_bytes(secrets.token_bytes(32))
+            session_key.chmod(0o600)
         if not store.has_schema():
             created = True
         store.migrate()
+        settle_pending_rotation(settings, store)
     finally:
         store.dispose()
     return created
+
+
+def _holds_data(settings: Settings, store: Store) -> bool:
+    """Whether the home has anything a key protects or signs: a data or product
+    file, or a store with audit records or dataset versions."""
+    home = settings.home_path
+    for sub in ("data", "products"):
+        if any(p.is_file() for p in (home / sub).rglob("*")):
+            return True
+    if not store.has_schema():
+        return False
+    from sqlalchemy import func, select
+
+    from sandbox.persistence.models import AuditRecord, DatasetVersion
+
+    with store.read() as s:
+        return bool(s.execute(select(func.count()).select_from(AuditRecord)).scalar_one()
+                    or s.execute(select(func.count()).select_from(DatasetVersion)).scalar_one())
 
 
 @dataclass
@@ -62,7 +95,7 @@ class Instance:
     settings: Settings
     store: Store
     signer: SigningKey
-    master_key: bytes
+    key_ring: KeyRing = field(repr=False)
     _pool: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _log_key: str | None = field(default=None, repr=False)
@@ -78,8 +111,15 @@ class Instance:
             store.migrate()
         elif not store.has_schema():
             raise SandboxError("the metadata store has no schema; run 'dp-sandbox init'", code="not_initialised")
-        inst = cls(settings, store, SigningKey.load(settings.signing_key_path),
-                   load_master_key(settings.master_key_path))
+        try:
+            settle_pending_rotation(settings, store)
+            master_key = load_master_key(settings.master_key_path)
+            check_master_key(settings, store, master_key)
+            inst = cls(settings, store, SigningKey.load(settings.signing_key_path),
+                       KeyRing(settings, store, master_key))
+        except BaseException:
+            store.dispose()
+            raise
         try:
             inst._log_key = attach_instance_log(inst.log_dir, settings.log_level, settings.log_max_bytes,
                                                 settings.log_backups)
@@ -89,6 +129,22 @@ class Instance:
         log.debug("instance opened: home %s, store %s, %d workers", home, store.engine.dialect.name,
                   settings.workers)
         return inst
+
+    @property
+    def master_key(self) -> bytes:
+        """The current master key (a rotation by another process is picked up here)."""
+        return self.key_ring.current()
+
+    @property
+    def digest_key(self) -> bytes:
+        """The key of published digests (``keys/digest.key`` once the master key
+        has been rotated; until then derived from the master key)."""
+        from sandbox.execution.storage import derive_digest_key
+
+        path = digest_key_path(self.settings)
+        if path.exists():
+            return path.read_bytes()
+        return derive_digest_key(self.master_key)
 
     @property
     def home(self) -> Path:

@@ -185,11 +185,12 @@ def signing_key() -> dict[str, Any]:
 
 def _latest_policy_and_path(name: str):
     from sandbox.datasets import get_dataset, latest_version, version_policy
+    from sandbox.execution.storage import VersionFile
 
     with inst().store.read() as s:
         ds = get_dataset(s, name)
         v = latest_version(s, ds)
-        return ds.classification, version_policy(v), Path(v.path)
+        return ds.classification, version_policy(v), VersionFile.of(v)
 
 
 def _table_name(policy, table: str | None) -> str:

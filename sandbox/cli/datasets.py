@@ -111,7 +111,7 @@ def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: Lit
     from queries.errors import Forbidden
     from queries.vocabulary import Classification
     from sandbox.datasets import get_dataset, get_version
-    from sandbox.execution.storage import export_clear
+    from sandbox.execution.storage import VersionFile, export_clear
 
     with open_instance(home) as inst:
         with inst.store.read() as s:
@@ -119,7 +119,7 @@ def dataset_export(home: Path | None, name: str, table: str, out: Path, fmt: Lit
             if ds.classification != Classification.OPEN:
                 raise Forbidden(f"dataset '{name}' is {ds.classification}: only open datasets are exported in clear",
                                 code="not_open_data")
-            path = Path(get_version(s, ds, version).path)
+            path = VersionFile.of(get_version(s, ds, version))
         export_clear(path, inst.master_key, table, fmt, out)
     click.echo(f"exported {name}.{table} to {out}")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from sandbox.cli import admin, datasets, notifications, queries
+from sandbox.cli import admin, datasets, notifications, operations, queries
 
 
 class PluginGroup(click.Group):
@@ -45,6 +45,6 @@ def main() -> None:
     (product, template, approval, request, share, share change); see docs/cli.md."""
 
 
-for module in (admin, datasets, notifications, queries):
+for module in (admin, datasets, notifications, operations, queries):
     for command in module.COMMANDS:
         main.add_command(command)

@@ -3,7 +3,9 @@
 A *version* is one immutable DuckDB database file holding every table of a
 dataset, encrypted with AES-256-GCM under a fresh random data key. The data key
 is wrapped (AES key wrap, RFC 3394) by the instance's master key; the wrapped
-key is stored both in the file header and in :class:`StoredVersion`.
+key is stored both in the file header and in :class:`StoredVersion` (and the
+store). A master-key rotation re-wraps the store's copy only: the header is the
+associated data of every chunk (see ``sandbox.operations.masterkey``).
 
 File layout (``.dpsv``)::
 
@@ -40,7 +42,7 @@ import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 from collections.abc import Callable
 
 import duckdb
@@ -109,15 +111,22 @@ def unwrap_key(wrapped: bytes, master_key: bytes) -> bytes:
         raise BadMasterKey("the master key does not open this dataset version") from None
 
 
-def version_digest(content_hash: str, classification: str, master_key: bytes) -> str:
+def derive_digest_key(master_key: bytes) -> bytes:
+    """The key of published digests: HKDF-SHA256 of the master key (info ``DIGEST_INFO``)."""
+    _check_master_key(master_key)
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DIGEST_INFO).derive(bytes(master_key))
+
+
+def version_digest(content_hash: str, classification: str, master_key: bytes, *,
+                   digest_key: bytes | None = None) -> str:
     """The hash a version publishes: its content hash for ``open`` data; for any
-    other classification an HMAC-SHA256 of the content hash under a key derived
-    from the master key with HKDF-SHA256 (info ``DIGEST_INFO``). 64 hex digits
-    either way."""
+    other classification an HMAC-SHA256 of the content hash under ``digest_key``,
+    by default the key :func:`derive_digest_key` derives from the master key (an
+    instance whose master key was rotated keeps the first one's in
+    ``keys/digest.key``, so digests never change). 64 hex digits either way."""
     if classification == Classification.OPEN:
         return content_hash
-    _check_master_key(master_key)
-    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=DIGEST_INFO).derive(bytes(master_key))
+    key = digest_key if digest_key is not None else derive_digest_key(master_key)
     mac = hmac.HMAC(key, hashes.SHA256())
     mac.update(bytes.fromhex(content_hash))
     return mac.finalize().hex()
@@ -509,15 +518,36 @@ def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, mast
 
 # ---------------------------------------------------------------- clear export
 
-def export_clear(version: StoredVersion | Path, master_key: bytes, table: str,
+@dataclass(frozen=True)
+class VersionFile:
+    """A stored version's file with the store's copy of its wrapped data key,
+    which is the one to use: after a master-key rotation the copy in the file's
+    header opens nothing."""
+
+    path: Path
+    wrapped_key: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, row: _StoredRow) -> VersionFile:
+        return cls(Path(row.path), bytes(row.wrapped_key))
+
+
+class _StoredRow(Protocol):
+    path: str
+    wrapped_key: bytes
+
+
+def export_clear(version: StoredVersion | VersionFile | Path, master_key: bytes, table: str,
                  fmt: Literal["csv", "parquet"], out: Path) -> Path:
     """Write one table of a version in clear, as CSV or Parquet. Only for open
-    datasets: the caller checks the classification."""
+    datasets: the caller checks the classification. A bare path uses the data
+    key in the file's header, which only the master key of the file's writing
+    opens."""
     if fmt not in ("csv", "parquet"):
         raise InvalidInput("format must be csv or parquet", code="bad_format")
-    path = version.path if isinstance(version, StoredVersion) else Path(version)
+    path = Path(version) if isinstance(version, Path) else version.path
     header = read_header(path)
-    wrapped = version.wrapped_key if isinstance(version, StoredVersion) else header.wrapped_key
+    wrapped = header.wrapped_key if isinstance(version, Path) else version.wrapped_key
     data_key = unwrap_key(wrapped, master_key)
     out = Path(out)
     work = Path(tempfile.mkdtemp(prefix="dps-export-"))

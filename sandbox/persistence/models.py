@@ -491,3 +491,16 @@ class NotificationAddress(Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
     email: Mapped[str] = mapped_column(String(300))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MasterKeyRecord(Base):
+    """A master key that has wrapped the data keys of this instance, by its key id
+    (never the key): the current one has no ``retired_at``. ``keys rotate-master``
+    retires the old one and adds the new one in the transaction that re-wraps every
+    data key, so the store always names the key its wrapped keys open under."""
+
+    __tablename__ = "master_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
