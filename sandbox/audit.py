@@ -475,8 +475,9 @@ EXPORT_FIELDS = ("seq", "format", "time", "actor", "role", "on_behalf_of", "acti
 
 
 def export_chain(session: Session, out: Path, *, since: int = 0) -> dict[str, Any]:
-    """Write records with seq > ``since`` as JSON lines (``EXPORT_FIELDS``), and
-    the public keys, head and published heads to ``<out>.keys.json``."""
+    """Write records with seq > ``since`` as JSON lines (``EXPORT_FIELDS``, each
+    line in canonical JSON, so a payload's canonical form is its text in the
+    line), and the public keys, head and published heads to ``<out>.keys.json``."""
     if since < 0:
         raise SandboxError("--since must be 0 or a record number", code="invalid_since")
     cols = [getattr(AuditRecord, f) for f in EXPORT_FIELDS]
@@ -486,7 +487,7 @@ def export_chain(session: Session, out: Path, *, since: int = 0) -> dict[str, An
     tmp = out.with_name(f".{out.name}.tmp")
     with tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(dict(zip(EXPORT_FIELDS, row)), ensure_ascii=False, separators=(",", ":")) + "\n")
+            fh.write(canonical_json(dict(zip(EXPORT_FIELDS, row))).decode("utf-8") + "\n")
             n += 1
     head = session.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one_or_none()
     keys_doc = {
