@@ -95,3 +95,20 @@ class RunStatus(StrEnum):
     RESERVED = "reserved"           # its loss is reserved and it is running
     CHARGED = "charged"             # it released a result and its loss was charged
     FAILED = "failed"               # it released nothing (its error code says whether it was charged)
+
+
+class ClassificationChangeStatus(StrEnum):
+    """Where a request to move a dataset to a less protected class stands
+    (``classification_changes.status``)."""
+
+    PENDING = "pending"             # waiting for a reviewer; the dataset keeps its class
+    APPROVED = "approved"           # a reviewer approved it and the dataset moved
+    REJECTED = "rejected"           # a reviewer refused it, with a reason
+    SUPERSEDED = "superseded"       # a later request or a move to a more protected class replaced it
+
+
+class ClassificationDecision(StrEnum):
+    """What a reviewer decides on a classification change request."""
+
+    APPROVE = "approve"
+    REJECT = "reject"

@@ -111,6 +111,36 @@ class DatasetColumn(Base):
     domain: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
+class DatasetSource(Base):
+    """One source, one dataset: the dataset each version's content hash belongs to.
+    The primary key makes a second dataset with the same data impossible, even
+    when two registrations race."""
+
+    __tablename__ = "dataset_sources"
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ClassificationChange(Base):
+    """A request to move a dataset to a less protected class, which a reviewer
+    decides; the dataset keeps its class until it is approved."""
+
+    __tablename__ = "classification_changes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
+    from_class: Mapped[str] = mapped_column(String(16))
+    to_class: Mapped[str] = mapped_column(String(16))
+    version_number: Mapped[int | None] = mapped_column(Integer, nullable=True)   # the version whose policy asked
+    reason: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="pending")   # pending | approved | rejected | superseded
+    requested_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decision_reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
 class Licence(Base):
     __tablename__ = "licences"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
