@@ -31,6 +31,7 @@ def main() -> None:
     from sandbox import audit
     from sandbox.instance import Instance, init_home
     from sandbox.settings import load_settings
+    from sandbox.vocabulary import HeadPlace
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(env={}, home=str(Path(tmp) / "home"), database_url=args.database_url)
@@ -48,7 +49,7 @@ def main() -> None:
                         written += 1
             t_append = time.perf_counter() - t0
             with inst.store.transaction() as s:
-                audit.publish_head(s, inst.signer, "register")
+                audit.publish_head(s, inst.signer, HeadPlace.REGISTER)
             n = written + 1
 
             out = Path(tmp) / "chain.jsonl"

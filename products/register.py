@@ -32,7 +32,7 @@ from queries.errors import InvalidInput
 from sandbox.instance import Instance
 from sandbox.persistence.models import Budget, Dataset, Licence, Product, ProductVersion, QueryRun, User
 from sandbox.sharing.usage import SharingUsage, sharing_usage
-from sandbox.vocabulary import LicenceStatus, ProductState, RunStatus
+from sandbox.vocabulary import HeadPlace, LicenceStatus, ProductState, RunStatus
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ def _approved_templates(s, datasets: dict[int, Dataset]) -> tuple[TemplateEntry,
     return tuple(out)
 
 
-def _publish_head(inst: Instance, place: str) -> dict[str, Any]:
+def _publish_head(inst: Instance, place: HeadPlace) -> dict[str, Any]:
     from sandbox.audit import publish_head
 
     with inst.store.transaction() as s:
@@ -169,7 +169,7 @@ def _publish_head(inst: Instance, place: str) -> dict[str, Any]:
 def transparency_register(inst: Instance) -> TransparencyRegister:
     """The public register as of now, with the audit chain's head published."""
     reg = _entries(inst)
-    return replace(reg, audit=_publish_head(inst, "register"))
+    return replace(reg, audit=_publish_head(inst, HeadPlace.REGISTER))
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ def disclosure_report(inst: Instance, year: int, *, out: str | Path | None = Non
     report = DisclosureReport(year, iso(now()), tuple(json.loads(json.dumps(list(agencies.values())))),
                               tuple(json.loads(json.dumps(sorted(operators.values(), key=lambda o: o["operator"])))),
                               sharing=tuple(u.to_dict() for u in reg.sharing if u.month.startswith(f"{year:04d}-")),
-                              audit=_publish_head(inst, "disclosure_report"))
+                              audit=_publish_head(inst, HeadPlace.DISCLOSURE_REPORT))
     target = Path(out) if out is not None else inst.home / "register" / str(year)
     tmp = target.parent / f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"
     tmp.mkdir(parents=True)

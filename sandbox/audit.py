@@ -35,11 +35,12 @@ from sandbox.keys import SigningKey, fingerprint, key_id, load_public_key, priva
     verify_signature
 from sandbox.persistence.models import AuditHead, AuditRecord, PublishedHead, SigningKeyEntry
 from sandbox.persistence.store import lock_for_update
+from sandbox.vocabulary import ChainAction, HeadPlace
 
 GENESIS = "0" * 64
 FORMAT = 2   # records written now; format 1 records predate on_behalf_of and key ids
-KEY_ROTATE = "key.rotate"
-HEAD_PUBLISH = "audit.head_publish"
+KEY_ROTATE = ChainAction.KEY_ROTATE
+HEAD_PUBLISH = ChainAction.HEAD_PUBLISH
 
 
 def canonical_json(value: Any) -> bytes:
@@ -267,7 +268,7 @@ class PublishedHeadInfo:
                 "time": self.time, "place": self.place}
 
 
-def publish_head(session: Session, signer: SigningKey, place: str) -> dict[str, Any]:
+def publish_head(session: Session, signer: SigningKey, place: HeadPlace) -> dict[str, Any]:
     """Publish the chain head (at ``place``: register | disclosure_report) and
     return the document that goes out with the publication: the signed head, the
     signing key pinned by fingerprint and the key history. A publication is

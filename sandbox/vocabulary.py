@@ -53,6 +53,20 @@ class OrganisationKind(StrEnum):
     COMPANY = "company"           # reaches sensitive data only through licences and differential privacy
 
 
+class ChainAction(StrEnum):
+    """Audit records about the audit chain itself (``audit_records.action``)."""
+
+    KEY_ROTATE = "key.rotate"               # the signing key replaced; signed by the outgoing key
+    HEAD_PUBLISH = "audit.head_publish"     # the chain's head published (register, disclosure report)
+
+
+class HeadPlace(StrEnum):
+    """Where a signed chain head was published (``audit_published_heads.place``)."""
+
+    REGISTER = "register"
+    DISCLOSURE_REPORT = "disclosure_report"
+
+
 class ApprovalMode(StrEnum):
     """What must be approved before a query runs under a licence (``licences.approval_mode``)."""
 

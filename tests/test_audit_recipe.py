@@ -109,6 +109,7 @@ PAYLOADS = [
 def _build(inst, n: int) -> dict:
     from sandbox import audit
     from sandbox.audit import Actor
+    from sandbox.vocabulary import HeadPlace
 
     actors = [Actor("alice", "admin"), Actor("rita", "reviewer", on_behalf_of="olga"), audit.SYSTEM]
     written = 0
@@ -123,7 +124,7 @@ def _build(inst, n: int) -> dict:
             audit.rotate_signing_key(inst, actors[0])
         if written == 800:
             with inst.store.transaction() as s:
-                published = audit.publish_head(s, inst.signer, "register")
+                published = audit.publish_head(s, inst.signer, HeadPlace.REGISTER)
     assert published is not None
     return published
 

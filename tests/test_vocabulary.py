@@ -30,6 +30,7 @@ from sandbox.sharing.delivery import DeliveryKind
 from sandbox.sharing.feedback import DemandStatus, ObjectionStatus, UpdateStatus
 from sandbox.sharing.grants import GrantStatus, ShareDecision
 from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, OrganisationKind, ProductState, Role, RunStatus
+from sandbox.vocabulary import ChainAction, HeadPlace
 from sandbox.vocabulary import Credential, LoginSurface
 from web.i18n_terms import TERMS_EN, TERMS_ZH
 
@@ -59,6 +60,8 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     SharingClass: ("sharing class", ()),
     UpdateFrequency: ("update frequency", ()),
     OrganisationKind: ("organisation kind", ()),
+    ChainAction: ("chain action", ()),
+    HeadPlace: ("head place", ()),
     LoginSurface: ("login surface", ()),
     Credential: ("credential", ()),
     GrantStatus: ("grant status", (("ShareListQuery", "status"),)),

@@ -20,6 +20,7 @@ from sandbox.audit import Actor, published_from_document, verify_chain
 from sandbox.instance import Instance
 from sandbox.keys import SigningKey, fingerprint, key_id, private_key_pem, public_key_pem
 from sandbox.persistence.models import AuditHead, AuditRecord, PublishedHead, SigningKeyEntry
+from sandbox.vocabulary import HeadPlace
 
 ALICE = Actor("alice", "admin")
 
@@ -35,7 +36,7 @@ def _verify(inst, published=()):
         return verify_chain(s, inst.signer.public, published=published)
 
 
-def _publish(inst, place: str = "register") -> dict:
+def _publish(inst, place: HeadPlace = HeadPlace.REGISTER) -> dict:
     with inst.store.transaction() as s:
         return {"audit": audit.publish_head(s, inst.signer, place)}
 
