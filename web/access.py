@@ -116,6 +116,20 @@ def visible_licences(p: Principal, dataset: str | None = None, operator: str | N
     return rows
 
 
+def visible_licence(p: Principal, licence_id: int) -> LicenceView:
+    """One licence, if the caller may see it (its operator, its dataset's owner, an
+    admin); anyone else is told there is no such licence."""
+    from queries.errors import NotFound
+    from sandbox.datasets import list_datasets
+    from sandbox.licences import get_licence
+
+    view = get_licence(inst(), licence_id)
+    if (p.role == Role.OPERATOR and view.operator != p.name) or (
+            p.role == Role.OWNER and all(d.owner != p.name for d in list_datasets(inst()) if d.name == view.dataset)):
+        raise NotFound(f"no licence {licence_id}", code="unknown_licence")
+    return view
+
+
 def owned_datasets(p: Principal) -> list[DatasetListing]:
     from sandbox.datasets import list_datasets
 

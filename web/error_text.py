@@ -188,6 +188,7 @@ ZH_ERRORS: dict[str, ZhError] = {
     "missing_purpose": ZhError("请说明用途（所履行的职责）。"),
     "missing_basis": ZhError("请说明法律依据。"),
     "invalid_expiry": ZhError("有效期无效，请填写将来的日期。"),
+    "budget_above_total": ZhError("追加后许可的预算将超过数据集的总预算。"),
     "not_dataset_owner": ZhError("只有数据集的所有者才能处理此事项。"),
     "not_pending": ZhError("该申请已处理，不在待处理状态。"),
     "not_revocable": ZhError("该授权不能撤销。"),

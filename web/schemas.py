@@ -90,6 +90,16 @@ class LicenceRevoke(Request):
     reason: str = Field("", max_length=2000)
 
 
+class LicenceExtend(Request):
+    until: date = Field(description="the new end date (later than the current one); the licence runs to its end")
+
+
+class LicenceTopUp(Request):
+    epsilon: float = Field(ge=0, le=1000, description="ε added to the licence's budget")
+    delta: float = Field(0.0, ge=0, lt=1, description="δ added to the licence's budget")
+
+
+
 class AccuracyTarget(Request):
     """Accuracy-first: the smallest ε whose expected 95% half-width on ``output``
     is at most ``half_width`` (capped by the per-query cap)."""

@@ -33,6 +33,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.me": SIGNED_IN, "api.list_datasets": PUBLIC, "api.show_dataset": PUBLIC, "api.download_dataset": PUBLIC,
     "api.add_dataset": OWNER, "api.dataset_budget": OWNER, "api.list_licences": {"owner", "operator", "admin"},
     "api.grant_licence": OWNER, "api.revoke_licence": OWNER, "api.preview_query": {"operator"},
+    "api.show_licence": {"owner", "operator", "admin"}, "api.extend_licence": OWNER, "api.top_up_licence": OWNER,
     "api.run_query": {"operator"}, "api.list_runs": {"operator", "reviewer", "admin"},
     "api.show_run": {"operator", "reviewer", "admin"}, "api.download_run": {"operator", "reviewer", "admin"},
     "api.my_budget": {"operator"}, "api.list_users": {"admin"}, "api.add_user": {"admin"},
@@ -43,7 +44,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.review_queue": {"reviewer"}, "api.catalog": PUBLIC, "api.transparency_register": PUBLIC,
     "api.list_requests": PUBLIC, "api.file_request": PUBLIC, "api.get_request": PUBLIC, "api.decide_request": OWNER,
     # approval modes
-    "owner.set_approval": OWNER, "owner.delegate": OWNER,
+    "owner.set_approval": OWNER, "owner.delegate": OWNER, "owner.extend": OWNER, "owner.top_up": OWNER,
     "approvals.queue": APPROVERS, "approvals.decide_template": APPROVERS, "approvals.decide_approval": APPROVERS,
     "approvals.templates": {"operator"}, "approvals.propose": {"operator"}, "approvals.template_page": {"operator"},
     "approvals.run_template": {"operator"}, "approvals.operator_approvals": {"operator"},
