@@ -32,6 +32,7 @@ from sandbox.sharing.grants import GrantStatus, ShareDecision
 from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, OrganisationKind, ProductState, Role, RunStatus
 from sandbox.vocabulary import ChainAction, HeadPlace
 from sandbox.vocabulary import Credential, LoginSurface
+from sandbox.vocabulary import ReadAction
 from web.i18n_terms import TERMS_EN, TERMS_ZH
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
@@ -60,6 +61,7 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     SharingClass: ("sharing class", ()),
     UpdateFrequency: ("update frequency", ()),
     OrganisationKind: ("organisation kind", ()),
+    ReadAction: ("read action", ()),
     ChainAction: ("chain action", ()),
     HeadPlace: ("head place", ()),
     LoginSurface: ("login surface", ()),

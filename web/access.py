@@ -224,6 +224,7 @@ def open_table(name: str, table: str | None):
     import pyarrow.parquet as pq
 
     from sandbox.execution.storage import export_clear
+    from web.audit_reads import record_dataset_download
 
     classification, policy, path = _latest_policy_and_path(name)
     if classification != Classification.OPEN:
@@ -231,8 +232,11 @@ def open_table(name: str, table: str | None):
                         code="not_open_data")
     work = Path(tempfile.mkdtemp(prefix="dps-open-"))
     try:
-        out = export_clear(path, inst().master_key, _table_name(policy, table), "parquet", work / "t.parquet")
-        return pq.read_table(out)
+        chosen = _table_name(policy, table)
+        out = export_clear(path, inst().master_key, chosen, "parquet", work / "t.parquet")
+        data = pq.read_table(out)
+        record_dataset_download(name, chosen)     # a read: audited before the bytes leave
+        return data
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

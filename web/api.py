@@ -251,7 +251,7 @@ def settings():
     return access.settings_overview()
 
 
-@api.route("/audit", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
+@api.route("/audit/verify", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
 def audit_status():
     return access.audit_report()
 
@@ -259,3 +259,4 @@ def audit_status():
 from web import api_products  # noqa: F401  (registers the product routes on ``api``)
 from web import api_approvals  # noqa: F401  (approvals, product edit/re-run, disclosure reports)
 from web import api_sharing  # noqa: F401  (sharing between departments)
+from web import api_audit  # noqa: F401  (the audit trail, read)

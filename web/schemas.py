@@ -491,3 +491,28 @@ class DataRequestOut(Response):
 
 class Document(Response):
     """A JSON document (DCAT-AP JSON-LD catalog, transparency register)."""
+
+
+class AuditListQuery(PageQuery):
+    """Filters of the audit trail (``GET /api/v1/audit``); see docs/audit.md."""
+
+    actor: str | None = Field(None, max_length=64, description="who acted, or on whose behalf")
+    action: str | None = Field(None, max_length=64, description="an action (query.run) or a family (query.*)")
+    object: str | None = Field(None, max_length=100, description="TYPE or TYPE:ID (licence:3)")
+    dataset: str | None = Field(None, max_length=64, description="every record about this dataset")
+    since: str | None = Field(None, max_length=40, description="ISO date or date-time, inclusive (UTC)")
+    until: str | None = Field(None, max_length=40, description="ISO date-time, exclusive; a date includes its day")
+
+
+class AuditEntryOut(Response):
+    seq: int
+    time: str
+    actor: str
+    role: str
+    on_behalf_of: str | None = None
+    action: str
+    object_type: str
+    object_id: str
+    dataset: str | None = None
+    payload: dict[str, Any]
+    sql: str | None = None

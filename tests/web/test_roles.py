@@ -38,6 +38,7 @@ EXPECTED: dict[str, set[str]] = {
     "api.show_run": {"operator", "reviewer", "admin"}, "api.download_run": {"operator", "reviewer", "admin"},
     "api.my_budget": {"operator"}, "api.list_users": {"admin"}, "api.add_user": {"admin"},
     "api.settings": {"admin"}, "api.audit_status": {"admin"},
+    "api.list_audit": OWNER, "audit.audit_page": OWNER,
     "api.list_products": PUBLIC, "api.show_product": PUBLIC, "api.download_product": PUBLIC,
     "api.draft_product": {"operator"}, "api.submit_product": {"operator"}, "api.review_product": {"reviewer"},
     "api.release_product": {"operator", "admin"}, "api.withdraw_product": {"operator", "admin"},
