@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Callable
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, object_session
 
-from queries.errors import Forbidden, NotFound, PolicyError, SandboxError
+from queries.errors import Conflict, Forbidden, NotFound, PolicyError, SandboxError
 from queries.model import PublicTableStats
 from queries.policy import DatasetPolicy, parse_policy
 from queries.vocabulary import Classification
@@ -26,9 +26,11 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.ledger import BudgetStatus
-from sandbox.operations.masterkey import current_wrapping
 from sandbox.notifications import outbox as notices
-from sandbox.persistence.models import Budget, Dataset, DatasetColumn, DatasetTable, DatasetVersion, User
+from sandbox.operations.masterkey import current_wrapping
+from sandbox.persistence.models import (
+    Budget, Dataset, DatasetColumn, DatasetSource, DatasetTable, DatasetVersion, User,
+)
 from sandbox.persistence.store import existing_row
 from sandbox.vocabulary import SYSTEM, Role
 
@@ -43,6 +45,9 @@ class RegisteredVersion:
     row_counts: dict[str, int]
     created: bool           # False when the same data and policy were already registered
     digest: str             # what the catalog publishes (see published_digest)
+    classification: str = ""    # the dataset's class after this version
+    # a less protected class declared by this version's policy waits for a reviewer (sandbox.classification)
+    classification_change: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -63,12 +68,32 @@ def read_policy_file(path: Path) -> DatasetPolicy:
 
 
 def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
-                progress: Callable[[str, int], None] | None = None) -> RegisteredVersion:
-    """Ingest a policy's files as a new version of its dataset. Nothing is
-    registered unless everything succeeds."""
-    from sandbox.execution.storage import ingest_version
+                progress: Callable[[str, int], None] | None = None, *,
+                version_of: str | None = None) -> RegisteredVersion:
+    """Ingest a policy's files as a new version of its dataset (of ``version_of``,
+    an existing dataset, when given). Nothing is registered unless everything succeeds.
+
+    One source, one dataset: data whose content hash already belongs to another
+    dataset is refused (``duplicate_source``, naming it); the owner adds it as a
+    new version of that dataset instead, whose budget carries on. A policy that
+    declares a less protected class than the dataset's files a request for a
+    reviewer; a more protected one applies at once (:mod:`sandbox.classification`)."""
+    from sandbox.classification import check_open_policy
 
     policy = read_policy_file(policy_path)
+    if version_of is not None and version_of != policy.name:
+        policy = replace(policy, name=version_of)
+    check_open_policy(policy)
+    return _add_version(inst, actor, policy, policy_path, progress, version_of)
+
+
+def _add_version(inst: Instance, actor: Actor, policy: DatasetPolicy, policy_path: Path,
+                 progress: Callable[[str, int], None] | None, version_of: str | None) -> RegisteredVersion:
+    from sqlalchemy.exc import IntegrityError
+
+    from sandbox.classification import change_class, less_protected
+    from sandbox.execution.storage import ingest_version
+
     with inst.store.read() as s:
         owner = s.execute(select(User).where(User.name == policy.owner)).scalar_one_or_none()
         if owner is None or owner.role != Role.OWNER:
@@ -76,6 +101,8 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
         if actor.role not in (Role.ADMIN, SYSTEM) and actor.name != policy.owner:
             raise Forbidden("only the dataset's owner or an admin can register it")
         existing = s.execute(select(Dataset).where(Dataset.name == policy.name)).scalar_one_or_none()
+        if existing is None and version_of is not None:
+            raise NotFound(f"no dataset named '{version_of}'", code="unknown_dataset", dataset=version_of)
         if existing is not None and existing.owner_id != owner.id:
             raise Forbidden(f"dataset '{policy.name}' belongs to another owner")
     dest = inst.home / "data" / policy.name
@@ -85,14 +112,17 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
     phash = policy_hash(typed)
     try:
         with inst.store.transaction() as s:
+            claimed = _source_owner(s, policy.name, stored.content_hash)
+            if claimed is not None:
+                raise _duplicate(claimed)
             ds = s.execute(select(Dataset).where(Dataset.name == policy.name)).scalar_one_or_none()
             if ds is not None:
                 latest = _latest_version(s, ds.id)
                 if latest is not None and latest.content_hash == stored.content_hash and latest.policy_hash == phash:
                     _discard(stored.path, latest.path)
-                    _refresh_digests(s, inst, ds)
+                    refresh_digests(s, inst, ds)
                     return RegisteredVersion(ds.name, latest.number, latest.content_hash, latest.row_counts, False,
-                                             published_digest(inst, latest, ds.classification))
+                                             published_digest(inst, latest, ds.classification), ds.classification)
             if ds is None:
                 ds = Dataset(name=policy.name, title=policy.title, description=policy.description,
                              publisher=policy.publisher, owner_id=owner.id,
@@ -103,7 +133,15 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                              {"name": ds.name, "classification": ds.classification})
             else:
                 ds.title, ds.description, ds.publisher = policy.title, policy.description, policy.publisher
-                ds.classification, ds.privacy_unit = policy.classification, policy.privacy_unit
+                lowering = less_protected(policy.classification, ds.classification)
+                # a class that waits for a reviewer keeps the unit queries are accounted by
+                ds.privacy_unit = (policy.privacy_unit or ds.privacy_unit) if lowering else policy.privacy_unit
+            source = s.get(DatasetSource, stored.content_hash)
+            if source is None:
+                s.add(DatasetSource(content_hash=stored.content_hash, dataset_id=ds.id))
+                s.flush()
+            elif source.dataset_id != ds.id:        # claimed since this transaction began
+                raise _duplicate(existing_row(s, Dataset, source.dataset_id).name)
             _set_dataset_budget(s, inst, actor, ds, policy)
             number = (s.execute(select(func.max(DatasetVersion.number)).where(DatasetVersion.dataset_id == ds.id))
                       .scalar_one() or 0) + 1
@@ -115,7 +153,7 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
             )
             s.add(version)
             s.flush()
-            _refresh_digests(s, inst, ds)
+            refresh_digests(s, inst, ds)
             for table in typed.tables:
                 t = DatasetTable(version_id=version.id, name=table.name, public=table.public,
                                  rows_per_unit=table.rows_per_unit, max_rows_per_unit=table.max_rows_per_unit,
@@ -130,15 +168,45 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
                 "dataset": ds.name, "number": number, "digest": version.digest,
                 "policy_hash": phash, "row_counts": dict(stored.row_counts),
             })
+            change = None
+            if policy.classification != ds.classification:
+                change = change_class(s, inst, actor, ds, policy.classification,
+                                      f"version {number}'s policy declares {policy.classification}", version=number)
             from sandbox.sharing.grants import on_new_version
 
             on_new_version(s, inst, actor, ds, version, typed)
             notices.on_new_version(s, inst.settings, version)
             return RegisteredVersion(ds.name, number, stored.content_hash, dict(stored.row_counts), True,
-                                     published_digest(inst, version, ds.classification))
+                                     published_digest(inst, version, ds.classification), ds.classification,
+                                     change.change_id if change is not None else None)
+    except IntegrityError:
+        Path(stored.path).unlink(missing_ok=True)
+        # a registration of the same data under another name committed first
+        with inst.store.read() as s:
+            claimed = _source_owner(s, policy.name, stored.content_hash)
+        if claimed is None:
+            raise
+        raise _duplicate(claimed) from None
     except BaseException:
         Path(stored.path).unlink(missing_ok=True)
         raise
+
+
+def _source_owner(s: Session, name: str, content_hash: str | None) -> str | None:
+    """The other dataset (not ``name``) the content hash belongs to, if any."""
+    if content_hash is None:
+        return None
+    src = s.get(DatasetSource, content_hash)
+    if src is None:
+        return None
+    other = existing_row(s, Dataset, src.dataset_id).name
+    return other if other != name else None
+
+
+def _duplicate(other: str) -> Conflict:
+    return Conflict(f"this data is already a version of dataset '{other}' (one source, one dataset); "
+                    f"add it as a new version of '{other}' instead (dataset add POLICY --version-of {other})",
+                    code="duplicate_source", dataset=other)
 
 
 def published_digest(inst: Instance, v: DatasetVersion, classification: str | None = None) -> str:
@@ -160,7 +228,7 @@ def published_digest(inst: Instance, v: DatasetVersion, classification: str | No
     return version_digest(v.content_hash, kind, inst.master_key, digest_key=inst.digest_key)
 
 
-def _refresh_digests(s: Session, inst: Instance, ds: Dataset) -> None:
+def refresh_digests(s: Session, inst: Instance, ds: Dataset) -> None:
     """Store every version's published digest: it is missing on versions
     registered before digests existed and changes when the dataset is reclassified."""
     for v in s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id)).scalars():

@@ -32,7 +32,7 @@ from sandbox.sharing.grants import GrantStatus, ShareDecision
 from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, OrganisationKind, ProductState, Role, RunStatus
 from sandbox.vocabulary import ChainAction, HeadPlace
 from sandbox.vocabulary import Credential, LoginSurface
-from sandbox.vocabulary import ReadAction
+from sandbox.vocabulary import ClassificationChangeStatus, ClassificationDecision
 from web.i18n_terms import TERMS_EN, TERMS_ZH
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
@@ -61,7 +61,9 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     SharingClass: ("sharing class", ()),
     UpdateFrequency: ("update frequency", ()),
     OrganisationKind: ("organisation kind", ()),
-    ReadAction: ("read action", ()),
+    ClassificationChangeStatus: ("classification change status", (("ClassificationChangeOut", "status"),
+                                                                   ("ClassificationListQuery", "status"))),
+    ClassificationDecision: ("classification decision", (("ClassificationDecisionIn", "decision"),)),
     ChainAction: ("chain action", ()),
     HeadPlace: ("head place", ()),
     LoginSurface: ("login surface", ()),

@@ -16,8 +16,7 @@ from web.downloads import file_response, result_file, table_bytes
 from web.openapi import ApiRoutes, openapi_document, paged
 from web.schemas import (
     BudgetStatusOut, ChainReportOut, CheckedQueryOut, Created, DatasetBudget, DatasetDetail, DatasetListQuery,
-    AddedVersionOut, DatasetSummary, Done, KeyOut, LicenceExtend, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke,
-    LicenceTopUp, Me, PageQuery,
+    AddedVersionOut, DatasetSummary, Done, KeyOut, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke, Me, PageQuery,
     QueryRequest, QueryResultOut, RunDetail, RunListQuery, RunSummary, SettingOut,
     TableDownloadQuery, DownloadQuery, TokenOut, TokenRequest, UserCreate, UserOut,
 )
@@ -105,10 +104,12 @@ def mock_dataset(name: str, query: TableDownloadQuery):
 # --- owner -----------------------------------------------------------------------
 
 @api.route("/datasets", "POST", roles=(Role.OWNER, Role.ADMIN), response=AddedVersionOut, status=201,
-           multipart={"policy": "the policy file (TOML)", "files": "the data files it names"},
+           multipart={"policy": "the policy file (TOML)", "files": "the data files it names",
+                      "version_of": "optional: add the data as a new version of this existing dataset"},
            summary="Add a dataset (or a new version of it) from a policy file and its data files", tag="owner")
 def add_dataset():
-    return access.add_upload(request.files.get("policy"), request.files.getlist("files")).to_dict()
+    return access.add_upload(request.files.get("policy"), request.files.getlist("files"),
+                             version_of=request.form.get("version_of") or None).to_dict()
 
 
 @api.route("/datasets/<name>/budget", roles=(Role.OWNER, Role.ADMIN), response=DatasetBudget,
@@ -143,29 +144,6 @@ def revoke_licence(licence_id: int, body: LicenceRevoke):
 
     revoke(access.inst(), actor(), licence_id, body.reason)
     return {"ok": True}
-
-
-@api.route("/licences/<int:licence_id>", roles=(Role.OWNER, Role.OPERATOR, Role.ADMIN), response=LicenceOut,
-           summary="One licence the caller may see: status (active, expired or revoked), end and budget", tag="owner")
-def show_licence(licence_id: int):
-    return access.visible_licence(principal(), licence_id)
-
-
-@api.route("/licences/<int:licence_id>/extend", "POST", roles=(Role.OWNER, Role.ADMIN), body=LicenceExtend,
-           response=LicenceOut, summary="Move a licence's end date later", tag="owner")
-def extend_licence(licence_id: int, body: LicenceExtend):
-    from sandbox.licences import extend_licence as extend
-
-    return extend(access.inst(), actor(), licence_id, body.until)
-
-
-@api.route("/licences/<int:licence_id>/top-up", "POST", roles=(Role.OWNER, Role.ADMIN), body=LicenceTopUp,
-           response=LicenceOut, summary="Add ε (and δ) to a licence's budget, never above the dataset's total",
-           tag="owner")
-def top_up_licence(licence_id: int, body: LicenceTopUp):
-    from sandbox.licences import top_up_licence as top_up
-
-    return top_up(access.inst(), actor(), licence_id, epsilon=body.epsilon, delta=body.delta)
 
 
 # --- operator --------------------------------------------------------------------
@@ -251,7 +229,7 @@ def settings():
     return access.settings_overview()
 
 
-@api.route("/audit/verify", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
+@api.route("/audit", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
 def audit_status():
     return access.audit_report()
 
@@ -259,4 +237,4 @@ def audit_status():
 from web import api_products  # noqa: F401  (registers the product routes on ``api``)
 from web import api_approvals  # noqa: F401  (approvals, product edit/re-run, disclosure reports)
 from web import api_sharing  # noqa: F401  (sharing between departments)
-from web import api_audit  # noqa: F401  (the audit trail, read)
+from web import api_datasets  # noqa: F401  (governed classification)

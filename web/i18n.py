@@ -131,14 +131,6 @@ ZH: dict[str, str] = {
     "No licences yet.": "暂无许可。",
     "Licence granted.": "许可已授予。",
     "Licence revoked.": "许可已撤销。",
-    "Extend or top up": "延期或追加预算",
-    "New end date": "新的到期日",
-    "Extend": "延期",
-    "Add ε": "追加 ε",
-    "Add δ": "追加 δ",
-    "Top up": "追加预算",
-    "Licence extended.": "许可已延期。",
-    "Licence budget topped up.": "许可预算已追加。",
     "Tables (comma-separated, empty for all)": "数据表（逗号分隔，留空表示全部）",
     # operator
     "Dataset and licence": "数据集与许可",
@@ -283,6 +275,22 @@ ZH: dict[str, str] = {
     "No query waits for approval.": "没有待审批的查询。",
     "No approved templates.": "没有已批准的模板。",
     "Decision recorded.": "已记录决定。",
+    # governed classification
+    "Classification changes": "分级变更",
+    "Moving a dataset to a less protected class (restricted → conditional → open) waits for a reviewer's decision, with a reason; until then the dataset keeps its class.":
+        "将数据集调整为保护程度更低的分级（受限 → 有条件开放 → 开放）须经审核员附理由作出决定；在此之前数据集保持原分级。",
+    "Waiting for a decision": "待决定",
+    "Requested by": "申请人",
+    "No classification change waits for a decision.": "没有待决定的分级变更。",
+    "Decided changes": "已决定的变更",
+    "Decided by": "决定人",
+    "superseded": "已被取代",
+    "A more protected class applies at once; a less protected one (restricted → conditional → open) waits for a reviewer's decision. An open dataset may not contain identifier columns.":
+        "调整为保护程度更高的分级立即生效；调整为保护程度更低的分级（受限 → 有条件开放 → 开放）须等待审核员决定。开放数据集不能包含标识列。",
+    "New class": "新分级",
+    "Change the class": "更改分级",
+    "Class changed.": "分级已更改。",
+    "Class change requested: a reviewer decides it.": "已提交分级变更申请，由审核员决定。",
     "Licence": "许可",
     "ε per run": "每次运行的 ε",
     "Run cap": "运行次数上限",
@@ -339,18 +347,6 @@ ZH: dict[str, str] = {
     "Agencies": "机构",
     "Operators": "运营者",
     "ε spent this year": "本年度消耗的 ε",
-    # the audit trail
-    "Audit trail": "审计记录",
-    "Every change and every recorded read, newest first. An owner sees the records about their own datasets.":
-        "所有变更和记录在案的读取，按时间倒序排列。数据所有者只能看到与其数据集有关的记录。",
-    "Actor": "操作人",
-    "Action": "操作",
-    "Object": "对象",
-    "Since": "起始时间",
-    "Up to": "截止时间",
-    "Time (UTC)": "时间（UTC）",
-    "on behalf of": "代表",
-    "No records match.": "没有符合条件的记录。",
 }
 
 from web.i18n_terms import ZH_TERMS

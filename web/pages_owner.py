@@ -8,6 +8,7 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
+from queries.vocabulary import Classification
 from sandbox.vocabulary import ApprovalMode, Role
 from web import access
 from web.auth import actor, allow, principal, user_name
@@ -58,9 +59,12 @@ def _dataset_page(name: str, error: SandboxError | None = None, status: int = 20
     users = [u for u in access.users_list() if u.active]
     operators = [u.name for u in users if u.role == Role.OPERATOR]
     reviewers = [u.name for u in users if u.role == Role.REVIEWER]
+    from sandbox.classification import list_changes
+
     return render_template("owner_dataset.html", d=d, levels=budget.levels, licences=licences,
                            operators=operators, reviewers=reviewers, approval_modes=list(ApprovalMode), error=error,
-                           today=date.today().isoformat()), status
+                           today=date.today().isoformat(), classifications=list(Classification),
+                           changes=list(reversed(list_changes(access.inst(), dataset=name)))), status
 
 
 @bp.post("/datasets/<name>/licences")
@@ -107,47 +111,6 @@ def revoke(licence_id: int):
     return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
 
 
-@bp.post("/licences/<int:licence_id>/extend")
-@allow(Role.OWNER, Role.ADMIN)
-def extend(licence_id: int):
-    from sandbox.licences import extend_licence
-
-    name = request.form.get("dataset", "")
-    try:
-        try:
-            until = date.fromisoformat(request.form.get("until", ""))
-        except ValueError:
-            raise InvalidInput("the new end date must be a date (YYYY-MM-DD)", code="invalid_form") from None
-        extend_licence(access.inst(), actor(), licence_id, until)
-    except SandboxError as exc:
-        if name:
-            return _dataset_page(name, exc, exc.status)
-        raise
-    flash("Licence extended.", "ok")
-    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
-
-
-@bp.post("/licences/<int:licence_id>/top-up")
-@allow(Role.OWNER, Role.ADMIN)
-def top_up(licence_id: int):
-    from sandbox.licences import top_up_licence
-
-    name = request.form.get("dataset", "")
-    try:
-        try:
-            epsilon = float(request.form.get("epsilon") or 0)
-            delta = float(request.form.get("delta") or 0)
-        except ValueError:
-            raise InvalidInput("ε and δ must be numbers", code="invalid_form") from None
-        top_up_licence(access.inst(), actor(), licence_id, epsilon=epsilon, delta=delta)
-    except SandboxError as exc:
-        if name:
-            return _dataset_page(name, exc, exc.status)
-        raise
-    flash("Licence budget topped up.", "ok")
-    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
-
-
 @bp.post("/licences/<int:licence_id>/approval")
 @allow(Role.OWNER, Role.ADMIN)
 def set_approval(licence_id: int):
@@ -175,4 +138,17 @@ def delegate(name: str):
     except SandboxError as exc:
         return _dataset_page(name, exc, exc.status)
     flash("Reviewer delegated.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name))
+
+
+@bp.post("/datasets/<name>/reclassify")
+@allow(Role.OWNER, Role.ADMIN)
+def reclassify(name: str):
+    from sandbox.classification import reclassify as change_class
+
+    try:
+        done = change_class(access.inst(), actor(), name, request.form.get("to", ""), request.form.get("reason", ""))
+    except SandboxError as exc:
+        return _dataset_page(name, exc, exc.status)
+    flash("Class changed." if done.status == "applied" else "Class change requested: a reviewer decides it.", "ok")
     return redirect(url_for("owner.dataset_admin", name=name))

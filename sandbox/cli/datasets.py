@@ -1,6 +1,6 @@
 """Dataset and licence commands: ``dataset`` (add, list, show, mock, export,
-delegate) and ``licence`` (grant, extend, top-up, revoke, set-approval,
-close-expired, list, show)."""
+delegate, reclassify), ``classification`` (list, show, decide) and ``licence``
+(grant, extend, top-up, revoke, set-approval, close-expired, list, show)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Literal
 
 import click
 
+from queries.vocabulary import Classification
+from sandbox.cli.decisions import decision_options, emit_decision
 from sandbox.cli.options import acting_actor, as_option, handles_errors, home_option, json_option, open_instance
 from sandbox.cli.output import echo_lines, emit
-from sandbox.vocabulary import ApprovalMode
+from sandbox.vocabulary import ApprovalMode, ClassificationChangeStatus, ClassificationDecision
 
 APPROVAL_MODES = [mode.value for mode in ApprovalMode]
 # privacy.vocabulary.Accounting's words, written out: importing privacy loads OpenDP, which the
@@ -22,18 +24,22 @@ ACCOUNTINGS = ["approx", "zcdp"]
 
 @click.group()
 def dataset() -> None:
-    """Datasets: add, list, show, mock, export, delegate."""
+    """Datasets: add, list, show, mock, export, delegate, reclassify."""
 
 
 @dataset.command("add")
 @home_option
 @click.argument("policy", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--version-of", "version_of", default=None, metavar="NAME",
+              help="Add the data as a new version of this existing dataset (its budget carries on).")
 @as_option(required=False, help="The owner adding it (default: local admin).")
 @json_option
 @handles_errors
-def dataset_add(home: Path | None, policy: Path, as_user: str | None, as_json: bool) -> None:
+def dataset_add(home: Path | None, policy: Path, version_of: str | None, as_user: str | None, as_json: bool) -> None:
     """Add a dataset (or a new version of it) from its policy file: ingest its
-    files, encrypt them and store the version."""
+    files, encrypt them and store the version. Data that is already a version of
+    another dataset is refused (duplicate_source): add it with --version-of that
+    dataset instead."""
     from sandbox.datasets import add_dataset
 
     def progress(table: str, rows: int) -> None:
@@ -41,10 +47,12 @@ def dataset_add(home: Path | None, policy: Path, as_user: str | None, as_json: b
             click.echo(f"  {table}: {rows:,} rows", err=True)
 
     with open_instance(home) as inst:
-        result = add_dataset(inst, acting_actor(inst, as_user), policy, progress=progress)
-    emit(result, as_json, lambda r: click.echo(
-        f"{'added' if r['created'] else 'unchanged'}: {r['dataset']} version {r['number']} "
-        f"({r['content_hash'][:12]})"))
+        result = add_dataset(inst, acting_actor(inst, as_user), policy, progress=progress, version_of=version_of)
+    emit(result, as_json, lambda r: echo_lines(
+        [f"{'added' if r['created'] else 'unchanged'}: {r['dataset']} version {r['number']} "
+         f"({r['content_hash'][:12]})"]
+        + ([f"classification change {r['classification_change']} waits for a reviewer; "
+            f"{r['dataset']} stays {r['classification']}"] if r.get("classification_change") else [])))
 
 
 @dataset.command("list")
@@ -137,6 +145,81 @@ def dataset_delegate(home: Path | None, name: str, reviewer: str, as_user: str) 
     with open_instance(home) as inst:
         delegate(inst, as_user, name, reviewer)
     click.echo(f"{reviewer} may now decide templates and query approvals on {name}")
+
+
+@dataset.command("reclassify")
+@home_option
+@click.argument("name")
+@click.option("--to", "to", required=True, type=click.Choice([c.value for c in Classification]),
+              help="The new class.")
+@click.option("--reason", required=True, help="Why (recorded, and shown to the reviewer).")
+@as_option(required=False, help="The dataset's owner (default: local admin).")
+@json_option
+@handles_errors
+def dataset_reclassify(home: Path | None, name: str, to: str, reason: str, as_user: str | None,
+                       as_json: bool) -> None:
+    """Move a dataset to another class: a more protected class applies at once; a
+    less protected one (restricted → conditional → open) is a request that a
+    reviewer approves or rejects ('classification decide')."""
+    from sandbox.classification import reclassify
+
+    with open_instance(home) as inst:
+        result = reclassify(inst, acting_actor(inst, as_user), name, to, reason)
+    emit(result, as_json, lambda r: click.echo(
+        f"{r['dataset']}: {r['from_class']} → {r['to_class']}" if r["status"] == "applied" else
+        f"classification change {r['change_id']}: {r['dataset']} {r['from_class']} → {r['to_class']} "
+        "waits for a reviewer"))
+
+
+# --- classification changes ---------------------------------------------------
+
+@click.group()
+def classification() -> None:
+    """Requests to move datasets to a less protected class: list, show, decide (a reviewer)."""
+
+
+@classification.command("list")
+@home_option
+@click.option("--status", type=click.Choice([s.value for s in ClassificationChangeStatus]), default=None)
+@click.option("--dataset", default=None)
+@json_option
+@handles_errors
+def classification_list(home: Path | None, status: str | None, dataset: str | None, as_json: bool) -> None:
+    """Classification change requests, oldest first."""
+    from sandbox.classification import list_changes
+
+    with open_instance(home) as inst:
+        rows = list_changes(inst, status=status, dataset=dataset)
+    emit(rows, as_json, lambda r: echo_lines(
+        f"{x['id']:<4} {x['status']:<10} {x['dataset']:<12} {x['from_class']} → {x['to_class']}  "
+        f"by {x['requested_by']}: {x['reason']}" for x in r))
+
+
+@classification.command("show")
+@home_option
+@click.argument("change_id", metavar="ID", type=int)
+@json_option
+@handles_errors
+def classification_show(home: Path | None, change_id: int, as_json: bool) -> None:
+    """One classification change request."""
+    from sandbox.classification import get_change
+
+    with open_instance(home) as inst:
+        view = get_change(inst, change_id)
+    emit(view, True)
+
+
+@classification.command("decide")
+@decision_options([d.value for d in ClassificationDecision], as_help="A reviewer (not the one who asked).",
+                  reason_help="Why (needed for either decision).", reason_required=True)
+def classification_decide(home: Path | None, object_id: int, decision: str, reason: str, as_user: str,
+                          as_json: bool) -> None:
+    """Approve or reject moving a dataset to a less protected class."""
+    from sandbox.classification import decide_change
+
+    with open_instance(home) as inst:
+        status = decide_change(inst, as_user, object_id, decision, reason)
+    emit_decision("classification_change", object_id, decision, status, reason, as_json)
 
 
 # --- licences --------------------------------------------------------------
@@ -297,4 +380,4 @@ def licence_list(home: Path | None, dataset: str | None, as_json: bool) -> None:
         f"ε left {x['budget']['remaining']['epsilon']:.3g}  {x['purpose']}" for x in r))
 
 
-COMMANDS = [dataset, licence]
+COMMANDS = [dataset, classification, licence]

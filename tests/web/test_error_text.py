@@ -26,7 +26,8 @@ SERVICE_CODES = (
     "accuracy_unreachable", "invalid_budget", "execution_failed", "query_timeout", "query_resources",
     "wrong_role", "forbidden", "not_found", "query_invalid", "run_failed", "epsilon_below_floor", "too_many_runs",
     "query_limit_reached", "missing_reason", "override_reason_required", "invisible_reason", "unknown_data_request",
-    "missing_product", "bad_page")
+    "missing_product", "bad_page", "open_with_identifiers", "duplicate_source", "same_classification",
+    "not_queryable_policy", "invalid_classification", "unknown_classification_change", "not_pending")
 SHARING_DOCS = DOCS.with_name("sharing.md")
 
 
