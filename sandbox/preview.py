@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from privacy.model import TOLERANCE
+from sandbox.audit_view import preview_recorded
 from sandbox.instance import Instance
 
 if TYPE_CHECKING:
@@ -151,6 +152,7 @@ class Preview:
                 "accuracy": [a.to_dict() for a in self.accuracy], "default_epsilon": self.default_epsilon}
 
 
+@preview_recorded
 def preview_query(inst: Instance, operator: str, dataset: str, sql: str, *, epsilon: float | None,
                   target: tuple[str, float] | None, version: int | None = None) -> Preview:
     """``check_query`` with the budget checks and the accuracy of every output."""

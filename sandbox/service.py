@@ -195,12 +195,14 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     from sandbox import approvals
     from sandbox.datasets import policy_hash
     from sandbox.execution.storage import unwrap_key
+    from sandbox.audit_view import refusals_recorded
 
     started = time.monotonic()
     salt = secrets.token_hex(16)
     run_id = str(uuid.uuid4())
-    # 1-3. plan, cost and reserve, in one write transaction.
-    with inst.store.transaction() as s:
+    # 1-3. plan, cost and reserve, in one write transaction; a refusal there is recorded once it has rolled back.
+    with refusals_recorded(inst, user_name, dataset, sql, epsilon=epsilon, template=template_id,
+                           request=request_id), inst.store.transaction() as s:
         user = get_user(s, user_name)
         ds, lic, v, budgets = _context(s, user, dataset, version)
         if user.role == Role.OPERATOR:

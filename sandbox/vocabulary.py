@@ -126,3 +126,14 @@ class ClassificationDecision(StrEnum):
 
     APPROVE = "approve"
     REJECT = "reject"
+
+
+class ReadAction(StrEnum):
+    """The audit records of reads (``audit_records.action``): each is written in its
+    own transaction once the read is allowed (``sandbox.audit_view``)."""
+
+    DATASET_DOWNLOAD = "dataset.download"   # an open dataset's table, downloaded in clear
+    PRODUCT_DOWNLOAD = "product.download"   # a product's zip or one of its tables
+    PRODUCT_FILE = "product.file"           # one file of a released product package
+    QUERY_PREVIEW = "query.preview"         # a query checked and costed (nothing charged)
+    QUERY_REFUSE = "query.refuse"           # a query refused before any budget was touched

@@ -33,6 +33,7 @@ from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, Organisation
 from sandbox.vocabulary import ChainAction, HeadPlace
 from sandbox.vocabulary import Credential, LoginSurface
 from sandbox.vocabulary import ClassificationChangeStatus, ClassificationDecision
+from sandbox.vocabulary import ReadAction
 from web.i18n_terms import TERMS_EN, TERMS_ZH
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
@@ -64,6 +65,7 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     ClassificationChangeStatus: ("classification change status", (("ClassificationChangeOut", "status"),
                                                                    ("ClassificationListQuery", "status"))),
     ClassificationDecision: ("classification decision", (("ClassificationDecisionIn", "decision"),)),
+    ReadAction: ("read action", ()),
     ChainAction: ("chain action", ()),
     HeadPlace: ("head place", ()),
     LoginSurface: ("login surface", ()),

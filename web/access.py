@@ -116,6 +116,20 @@ def visible_licences(p: Principal, dataset: str | None = None, operator: str | N
     return rows
 
 
+def visible_licence(p: Principal, licence_id: int) -> LicenceView:
+    """One licence, if the caller may see it (its operator, its dataset's owner, an
+    admin); anyone else is told there is no such licence."""
+    from queries.errors import NotFound
+    from sandbox.datasets import list_datasets
+    from sandbox.licences import get_licence
+
+    view = get_licence(inst(), licence_id)
+    if (p.role == Role.OPERATOR and view.operator != p.name) or (
+            p.role == Role.OWNER and all(d.owner != p.name for d in list_datasets(inst()) if d.name == view.dataset)):
+        raise NotFound(f"no licence {licence_id}", code="unknown_licence")
+    return view
+
+
 def owned_datasets(p: Principal) -> list[DatasetListing]:
     from sandbox.datasets import list_datasets
 
@@ -210,6 +224,7 @@ def open_table(name: str, table: str | None):
     import pyarrow.parquet as pq
 
     from sandbox.execution.storage import export_clear
+    from web.audit_reads import record_dataset_download
 
     classification, policy, path = _latest_policy_and_path(name)
     if classification != Classification.OPEN:
@@ -217,8 +232,11 @@ def open_table(name: str, table: str | None):
                         code="not_open_data")
     work = Path(tempfile.mkdtemp(prefix="dps-open-"))
     try:
-        out = export_clear(path, inst().master_key, _table_name(policy, table), "parquet", work / "t.parquet")
-        return pq.read_table(out)
+        chosen = _table_name(policy, table)
+        out = export_clear(path, inst().master_key, chosen, "parquet", work / "t.parquet")
+        data = pq.read_table(out)
+        record_dataset_download(name, chosen)     # a read: audited before the bytes leave
+        return data
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

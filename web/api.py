@@ -16,7 +16,8 @@ from web.downloads import file_response, result_file, table_bytes
 from web.openapi import ApiRoutes, openapi_document, paged
 from web.schemas import (
     BudgetStatusOut, ChainReportOut, CheckedQueryOut, Created, DatasetBudget, DatasetDetail, DatasetListQuery,
-    AddedVersionOut, DatasetSummary, Done, KeyOut, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke, Me, PageQuery,
+    AddedVersionOut, DatasetSummary, Done, KeyOut, LicenceExtend, LicenceGrant, LicenceListQuery, LicenceOut, LicenceRevoke,
+    LicenceTopUp, Me, PageQuery,
     QueryRequest, QueryResultOut, RunDetail, RunListQuery, RunSummary, SettingOut,
     TableDownloadQuery, DownloadQuery, TokenOut, TokenRequest, UserCreate, UserOut,
 )
@@ -146,6 +147,29 @@ def revoke_licence(licence_id: int, body: LicenceRevoke):
     return {"ok": True}
 
 
+@api.route("/licences/<int:licence_id>", roles=(Role.OWNER, Role.OPERATOR, Role.ADMIN), response=LicenceOut,
+           summary="One licence the caller may see: status (active, expired or revoked), end and budget", tag="owner")
+def show_licence(licence_id: int):
+    return access.visible_licence(principal(), licence_id)
+
+
+@api.route("/licences/<int:licence_id>/extend", "POST", roles=(Role.OWNER, Role.ADMIN), body=LicenceExtend,
+           response=LicenceOut, summary="Move a licence's end date later", tag="owner")
+def extend_licence(licence_id: int, body: LicenceExtend):
+    from sandbox.licences import extend_licence as extend
+
+    return extend(access.inst(), actor(), licence_id, body.until)
+
+
+@api.route("/licences/<int:licence_id>/top-up", "POST", roles=(Role.OWNER, Role.ADMIN), body=LicenceTopUp,
+           response=LicenceOut, summary="Add ε (and δ) to a licence's budget, never above the dataset's total",
+           tag="owner")
+def top_up_licence(licence_id: int, body: LicenceTopUp):
+    from sandbox.licences import top_up_licence as top_up
+
+    return top_up(access.inst(), actor(), licence_id, epsilon=body.epsilon, delta=body.delta)
+
+
 # --- operator --------------------------------------------------------------------
 
 @api.route("/queries/preview", "POST", roles=(Role.OPERATOR,), body=QueryRequest, response=CheckedQueryOut,
@@ -229,7 +253,7 @@ def settings():
     return access.settings_overview()
 
 
-@api.route("/audit", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
+@api.route("/audit/verify", roles=(Role.ADMIN,), response=ChainReportOut, summary="Verify the audit chain", tag="admin")
 def audit_status():
     return access.audit_report()
 
@@ -238,3 +262,4 @@ from web import api_products  # noqa: F401  (registers the product routes on ``a
 from web import api_approvals  # noqa: F401  (approvals, product edit/re-run, disclosure reports)
 from web import api_sharing  # noqa: F401  (sharing between departments)
 from web import api_datasets  # noqa: F401  (governed classification)
+from web import api_audit  # noqa: F401  (the audit trail, read)

@@ -79,6 +79,9 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
 
     for bp in (public_bp, owner_bp, operator_bp, admin_bp, approvals_bp, sharing_bp, api_bp):
         app.register_blueprint(bp)
+    from web.pages_audit import bp as audit_bp
+
+    app.register_blueprint(audit_bp)
     from web.pages_classification import bp as classification_bp
 
     app.register_blueprint(classification_bp)

@@ -131,6 +131,14 @@ ZH: dict[str, str] = {
     "No licences yet.": "暂无许可。",
     "Licence granted.": "许可已授予。",
     "Licence revoked.": "许可已撤销。",
+    "Extend or top up": "延期或追加预算",
+    "New end date": "新的到期日",
+    "Extend": "延期",
+    "Add ε": "追加 ε",
+    "Add δ": "追加 δ",
+    "Top up": "追加预算",
+    "Licence extended.": "许可已延期。",
+    "Licence budget topped up.": "许可预算已追加。",
     "Tables (comma-separated, empty for all)": "数据表（逗号分隔，留空表示全部）",
     # operator
     "Dataset and licence": "数据集与许可",
@@ -347,6 +355,18 @@ ZH: dict[str, str] = {
     "Agencies": "机构",
     "Operators": "运营者",
     "ε spent this year": "本年度消耗的 ε",
+    # the audit trail
+    "Audit trail": "审计记录",
+    "Every change and every recorded read, newest first. An owner sees the records about their own datasets.":
+        "所有变更和记录在案的读取，按时间倒序排列。数据所有者只能看到与其数据集有关的记录。",
+    "Actor": "操作人",
+    "Action": "操作",
+    "Object": "对象",
+    "Since": "起始时间",
+    "Up to": "截止时间",
+    "Time (UTC)": "时间（UTC）",
+    "on behalf of": "代表",
+    "No records match.": "没有符合条件的记录。",
 }
 
 from web.i18n_terms import ZH_TERMS

@@ -111,6 +111,47 @@ def revoke(licence_id: int):
     return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
 
 
+@bp.post("/licences/<int:licence_id>/extend")
+@allow(Role.OWNER, Role.ADMIN)
+def extend(licence_id: int):
+    from sandbox.licences import extend_licence
+
+    name = request.form.get("dataset", "")
+    try:
+        try:
+            until = date.fromisoformat(request.form.get("until", ""))
+        except ValueError:
+            raise InvalidInput("the new end date must be a date (YYYY-MM-DD)", code="invalid_form") from None
+        extend_licence(access.inst(), actor(), licence_id, until)
+    except SandboxError as exc:
+        if name:
+            return _dataset_page(name, exc, exc.status)
+        raise
+    flash("Licence extended.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+
+@bp.post("/licences/<int:licence_id>/top-up")
+@allow(Role.OWNER, Role.ADMIN)
+def top_up(licence_id: int):
+    from sandbox.licences import top_up_licence
+
+    name = request.form.get("dataset", "")
+    try:
+        try:
+            epsilon = float(request.form.get("epsilon") or 0)
+            delta = float(request.form.get("delta") or 0)
+        except ValueError:
+            raise InvalidInput("ε and δ must be numbers", code="invalid_form") from None
+        top_up_licence(access.inst(), actor(), licence_id, epsilon=epsilon, delta=delta)
+    except SandboxError as exc:
+        if name:
+            return _dataset_page(name, exc, exc.status)
+        raise
+    flash("Licence budget topped up.", "ok")
+    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+
 @bp.post("/licences/<int:licence_id>/approval")
 @allow(Role.OWNER, Role.ADMIN)
 def set_approval(licence_id: int):

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, SandboxError
-from sandbox.vocabulary import PUBLIC, ProductState, Role
+from sandbox.vocabulary import PUBLIC, ProductState, ReadAction, Role
 from web import access
+from web.audit_reads import recorded_read
 from web.auth import allow, principal
 from web.charts import bar_chart
 from web.downloads import file_response
@@ -57,6 +58,7 @@ def product_zip(product_id: int, version: int | None) -> tuple[bytes, str]:
         shutil.rmtree(out, ignore_errors=True)
 
 
+@recorded_read(ReadAction.PRODUCT_DOWNLOAD, "product", "product_id", "fmt", "version", "table")
 def product_file(product_id: int, fmt: str, version: int | None, table: int):
     """The zip of a released version, or one table in one format.
 
@@ -338,6 +340,7 @@ def rerun(product_id: int):
 
 @bp.get("/products/<int:product_id>/v<int:version>/files/<path:path>")
 @allow(PUBLIC)
+@recorded_read(ReadAction.PRODUCT_FILE, "product", "product_id", "version", "path")
 def package_file(product_id: int, version: int, path: str):
     """A file of a released version, read-only: the catalog's download IRIs."""
     from werkzeug.security import safe_join

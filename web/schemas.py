@@ -90,6 +90,16 @@ class LicenceRevoke(Request):
     reason: str = Field("", max_length=2000)
 
 
+class LicenceExtend(Request):
+    until: date = Field(description="the new end date (later than the current one); the licence runs to its end")
+
+
+class LicenceTopUp(Request):
+    epsilon: float = Field(ge=0, le=1000, description="ε added to the licence's budget")
+    delta: float = Field(0.0, ge=0, lt=1, description="δ added to the licence's budget")
+
+
+
 class AccuracyTarget(Request):
     """Accuracy-first: the smallest ε whose expected 95% half-width on ``output``
     is at most ``half_width`` (capped by the per-query cap)."""
@@ -483,3 +493,28 @@ class DataRequestOut(Response):
 
 class Document(Response):
     """A JSON document (DCAT-AP JSON-LD catalog, transparency register)."""
+
+
+class AuditListQuery(PageQuery):
+    """Filters of the audit trail (``GET /api/v1/audit``); see docs/audit.md."""
+
+    actor: str | None = Field(None, max_length=64, description="who acted, or on whose behalf")
+    action: str | None = Field(None, max_length=64, description="an action (query.run) or a family (query.*)")
+    object: str | None = Field(None, max_length=100, description="TYPE or TYPE:ID (licence:3)")
+    dataset: str | None = Field(None, max_length=64, description="every record about this dataset")
+    since: str | None = Field(None, max_length=40, description="ISO date or date-time, inclusive (UTC)")
+    until: str | None = Field(None, max_length=40, description="ISO date-time, exclusive; a date includes its day")
+
+
+class AuditEntryOut(Response):
+    seq: int
+    time: str
+    actor: str
+    role: str
+    on_behalf_of: str | None = None
+    action: str
+    object_type: str
+    object_id: str
+    dataset: str | None = None
+    payload: dict[str, Any]
+    sql: str | None = None

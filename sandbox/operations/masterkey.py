@@ -110,7 +110,16 @@ def current_key_id(s: Session) -> str | None:
 
 def settle_pending_rotation(settings: Settings, store: Store) -> None:
     """Finish or discard a rotation a crash interrupted: move a ``.next`` key the
-    store names as current into place, or remove one it does not name."""
+    store names as current into place, or remove one it does not name. A rotation
+    in progress holds the operations lock: this waits for it (and then finds
+    nothing to settle)."""
+    if not next_key_path(settings).exists():
+        return
+    with operations_lock(settings, exclusive=True):
+        _settle(settings, store)
+
+
+def _settle(settings: Settings, store: Store) -> None:
     pending = next_key_path(settings)
     key = _read_key(pending)
     if key is None:
@@ -225,7 +234,7 @@ def rotate_master_key(inst: Instance, actor: Actor) -> Rotation:
 
     settings = inst.settings
     with operations_lock(settings, exclusive=True):
-        settle_pending_rotation(settings, inst.store)
+        _settle(settings, inst.store)
         old = inst.master_key
         old_id = master_key_id(old)
         _ensure_digest_key(settings, old)

@@ -99,7 +99,7 @@ def test_users_pagination(client, tokens):
 
 def test_admin_endpoints(client, tokens):
     h = bearer(tokens["admin"])
-    audit = client.get("/api/v1/audit", headers=h).get_json()["data"]
+    audit = client.get("/api/v1/audit/verify", headers=h).get_json()["data"]
     assert audit["ok"] is True and audit["records"] >= 5
     settings = {s["name"]: s for s in client.get("/api/v1/settings", headers=h).get_json()["data"]}
     assert settings["workers"]["value"] == 2 and settings["secret_key"]["value"] == ""

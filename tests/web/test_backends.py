@@ -33,4 +33,4 @@ def test_owner_and_operator_over_the_api(instance, health_source):
     assert body["remaining"]["epsilon"] == pytest.approx(0.4)
     gauge = c.get("/api/v1/datasets/health/budget", headers=owner).get_json()["data"]["levels"]
     assert gauge[1]["spent"]["epsilon"] == pytest.approx(0.6) and gauge[1]["reserved"]["epsilon"] == 0
-    assert c.get("/api/v1/audit", headers=bearer(token_for(c, "admin1"))).get_json()["data"]["ok"] is True
+    assert c.get("/api/v1/audit/verify", headers=bearer(token_for(c, "admin1"))).get_json()["data"]["ok"] is True
