@@ -191,6 +191,15 @@ def key_history(session: Session) -> list[KeyInfo]:
             for r in rows.scalars()]
 
 
+def signing_key_document(inst: Any) -> dict[str, Any]:
+    """The signing key in force and the key history, as ``keys show`` and
+    ``GET /api/v1/keys`` give them."""
+    with inst.store.read() as s:
+        history = [k.to_dict() for k in key_history(s)]
+    return {"algorithm": "Ed25519", "key_id": inst.signer.key_id(), "fingerprint": inst.signer.fingerprint(),
+            "public_key_pem": inst.signer.public_pem(), "history": history}
+
+
 def instance_public_keys(inst: Any) -> list[str]:
     """The PEM of every signing key the instance has used, the current one first
     (to verify packages signed before a rotation)."""

@@ -193,8 +193,9 @@ def audit_report() -> dict[str, Any]:
 
 
 def signing_key() -> dict[str, Any]:
-    signer = inst().signer
-    return {"algorithm": "Ed25519", "key_id": signer.key_id(), "public_key_pem": signer.public_pem()}
+    from sandbox.audit import signing_key_document
+
+    return signing_key_document(inst())
 
 
 def _latest_policy_and_path(name: str):

@@ -408,9 +408,26 @@ class SettingOut(Response):
     help: str
 
 
-class KeyOut(Response):
-    algorithm: str
+class SigningKeyHistoryOut(Response):
+    key_id: str
+    fingerprint: str
     public_key_pem: str
+    algorithm: str
+    from_seq: int
+    until_seq: int | None = None
+    created_at: str
+    retired_at: str | None = None
+
+
+class KeyOut(Response):
+    """The signing key in force (its fingerprint: SHA-256 of the raw key, hex) and
+    every key the instance has signed with (docs/audit.md)."""
+
+    algorithm: str
+    key_id: str
+    fingerprint: str
+    public_key_pem: str
+    history: list[SigningKeyHistoryOut] = []
 
 
 class ProductSummaryOut(Response):

@@ -268,13 +268,10 @@ def keys() -> None:
 @handles_errors
 def keys_show(home: Path | None, as_json: bool) -> None:
     """Print the public signing key (PEM), its id and fingerprint, and the key history."""
-    from sandbox.audit import key_history
+    from sandbox.audit import signing_key_document
 
     with open_instance(home) as inst:
-        with inst.store.read() as s:
-            history = [k.to_dict() for k in key_history(s)]
-        data = {"key_id": inst.signer.key_id(), "fingerprint": inst.signer.fingerprint(),
-                "public_key_pem": inst.signer.public_pem(), "algorithm": "Ed25519", "history": history}
+        data = signing_key_document(inst)
     emit(data, as_json, lambda d: echo_lines([
         f"key id {d['key_id']} (Ed25519), fingerprint {d['fingerprint']}", d["public_key_pem"].rstrip(),
         *(f"history: {k['key_id']} signed records {k['from_seq']}–{k['until_seq'] or 'now'}"
