@@ -20,7 +20,8 @@ from sqlalchemy import func, select
 from queries.errors import BadMasterKey, InvalidInput, SandboxError
 from sandbox.audit import Actor, verify_chain
 from sandbox.cli import main
-from sandbox.datasets import get_dataset, latest_version, published_digest
+from sandbox.datasets import add_dataset, get_dataset, latest_version, published_digest
+from sandbox.demo.data import write_health
 from sandbox.execution.storage import unwrap_key, wrap_key
 from sandbox.instance import Instance, init_home
 from sandbox.operations import masterkey
@@ -32,7 +33,7 @@ from sandbox.settings import load_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from scenario import build
+from scenario import OWNER, build
 
 ADMIN = Actor("local:ops", "admin")
 SQL = "SELECT COUNT(*) FROM people"
@@ -240,6 +241,29 @@ def test_a_version_wrapped_before_a_rotation_is_stored_under_the_new_key(make_in
         stored = current_wrapping(s, inst, wrapped_old)
     new_key = inst.settings.master_key_path.read_bytes()
     assert unwrap_key(stored, new_key) == data_key
+
+
+def test_a_version_added_while_the_key_rotates_is_stored_under_the_new_key(make_instance, store_url, tmp_path):
+    inst = make_instance(store_url)
+    build(inst, tmp_path / "src", people=300)
+    write_health(tmp_path / "src2", people=320)        # a new version of the same dataset
+    rotations = []
+
+    def rotate_after_encryption(stage: str, _count: int) -> None:
+        if stage == "encrypt":          # the data key is wrapped, the version is not stored yet
+            with Instance.open(settings_of(inst)) as other:
+                rotations.append(rotate_master_key(other, ADMIN))
+
+    added = add_dataset(inst, OWNER, tmp_path / "src2" / "policy.toml", progress=rotate_after_encryption)
+    assert added.created and len(rotations) == 1
+    new_key = inst.settings.master_key_path.read_bytes()
+    assert master_key_id(new_key) == rotations[0].new_key_id
+    with inst.store.read() as s:
+        versions = list(s.execute(select(DatasetVersion).order_by(DatasetVersion.number)).scalars())
+        assert [v.number for v in versions] == [1, 2]
+        for v in versions:
+            unwrap_key(v.wrapped_key, new_key)          # both open under the key now in force
+    assert ran(inst)                                   # and the new version (the latest) answers
 
 
 def test_open_refuses_a_master_key_the_store_does_not_name(make_instance, store_url, tmp_path):
