@@ -261,5 +261,6 @@ def audit_status():
 from web import api_products  # noqa: F401  (registers the product routes on ``api``)
 from web import api_approvals  # noqa: F401  (approvals, product edit/re-run, disclosure reports)
 from web import api_sharing  # noqa: F401  (sharing between departments)
+from web import api_users  # noqa: F401  (the user lifecycle: deactivate, reactivate, role, password)
 from web import api_datasets  # noqa: F401  (governed classification)
 from web import api_audit  # noqa: F401  (the audit trail, read)

@@ -76,8 +76,9 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     from web.pages_owner import bp as owner_bp
     from web.pages_public import bp as public_bp
     from web.pages_sharing import bp as sharing_bp
+    from web.pages_users import bp as users_bp
 
-    for bp in (public_bp, owner_bp, operator_bp, admin_bp, approvals_bp, sharing_bp, api_bp):
+    for bp in (public_bp, owner_bp, operator_bp, admin_bp, approvals_bp, sharing_bp, users_bp, api_bp):
         app.register_blueprint(bp)
     from web.pages_audit import bp as audit_bp
 

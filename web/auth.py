@@ -128,14 +128,19 @@ def login_key(user_name: str) -> tuple[str, str]:
 
 
 def login(user_name: str, password: str):
-    """Authenticate through the rate limiter; returns the user."""
+    """Authenticate through the rate limiter; returns the user. Each attempt the
+    limiter lets through is an audit record (``auth.login`` or
+    ``auth.login_failed``) naming its surface: ``api`` for a token request,
+    ``page`` for the sign-in form."""
     from sandbox.users import authenticate
+    from sandbox.vocabulary import LoginSurface
 
     limiter: LoginLimiter = current_app.extensions["dps_limiter"]
     key = login_key(user_name)
     limiter.check(key)
+    surface = LoginSurface.API if is_api_request() else LoginSurface.PAGE
     try:
-        user = authenticate(current_app.extensions["dps"], user_name or "", password or "")
+        user = authenticate(current_app.extensions["dps"], user_name or "", password or "", surface=surface)
     except Unauthorized:
         limiter.failed(key)
         raise

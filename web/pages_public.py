@@ -96,6 +96,7 @@ def login_submit():
     except SandboxError as exc:
         msg = ("Too many attempts. Try again in a few minutes." if exc.status == 429
                else "The page to return to is not a valid address." if exc.code == BadNext.code
+               else "This account is deactivated. Ask an administrator." if exc.code == "user_inactive"
                else "Wrong user name or password.")
         return render_template("login.html", next="", error=msg, user=name), exc.status
     lang = session.get("lang")

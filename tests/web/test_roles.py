@@ -28,6 +28,10 @@ EXPECTED: dict[str, set[str]] = {
     "operator.run_page": {"operator"}, "operator.run_download": {"operator"},
     # admin pages
     "admin.overview": {"admin"}, "admin.add_user": {"admin"},
+    "users.user_page": {"admin"}, "users.deactivate": {"admin"}, "users.reactivate": {"admin"},
+    "users.set_role": {"admin"}, "users.reset_password": {"admin"}, "api.get_user_detail": {"admin"},
+    "api.deactivate_user": {"admin"}, "api.reactivate_user": {"admin"}, "api.set_user_role": {"admin"},
+    "api.reset_user_password": {"admin"},
     # API
     "api.openapi_json": PUBLIC, "api.keys": PUBLIC, "api.create_token": PUBLIC, "api.revoke_token": SIGNED_IN,
     "api.me": SIGNED_IN, "api.list_datasets": PUBLIC, "api.show_dataset": PUBLIC, "api.download_dataset": PUBLIC,
