@@ -35,7 +35,7 @@ from sandbox.licences import PENDING_TEMPLATE_STATES, active_licence, close_expi
 from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import Budget, Dataset, Licence, User
 from sandbox.persistence.store import existing_row, rowcount
-from sandbox.users import actor_of, get_user
+from sandbox.users import actor_for_owner, actor_of, get_user
 from sandbox.vocabulary import ApprovalMode, LicenceStatus, Role
 
 PARAM_TYPES = ("string", "integer", "float", "date")
@@ -305,7 +305,8 @@ def decide_template(inst: Instance, approver: str, template_id: int, decision: s
         t.decision_reason = reason
         t.decided_at = datetime.now(UTC)
         t.policy_hash = policy_hash(version_policy(latest_version(s, ds)))
-        audit.append(s, inst.signer, actor_of(user), f"template.{decision}", "template", t.id, {"reason": reason})
+        audit.append(s, inst.signer, actor_for_owner(s, user, ds.owner_id), f"template.{decision}", "template", t.id,
+                     {"reason": reason})
         notices.on_approval_decided(s, inst.settings, t)
         return status
 
@@ -421,7 +422,8 @@ def decide_request(inst: Instance, approver: str, request_id: int, decision: str
         _check_licence_open(s, r.licence_id)
         r.status, r.decided_by, r.reason = status, user.id, reason
         r.decided_at = datetime.now(UTC)
-        audit.append(s, inst.signer, actor_of(user), f"request.{decision}", "query_request", r.id, {"reason": reason})
+        audit.append(s, inst.signer, actor_for_owner(s, user, existing_row(s, Dataset, r.dataset_id).owner_id),
+                     f"request.{decision}", "query_request", r.id, {"reason": reason})
         notices.on_approval_decided(s, inst.settings, r)
         return status
 

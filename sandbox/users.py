@@ -34,6 +34,16 @@ def actor_of(user: User) -> Actor:
     return Actor(user.name, user.role)
 
 
+def actor_for_owner(session: Session, user: User, owner_id: int) -> Actor:
+    """``user`` deciding in the queue of the owner ``owner_id`` (a delegated
+    reviewer, an admin): the record names the owner as the one on whose behalf
+    they acted. The owner deciding for themselves is just ``actor_of``."""
+    if user.id == owner_id:
+        return actor_of(user)
+    owner = session.get(User, owner_id)
+    return Actor(user.name, user.role, on_behalf_of=owner.name if owner is not None else None)
+
+
 def add_user(inst: Instance, actor: Actor, name: str, role: str, password: str, *,
              display_name: str = "", organisation: str = "", org: str | None = None) -> User:
     if not USER_NAME.match(name or ""):
