@@ -64,7 +64,9 @@ def user_list(home: Path | None, as_json: bool) -> None:
 
     with open_instance(home) as inst:
         rows = list_users(inst)
-    emit(rows, as_json, lambda r: echo_lines(f"{x['name']:<16} {x['role']:<9} {x['organisation']}" for x in r))
+    emit(rows, as_json, lambda r: echo_lines(f"{x['name']:<16} {x['role']:<9} "
+                                             f"{'active' if x['active'] else 'deactivated':<11} {x['organisation']}"
+                                             for x in r))
 
 
 ADMIN_HELP = "An admin user acting (default: the local administrator)."

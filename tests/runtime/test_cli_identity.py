@@ -21,7 +21,7 @@ from queries.errors import Unauthorized
 from sandbox.audit import Actor
 from sandbox.cli import main
 from sandbox.persistence.models import ApiToken, AuditRecord, User
-from sandbox.users import add_user, authenticate, deactivate_user, issue_token, user_for_token
+from sandbox.users import add_user, authenticate, issue_token, user_for_token
 
 PASSWORD = "correct horse battery"
 
@@ -221,11 +221,14 @@ def test_a_terminal_prompts_twice_for_a_new_password(cli):
     assert authenticate(cli.inst, "owner1", "agreed new secret").name == "owner1"
 
 
-def test_deactivating_through_the_command_line_ends_a_token_the_api_would_take(cli):
+def test_user_list_shows_who_is_deactivated_and_their_token_is_gone(cli):
     inst = cli.inst
     token = issue_token(inst, authenticate(inst, "operator1", PASSWORD))
-    deactivate_user(inst, Actor("admin1", "admin"), "operator1")
+    assert cli("user", "deactivate", "operator1", "--as", "admin1", "--password-stdin",
+               stdin=PASSWORD + "\n").exit_code == 0
     r = cli("user", "list", "--json")
     assert {u["name"]: u["active"] for u in json.loads(r.output)}["operator1"] is False
+    listed = {line.split()[0]: line.split()[2] for line in cli("user", "list").output.splitlines()}
+    assert listed["operator1"] == "deactivated" and listed["owner1"] == "active"
     with pytest.raises(Unauthorized):
         user_for_token(inst, token)
