@@ -378,7 +378,7 @@ def restore(backup_dir: Path, settings: Settings, actor: Actor) -> RestoreReport
     source_keys = (settings.signing_key_file, settings.master_key_file)
     if any(source_keys):
         raise InvalidInput("the restored keys go into the new home's keys/; unset DPS_SIGNING_KEY_FILE and "
-                           "DPS_MASTER_KEY_FILE", code="store_mismatch")
+                           "DPS_MASTER_KEY_FILE", code="key_files_set")
     if kind == "postgresql":
         probe = Store(settings.store_url)
         try:

@@ -401,6 +401,10 @@ def test_restore_refusals(make_instance, store_url, tmp_path, pg_url_for):
         with pytest.raises(InvalidInput) as refused:       # a database with tables is not empty
             restore(report.out, settings_for(tmp_path / "r0", inst.settings.database_url), ADMIN)
         assert refused.value.code == "store_not_empty"
+    with pytest.raises(InvalidInput) as refused:       # the keys come from the backup, into the new home
+        restore(report.out, load_settings(env={}, home=str(tmp_path / "r0"), master_key_file=str(tmp_path / "k"),
+                                          database_url=pg_url_for() if pg else ""), ADMIN)
+    assert refused.value.code == "key_files_set"
     assert not (tmp_path / "r0").exists()
     # a damaged backup is refused, naming the file, before anything is written
     victim = next(name for name in json.loads((report.out / MANIFEST).read_text())["files"]
