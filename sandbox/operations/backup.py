@@ -230,7 +230,8 @@ def _key_files(settings: Settings) -> list[tuple[Path, str]]:
     skip = {settings.signing_key_path.resolve(), settings.master_key_path.resolve(),
             next_key_path(settings).resolve()}
     for path in _tree(settings.keys_dir):
-        if path.resolve() not in skip and path.name != LOCK_NAME:
+        staged = path.suffix in (".new", ".next")        # a key being rotated in, not yet in force
+        if path.resolve() not in skip and path.name != LOCK_NAME and not staged:
             files.append((path, "keys/" + path.relative_to(settings.keys_dir).as_posix()))
     return files
 
