@@ -307,3 +307,18 @@ def test_key_fingerprint_is_the_sha256_of_the_raw_key():
     raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     assert fingerprint(pub) == hashlib.sha256(raw).hexdigest() and key_id(pub) == fingerprint(pub)[:16]
     assert public_key_pem(pub).startswith("-----BEGIN PUBLIC KEY-----")
+
+
+def test_register_page_and_api_publish_the_head_and_pin_the_key(instance):
+    from web.app import create_app
+
+    _fill(instance, 2)
+    audit.rotate_signing_key(instance, ALICE)
+    client = create_app(instance, {"TESTING": True}).test_client()
+    data = client.get("/api/v1/register").get_json()["data"]["audit"]
+    assert data["signing_key"]["fingerprint"] == instance.signer.fingerprint()
+    assert len(data["key_history"]) == 2 and data["head"]["key_id"] == instance.signer.key_id()
+    assert _verify(instance, [published_from_document({"audit": data})]).ok
+    page = client.get("/register").get_data(as_text=True)
+    assert instance.signer.fingerprint() in page and data["head"]["hash"] in page
+    assert client.get("/api/v1/keys").get_json()["data"]["history"][0]["until_seq"] == 3
