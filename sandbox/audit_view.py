@@ -42,7 +42,7 @@ from sandbox.audit import Actor
 from sandbox.instance import Instance
 from sandbox.persistence.approval_models import QueryRequest, QueryTemplate
 from sandbox.persistence.models import (
-    AuditRecord, DataRequest, Dataset, DatasetVersion, Licence, Product, QueryRun,
+    AuditRecord, ClassificationChange, DataRequest, Dataset, DatasetVersion, Licence, Product, QueryRun,
     SharingChange, ShareDemand, ShareObjection, ShareRequest, User,
 )
 from sandbox.vocabulary import ReadAction, Role
@@ -57,6 +57,7 @@ MAX_SQL = 20_000          # characters of SQL kept in a read's record
 # is about that dataset.
 DATASET_OBJECTS: dict[str, Any] = {
     "dataset_version": DatasetVersion,
+    "classification_change": ClassificationChange,
     "licence": Licence,
     "query_run": QueryRun,
     "template": QueryTemplate,

@@ -137,3 +137,4 @@ class ReadAction(StrEnum):
     PRODUCT_FILE = "product.file"           # one file of a released product package
     QUERY_PREVIEW = "query.preview"         # a query checked and costed (nothing charged)
     QUERY_REFUSE = "query.refuse"           # a query refused before any budget was touched
+    RUN_DOWNLOAD = "run.download"           # a run's released (noisy) result, downloaded by its operator

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.vocabulary import PUBLIC, LicenceStatus, Role
+from sandbox.vocabulary import PUBLIC, LicenceStatus, ReadAction, Role
 from web import access
+from web.audit_reads import recorded_read
 from web.auth import actor, login, mark_roles, principal, user_name
 from web.downloads import file_response, result_file, table_bytes
 from web.openapi import ApiRoutes, openapi_document, paged
@@ -213,6 +214,7 @@ def show_run(run_id: str):
 @api.route("/queries/<run_id>/result", roles=(Role.OPERATOR, Role.REVIEWER, Role.ADMIN), query=DownloadQuery,
            media=("text/csv", "application/json", "application/vnd.apache.parquet"),
            summary="Download a run's released result", tag="operator")
+@recorded_read(ReadAction.RUN_DOWNLOAD, "query_run", "run_id")
 def download_run(run_id: str, query: DownloadQuery):
     from queries.errors import Conflict
     from sandbox.service import get_run

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, redirect, render_template, request, url_for
 
 from queries.errors import InvalidInput, QueryRejected, SandboxError
-from sandbox.vocabulary import LicenceStatus, Role
+from sandbox.vocabulary import LicenceStatus, ReadAction, Role
 from web import access
+from web.audit_reads import recorded_read
 from web.approval_access import epsilon_or_target
 from web.auth import allow, principal, user_name
 from web.charts import bar_chart, highlight_span
@@ -102,6 +103,7 @@ def run_page(run_id: str):
 
 @bp.get("/runs/<run_id>/result.<any(csv,json,parquet):fmt>")
 @allow(Role.OPERATOR)
+@recorded_read(ReadAction.RUN_DOWNLOAD, "query_run", "run_id", "fmt")
 def run_download(run_id: str, fmt: str):
     from sandbox.service import get_run
 

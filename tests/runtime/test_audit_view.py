@@ -135,6 +135,32 @@ def test_owner_sees_the_records_about_their_own_datasets_only(trail):
         assert err.value.code == "audit_not_allowed"
 
 
+def test_on_whose_behalf_is_shown_and_filtered(trail):
+    from sandbox import audit
+    from sandbox.audit import Actor
+
+    inst, _ = trail
+    with inst.store.transaction() as s:
+        audit.append(s, inst.signer, Actor("admin1", "admin", on_behalf_of="owner2"), "user.reset_password",
+                     "user", 2, {"name": "owner2"})
+    entries = _listed(inst, Actor(*ADMIN), actor="owner2", action="user.*").entries
+    assert [(e.actor, e.on_behalf_of, e.action) for e in entries] == [("admin1", "owner2", "user.reset_password")]
+    assert _listed(inst, Actor(*ADMIN), actor="admin1").entries[0].on_behalf_of == "owner2"
+
+
+def test_a_classification_change_is_in_its_owners_view(trail):
+    from sandbox.audit import Actor
+    from sandbox.classification import reclassify
+
+    inst, _ = trail
+    owner = Actor("owner1", "owner")
+    reclassify(inst, owner, "health", "restricted", "under review")          # more protected: at once
+    reclassify(inst, owner, "health", "conditional", "review done")          # less protected: a request
+    mine = _listed(inst, Actor("owner1", "owner"), object="classification_change").entries
+    assert mine and {e.dataset for e in mine} == {"health"}
+    assert _listed(inst, Actor("owner2", "owner"), object="classification_change").total == 0
+
+
 def test_a_refused_query_is_recorded_with_its_code_and_sql_and_charges_nothing(trail):
     from sandbox.audit import Actor, verify_chain
     from sandbox.service import run_query

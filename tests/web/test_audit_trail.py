@@ -56,6 +56,12 @@ def test_reads_through_the_web_are_recorded_and_listed(web_trail):
     assert refused.status_code == 422 and refused.get_json()["kind"] == "query_rejected"
     ran = c.post("/api/v1/queries", headers=op, json={"dataset": "health", "sql": COUNT_SQL, "epsilon": 0.2})
     assert ran.status_code == 201
+    run_id = ran.get_json()["data"]["run_id"]
+    assert c.get(f"/api/v1/queries/{run_id}/result", headers=op, query_string={"format": "json"}).status_code == 200
+    operator_pages = type(c)(c.application)
+    page_login(operator_pages, "operator1")
+    assert operator_pages.get(f"/operator/runs/{run_id}/result.csv").status_code == 200
+    assert c.get("/api/v1/queries/not-a-run/result", headers=op).status_code == 404             # refused: no read
 
     downloads = _entries(c, admin, action="dataset.download")
     assert [(e["actor"], e["payload"]["surface"], e["payload"]["table"], e["dataset"]) for e in downloads] == [
@@ -68,6 +74,9 @@ def test_reads_through_the_web_are_recorded_and_listed(web_trail):
     run = next(e for e in mine if e["action"] == "query.run")
     assert run["sql"] == COUNT_SQL and run["actor"] == "operator1" and run["payload"]["epsilon"] > 0
     assert all(e["dataset"] in ("health", "transport") for e in mine)
+    fetched = [(e["object_id"], e["payload"].get("fmt"), e["payload"]["surface"]) for e in mine
+               if e["action"] == "run.download"]
+    assert fetched == [(run_id, "csv", "page"), (run_id, None, "api")]
     assert not any(e["action"].startswith(("user.", "token.")) for e in mine)
 
     everything = _entries(c, admin)
