@@ -67,6 +67,14 @@ class HeadPlace(StrEnum):
     DISCLOSURE_REPORT = "disclosure_report"
 
 
+class OperationAction(StrEnum):
+    """Audit records of operating the instance (``audit_records.action``; see docs/operations.md)."""
+
+    ROTATE_MASTER = "key.rotate_master"     # every data key re-wrapped under a new master key
+    BACKUP = "instance.backup"              # a backup taken: its manifest's SHA-256 and the audit head it holds
+    RESTORE = "instance.restore"            # this home brought back from a backup; stored paths re-pointed
+
+
 class ApprovalMode(StrEnum):
     """What must be approved before a query runs under a licence (``licences.approval_mode``)."""
 

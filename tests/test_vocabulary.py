@@ -31,6 +31,7 @@ from sandbox.sharing.feedback import DemandStatus, ObjectionStatus, UpdateStatus
 from sandbox.sharing.grants import GrantStatus, ShareDecision
 from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, OrganisationKind, ProductState, Role, RunStatus
 from sandbox.vocabulary import ChainAction, HeadPlace
+from sandbox.vocabulary import OperationAction
 from sandbox.vocabulary import Credential, LoginSurface
 from sandbox.vocabulary import ClassificationChangeStatus, ClassificationDecision
 from sandbox.vocabulary import ReadAction
@@ -68,6 +69,7 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     ReadAction: ("read action", ()),
     ChainAction: ("chain action", ()),
     HeadPlace: ("head place", ()),
+    OperationAction: ("operation action", ()),
     LoginSurface: ("login surface", ()),
     Credential: ("credential", ()),
     GrantStatus: ("grant status", (("ShareListQuery", "status"),)),

@@ -46,6 +46,7 @@ from sqlalchemy.engine import make_url
 
 from queries.errors import InvalidInput, SandboxError
 from sandbox.operations.masterkey import LOCK_NAME, master_key_id, next_key_path, operations_lock
+from sandbox.vocabulary import OperationAction
 
 if TYPE_CHECKING:
     from sandbox.audit import Actor
@@ -56,8 +57,8 @@ FORMAT = 1
 SQLITE_FILE = "store.sqlite"
 PG_FILE = "store.pgdump"
 FOLDERS = ("data", "products", "register")
-RESTORE_ACTION = "instance.restore"
-BACKUP_ACTION = "instance.backup"
+RESTORE_ACTION = OperationAction.RESTORE
+BACKUP_ACTION = OperationAction.BACKUP
 _CHUNK = 1 << 20
 
 

@@ -41,13 +41,14 @@ from queries.errors import BadMasterKey, SandboxError
 from sandbox.keys import MASTER_KEY_BYTES
 from sandbox.persistence.models import AuditHead, DatasetVersion, MasterKeyRecord
 from sandbox.persistence.store import Store, lock_for_update
+from sandbox.vocabulary import OperationAction
 
 if TYPE_CHECKING:
     from sandbox.audit import Actor
     from sandbox.instance import Instance
     from sandbox.settings import Settings
 
-ROTATE_ACTION = "key.rotate_master"
+ROTATE_ACTION = OperationAction.ROTATE_MASTER
 KEY_ID_LABEL = b"dp-sandbox master key id v1\n"
 LOCK_NAME = "operations.lock"
 
