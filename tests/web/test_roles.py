@@ -23,6 +23,10 @@ EXPECTED: dict[str, set[str]] = {
     # owner pages
     "owner.datasets": OWNER, "owner.add_form": OWNER, "owner.add_submit": OWNER,
     "owner.dataset_admin": OWNER, "owner.grant": OWNER, "owner.revoke": OWNER,
+    # governed classification
+    "owner.reclassify": OWNER, "classification.queue": APPROVERS, "classification.decide": {"reviewer"},
+    "api.reclassify_dataset": OWNER, "api.list_classification_changes": APPROVERS,
+    "api.show_classification_change": APPROVERS, "api.decide_classification_change": {"reviewer"},
     # operator pages
     "operator.editor": {"operator"}, "operator.submit": {"operator"}, "operator.runs": {"operator"},
     "operator.run_page": {"operator"}, "operator.run_download": {"operator"},
