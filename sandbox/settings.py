@@ -134,7 +134,6 @@ class Settings:
     notify_expiry_days: int = _setting(
         7, "An operator is told once when a licence they hold ends within this many days.", _at_least(1))
 
-
     def __post_init__(self) -> None:
         for setting in SETTINGS:
             object.__setattr__(self, setting.name, setting.convert(getattr(self, setting.name)))

@@ -83,6 +83,9 @@ def create_app(inst: Instance, config: Mapping[str, Any] | None = None) -> Flask
     from web.pages_audit import bp as audit_bp
 
     app.register_blueprint(audit_bp)
+    from web.pages_notifications import bp as notifications_bp
+
+    app.register_blueprint(notifications_bp)
     from web.pages_classification import bp as classification_bp
 
     app.register_blueprint(classification_bp)

@@ -39,11 +39,20 @@ def demo(home: Path | None, no_serve: bool, port: int | None, people: int) -> No
 @handles_errors
 def serve(home: Path | None, host: str | None, port: int | None, threads: int) -> None:
     """Serve the web app and the JSON API with waitress. Several server processes
-    may share one home (SQLite in WAL mode, or PostgreSQL)."""
+    may share one home (SQLite in WAL mode, or PostgreSQL). When a webhook or SMTP
+    is configured, a background thread delivers notifications too."""
+    from sandbox.notifications.delivery import start_background
     from web.serve import serve_app
 
     inst = open_instance(home, host=host, port=port)
-    serve_app(inst, host=inst.settings.host, port=inst.settings.port, threads=threads)
+    deliverer = start_background(inst)
+    if deliverer is not None:
+        click.echo(f"delivering notifications every {inst.settings.notify_poll_s:g} s", err=True)
+    try:
+        serve_app(inst, host=inst.settings.host, port=inst.settings.port, threads=threads)
+    finally:
+        if deliverer is not None:
+            deliverer.stop(timeout=2 * inst.settings.notify_timeout_s)
 
 
 def register(main: click.Group) -> None:

@@ -87,6 +87,7 @@ ZH_ERRORS: dict[str, ZhError] = {
     "no_private_table": ZhError("查询没有读取含个人数据的表：公开表请直接从目录下载。"),
     "dataset_restricted": ZhError("该数据集不予开放：只在目录中列出，不能查询。", "数据集“{dataset}”不予开放：只在目录中列出，不能查询。"),
     "invalid_limit": ZhError("LIMIT 必须是正整数。"),
+    "invalid_email": ZhError("请填写有效的电子邮件地址（name@domain）。"),
     "invalid_group_by": ZhError("GROUP BY 中的序号超出了 SELECT 列表的范围。"),
     "invalid_order_by": ZhError("ORDER BY 中的序号超出了 SELECT 列表的范围。", "ORDER BY 中的序号 {position} 超出了 SELECT 列表的范围。"),
     "query_rejected": ZhError("查询被拒绝。"),

@@ -403,6 +403,11 @@ from web.i18n_sharing import SHARING_ZH
 for _key, _text in SHARING_ZH.items():
     ZH.setdefault(_key, _text)
 
+from web.i18n_notifications import NOTIFICATIONS_ZH
+
+for _key, _text in NOTIFICATIONS_ZH.items():
+    ZH.setdefault(_key, _text)
+
 
 def current_language() -> str:
     """The language of this request: ?lang=, then the session, then Accept-Language."""

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from privacy.vocabulary import Accounting
 from products.vocabulary import DataRequestStatus
 from queries.vocabulary import Classification
+from sandbox.notifications.vocabulary import Channel, DeliveryStatus, NoticeKind
 from sandbox.vocabulary import ApprovalMode, LicenceStatus, ProductState, Role, RunStatus
 
 Name = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -535,3 +536,36 @@ class AuditEntryOut(Response):
     dataset: str | None = None
     payload: dict[str, Any]
     sql: str | None = None
+
+class NoticeListQuery(PageQuery):
+    """The caller's notifications (``GET /api/v1/notifications``), newest first."""
+
+    lang: Literal["en", "zh"] = Field("en", description="language of each notice's text")
+
+
+class NoticeDeliveryOut(Response):
+    channel: Channel
+    status: DeliveryStatus
+    attempts: int
+    delivered_at: str | None = None
+
+
+class NoticeOut(Response):
+    id: int
+    kind: NoticeKind
+    audience: str
+    object_type: str
+    object_id: str
+    facts: dict[str, Any]
+    text: str
+    created_at: str
+    deliveries: list[NoticeDeliveryOut]
+
+
+class NoticeAddressIn(Request):
+    email: str | None = Field(None, max_length=300, description="where notices are e-mailed; null stops e-mail")
+
+
+class NoticeAddressOut(Response):
+    user: str
+    email: str | None = None

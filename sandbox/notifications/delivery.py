@@ -1,6 +1,9 @@
 """Delivering the outbox: webhooks and e-mail, at least once.
 
-A pass claims the due deliveries of the channels this process is configured
+A pass first gives each notice a delivery row per channel this process is
+configured for (``skipped`` for e-mail to someone without an address), for the
+notices the channel covers (written after it was first configured, see
+:func:`~sandbox.notifications.outbox.start_channels`). It then claims the due deliveries of the channels this process is configured
 for (one short transaction: each claimed delivery counts an attempt and is
 leased until the attempt's time limit has surely passed, so a deliverer that
 dies mid-send leaves it to be retried, never lost), sends each outside any
@@ -35,6 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from queries.errors import InvalidInput
@@ -42,9 +46,11 @@ from sandbox import audit
 from sandbox.audit import SYSTEM
 from sandbox.instance import Instance
 from sandbox.notifications.messages import notice_text
-from sandbox.notifications.outbox import channels, queue_expiring
+from sandbox.notifications.outbox import channels, queue_expiring, start_channels
 from sandbox.notifications.vocabulary import AUDIENCE, Channel, DeliveryStatus, NoticeKind
-from sandbox.persistence.models import Notification, NotificationDelivery, User
+from sandbox.persistence.models import (
+    Notification, NotificationAddress, NotificationChannel, NotificationDelivery, User,
+)
 from sandbox.persistence.store import existing_row, rowcount
 from sandbox.settings import Settings
 
@@ -114,6 +120,46 @@ def notice_body(s: Session, n: Notification) -> dict[str, Any]:
             "text": notice_text(kind, n.facts, "en"), "created_at": created.isoformat()}
 
 
+ENSURE_BATCH = 500
+
+
+def ensure_deliveries(inst: Instance) -> int:
+    """Add the missing delivery rows of this process's channels; returns how many."""
+    on = channels(inst.settings)
+    if not on:
+        return 0
+    added = 0
+    try:
+        with inst.store.transaction() as s:
+            start_channels(s, inst.settings)
+            for channel in on:
+                start = existing_row(s, NotificationChannel, str(channel))
+                has_row = (select(NotificationDelivery.id)
+                           .where(NotificationDelivery.notification_id == Notification.id,
+                                  NotificationDelivery.channel == str(channel)).exists())
+                for n in s.execute(select(Notification).where(Notification.id > start.since_id, ~has_row)
+                                   .order_by(Notification.id).limit(ENSURE_BATCH)).scalars():
+                    status = DeliveryStatus.PENDING
+                    if channel == Channel.EMAIL and _email_of(s, n) is None:
+                        status = DeliveryStatus.SKIPPED
+                    s.add(NotificationDelivery(notification_id=n.id, channel=str(channel), status=status,
+                                               attempts=0, next_attempt_at=n.created_at, last_error=""))
+                    added += 1
+                s.flush()
+    except IntegrityError:      # another deliverer added the same rows first
+        return 0
+    return added
+
+
+def _email_of(s: Session, n: Notification) -> str | None:
+    if n.address is not None:
+        return n.address
+    if n.recipient_id is None:
+        return None
+    addr = s.get(NotificationAddress, n.recipient_id)
+    return addr.email if addr is not None else None
+
+
 def claim(inst: Instance, limit: int = CLAIM_BATCH) -> list[Claim]:
     """Lease up to ``limit`` due deliveries of this process's channels."""
     on = channels(inst.settings)
@@ -133,13 +179,7 @@ def claim(inst: Instance, limit: int = CLAIM_BATCH) -> list[Claim]:
             d.attempts += 1
             d.next_attempt_at = current + _lease(inst.settings)
             n = existing_row(s, Notification, d.notification_id)
-            email = n.address
-            if email is None and n.recipient_id is not None:
-                from sandbox.persistence.models import NotificationAddress
-
-                addr = s.get(NotificationAddress, n.recipient_id)
-                email = addr.email if addr is not None else None
-            claims.append(Claim(d.id, n.id, Channel(d.channel), d.attempts, notice_body(s, n), email))
+            claims.append(Claim(d.id, n.id, Channel(d.channel), d.attempts, notice_body(s, n), _email_of(s, n)))
         return claims
 
 
@@ -230,6 +270,8 @@ def deliver_due(inst: Instance, *, limit: int = CLAIM_BATCH) -> PassReport:
     send the due deliveries (in batches of ``limit`` until none is due)."""
     check_configuration(inst.settings)
     report = PassReport(queued=queue_expiring(inst))
+    while ensure_deliveries(inst) == ENSURE_BATCH:
+        pass
     while True:
         claims = claim(inst, limit)
         for c in claims:
@@ -284,4 +326,7 @@ def start_background(inst: Instance) -> Deliverer | None:
     """A started :class:`Deliverer` when a webhook or SMTP is configured, else None."""
     if not channels(inst.settings):
         return None
-    return Deliverer(inst).start()
+    deliverer = Deliverer(inst)
+    with inst.store.transaction() as s:     # from now on, every notice written is covered
+        start_channels(s, inst.settings)
+    return deliverer.start()

@@ -2,11 +2,13 @@
 
 Each ``on_*`` function is called once, inside the transaction of the change it
 reports, and adds one :class:`~sandbox.persistence.models.Notification` per
-recipient, plus one pending delivery per channel configured in the process
-(``DPS_NOTIFY_WEBHOOK_URL``; ``DPS_SMTP_HOST`` for recipients with an e-mail
-address). It only inserts rows: it never contacts anything, so it never blocks
-or fails the change. The deliverer (:mod:`sandbox.notifications.delivery`)
-sends them later, at least once.
+recipient. It only inserts rows: it never contacts anything, so it never
+blocks or fails the change. A deliverer (:mod:`sandbox.notifications.delivery`,
+in the web server or ``notifications deliver``) sends them later, at least
+once, through the channels configured in its own process; a channel covers
+every notice written after it was first configured in any process
+(``notification_channels``), so the process making a change need not be
+configured for delivery itself.
 
 A notice's ``facts`` are ids, names, numbers and states: never data values,
 SQL, reasons or other free text, so a webhook or an e-mail carries nothing
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,8 +35,8 @@ from sandbox.instance import Instance
 from sandbox.notifications.vocabulary import AUDIENCE, Channel, DeliveryStatus, NoticeKind
 from sandbox.persistence.approval_models import ApprovalDelegate, QueryRequest, QueryTemplate
 from sandbox.persistence.models import (
-    DataRequest, Dataset, DatasetVersion, Licence, Notification, NotificationAddress, NotificationDelivery, Product,
-    User,
+    DataRequest, Dataset, DatasetVersion, Licence, Notification, NotificationAddress, NotificationChannel,
+    NotificationDelivery, Product, User,
 )
 from sandbox.persistence.store import existing_row
 from sandbox.settings import Settings
@@ -58,6 +60,23 @@ def channels(settings: Settings) -> tuple[Channel, ...]:
     return tuple(out)
 
 
+def start_channels(s: Session, settings: Settings, since_id: int | None = None) -> None:
+    """Record the first time each channel of ``settings`` is seen: it covers the
+    notices after ``since_id`` (default: every notice written from now on).
+    Idempotent and race-free (INSERT ... ON CONFLICT DO NOTHING)."""
+    on = channels(settings)
+    if not on:
+        return
+    if since_id is None:
+        since_id = int(s.execute(select(func.max(Notification.id))).scalar() or 0)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for channel in on:
+        s.execute(insert(NotificationChannel).values(channel=str(channel), since_id=since_id,
+                                                     started_at=datetime.now(UTC)).on_conflict_do_nothing())
+
+
 def _clean_facts(facts: dict[str, Fact]) -> dict[str, Fact]:
     for key, value in facts.items():
         if not isinstance(value, str | int | float | bool) and value is not None:
@@ -72,7 +91,6 @@ def notify(s: Session, settings: Settings, kind: NoticeKind, object_type: str, o
     are skipped) and for ``address`` (an e-mail without an account). Returns
     how many notices were written."""
     facts = _clean_facts(facts or {})
-    on = channels(settings)
     written = 0
     seen: set[int] = set()
     recipients: list[tuple[int | None, str | None]] = []
@@ -83,22 +101,18 @@ def notify(s: Session, settings: Settings, kind: NoticeKind, object_type: str, o
         user = s.get(User, uid)
         if user is None or not user.active:
             continue
-        addr = s.get(NotificationAddress, uid)
-        recipients.append((uid, addr.email if addr is not None else None))
+        recipients.append((uid, None))
     if address is not None and EMAIL.match(address):
         recipients.append((None, address))
     for uid, email in recipients:
-        n = Notification(kind=kind, recipient_id=uid, address=email if uid is None else None,
-                         object_type=object_type, object_id=str(object_id), facts=facts,
+        n = Notification(kind=kind, recipient_id=uid, address=email, object_type=object_type,
+                         object_id=str(object_id), facts=facts,
                          dedup_key=None if dedup_key is None else f"{dedup_key}:{uid}",
                          created_at=datetime.now(UTC))
         s.add(n)
         s.flush()
-        for channel in on:
-            if channel == Channel.EMAIL and email is None:
-                continue
-            s.add(NotificationDelivery(notification_id=n.id, channel=channel, status=DeliveryStatus.PENDING,
-                                       attempts=0, next_attempt_at=n.created_at, last_error=""))
+        if written == 0:
+            start_channels(s, settings, n.id - 1)
         written += 1
     return written
 
@@ -279,17 +293,29 @@ def notice_view(s: Session, n: Notification, lang: str = "en") -> NoticeView:
                             for d in deliveries))
 
 
-def list_notices(inst: Instance, user: str, *, limit: int = 100, lang: str = "en") -> list[NoticeView]:
-    """The user's notices, newest first."""
+def list_notices(inst: Instance, user: str, *, limit: int = 100, offset: int = 0,
+                 lang: str = "en") -> list[NoticeView]:
+    """The user's notices, newest first (``offset`` of them skipped)."""
     from sandbox.users import get_user
 
     if not 1 <= limit <= 1000:
         raise InvalidInput("limit must be between 1 and 1000", code="invalid_limit")
+    if offset < 0:
+        raise InvalidInput("offset must not be negative", code="invalid_limit")
     with inst.store.read() as s:
         who = get_user(s, user)
         rows = s.execute(select(Notification).where(Notification.recipient_id == who.id)
-                         .order_by(Notification.id.desc()).limit(limit)).scalars().all()
+                         .order_by(Notification.id.desc()).offset(offset).limit(limit)).scalars().all()
         return [notice_view(s, n, lang) for n in rows]
+
+
+def count_notices(inst: Instance, user: str) -> int:
+    from sandbox.users import get_user
+
+    with inst.store.read() as s:
+        who = get_user(s, user)
+        return int(s.execute(select(func.count()).select_from(Notification)
+                             .where(Notification.recipient_id == who.id)).scalar_one())
 
 
 def set_address(inst: Instance, user: str, email: str | None) -> None:

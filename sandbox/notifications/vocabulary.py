@@ -36,6 +36,7 @@ class DeliveryStatus(StrEnum):
     PENDING = "pending"         # not yet delivered; retried with back-off
     DELIVERED = "delivered"     # the webhook answered 2xx, or the SMTP server accepted the message
     FAILED = "failed"           # out of attempts; the notice stays readable in the CLI, API and pages
+    SKIPPED = "skipped"         # e-mail only: the recipient has no address to send it to
 
 
 AUDIENCE: dict[NoticeKind, str] = {

@@ -514,6 +514,16 @@ class NotificationDelivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class NotificationChannel(Base):
+    """A delivery channel and the notifications it covers: those after
+    ``since_id``, the last one written before the channel was first configured."""
+
+    __tablename__ = "notification_channels"
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    since_id: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class NotificationAddress(Base):
     """Where a user's notices are e-mailed (set by the user)."""
 

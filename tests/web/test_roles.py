@@ -86,6 +86,9 @@ EXPECTED: dict[str, set[str]] = {
     "api.sharing_extract": SIGNED_IN, "api.sharing_query": SIGNED_IN, "api.sharing_object": SIGNED_IN,
     "api.sharing_answer": {"owner"}, "api.sharing_objections": SIGNED_IN, "api.sharing_demand": SIGNED_IN,
     "api.sharing_demands": SIGNED_IN, "api.sharing_usage": DECIDERS,
+    # notifications: each signed-in user's own
+    "api.list_notifications": SIGNED_IN, "api.show_address": SIGNED_IN, "api.set_address": SIGNED_IN,
+    "notifications.notices_page": SIGNED_IN, "notifications.address_submit": SIGNED_IN,
 }
 
 

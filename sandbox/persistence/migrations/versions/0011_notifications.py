@@ -43,6 +43,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('notification_id', 'channel')
     )
+    op.create_table('notification_channels',
+    sa.Column('channel', sa.String(length=16), nullable=False),
+    sa.Column('since_id', sa.Integer(), nullable=False),
+    sa.Column('started_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('channel')
+    )
     op.create_table('notification_addresses',
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('email', sa.String(length=300), nullable=False),
@@ -53,5 +59,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ('notification_addresses', 'notification_deliveries', 'notifications'):
+    for table in ('notification_addresses', 'notification_channels', 'notification_deliveries', 'notifications'):
         op.drop_table(table)
