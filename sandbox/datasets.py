@@ -283,18 +283,21 @@ def _set_dataset_budget(s: Session, inst: Instance, actor: Actor, ds: Dataset, p
     # the floor on one query's ε: the policy's, else the instance default (never above the cap)
     floor = pb.min_epsilon_per_query if pb.min_epsilon_per_query is not None else \
         min(float(inst.settings.min_epsilon_per_query), pb.max_epsilon_per_query)
+    # budget.set records every total, at creation too, so the budget can be recomputed from the chain
+    payload = {"epsilon": pb.epsilon, "delta": pb.delta, "max_epsilon_per_query": pb.max_epsilon_per_query,
+               "max_delta_per_query": pb.max_delta_per_query, "min_epsilon_per_query": floor}
     if b is None:
         s.add(Budget(scope="dataset", dataset_id=ds.id, epsilon=pb.epsilon, delta=pb.delta,
                      max_epsilon_per_query=pb.max_epsilon_per_query, max_delta_per_query=pb.max_delta_per_query,
                      min_epsilon_per_query=floor))
+        s.flush()
+        audit.append(s, inst.signer, actor, "budget.set", "dataset", ds.id, payload)
     elif (b.epsilon, b.delta, b.max_epsilon_per_query, b.max_delta_per_query, b.min_epsilon_per_query) != (
             pb.epsilon, pb.delta, pb.max_epsilon_per_query, pb.max_delta_per_query, floor):
         b.epsilon, b.delta = pb.epsilon, pb.delta
         b.max_epsilon_per_query, b.max_delta_per_query = pb.max_epsilon_per_query, pb.max_delta_per_query
         b.min_epsilon_per_query = floor
-        audit.append(s, inst.signer, actor, "budget.set", "dataset", ds.id,
-                     {"epsilon": pb.epsilon, "delta": pb.delta, "max_epsilon_per_query": pb.max_epsilon_per_query,
-                      "min_epsilon_per_query": floor})
+        audit.append(s, inst.signer, actor, "budget.set", "dataset", ds.id, payload)
     s.flush()
 
 

@@ -93,6 +93,17 @@ def test_a_raised_total_and_a_zcdp_refund_are_reported(busy):
     assert len(messages) == 2
 
 
+def test_a_dataset_total_raised_in_the_store_is_reported(busy):
+    """The dataset's budget is recorded when it is set (budget.set), at registration too."""
+    inst, _, _ = busy
+    with inst.store.transaction() as s:
+        b = s.execute(select(Budget).where(Budget.scope == "dataset")).scalar_one()
+        bid = b.id
+        b.epsilon, b.max_epsilon_per_query = 100.0, 5.0
+    assert _messages(inst) == [f"budget {bid}: epsilon 100 in the store, 10 from the chain",
+                               f"budget {bid}: max_epsilon_per_query 5 in the store, 1 from the chain"]
+
+
 def test_a_role_edited_is_reported(busy):
     inst, _, _ = busy
     with inst.store.transaction() as s:
