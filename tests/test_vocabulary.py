@@ -20,6 +20,7 @@ import queries.vocabulary
 import sandbox.sharing.delivery
 import sandbox.sharing.feedback
 import sandbox.sharing.grants
+import sandbox.notifications.vocabulary
 import sandbox.vocabulary
 from privacy.vocabulary import AUTO, Accounting, Mechanism, NoiseFamily
 from products.sharing_extract import ExtractFormat
@@ -29,6 +30,7 @@ from queries.vocabulary import AggregateKind, Classification, ColumnClass, Colum
 from sandbox.sharing.delivery import DeliveryKind
 from sandbox.sharing.feedback import DemandStatus, ObjectionStatus, UpdateStatus
 from sandbox.sharing.grants import GrantStatus, ShareDecision
+from sandbox.notifications.vocabulary import Channel, DeliveryStatus, NoticeKind
 from sandbox.vocabulary import PUBLIC, ApprovalMode, LicenceStatus, OrganisationKind, ProductState, Role, RunStatus
 from sandbox.vocabulary import ChainAction, HeadPlace
 from sandbox.vocabulary import OperationAction
@@ -41,7 +43,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "vocabulary.md"
 # the vocabulary modules, and the sharing modules that keep their own StrEnums beside their rules
 MODULES = (queries.vocabulary, privacy.vocabulary, sandbox.vocabulary, products.vocabulary,
            queries.sharing_policy, sandbox.sharing.grants, sandbox.sharing.feedback, sandbox.sharing.delivery,
-           products.sharing_extract)
+           products.sharing_extract, sandbox.notifications.vocabulary)
 
 # enum -> (its kind in the label tables, the API fields that take it as (model, field))
 VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
@@ -79,6 +81,9 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
     DemandStatus: ("demand status", ()),
     DeliveryKind: ("delivery kind", ()),
     ExtractFormat: ("extract format", (("ExtractQuery", "format"),)),
+    NoticeKind: ("notice kind", (("NoticeOut", "kind"),)),
+    Channel: ("delivery channel", (("NoticeDeliveryOut", "channel"),)),
+    DeliveryStatus: ("delivery status", (("NoticeDeliveryOut", "status"),)),
 }
 
 
