@@ -92,17 +92,32 @@ def test_listings_publish_the_digest_and_owners_alone_see_row_counts(inst, healt
         assert _stats(public_stats_of(v)["clinics"]) == v.public_stats["clinics"]
 
 
-def test_a_reclassified_dataset_republishes_its_digests(inst, health_dir, tmp_path):
-    """Open versions publish their content hash; a version registered as conditional
+def _transport(tmp_path: Path, classification: str, name: str) -> Path:
+    from sandbox.demo.data import write_transport
+
+    policy = write_transport(tmp_path / name)
+    policy.write_text(policy.read_text().replace('classification = "open"', f'classification = "{classification}"')
+                      .replace('title = "Bus ridership by stop and month"', f'title = "Bus ridership ({name})"'))
+    return policy
+
+
+def test_a_reclassified_dataset_republishes_its_digests(inst, tmp_path):
+    """Open versions publish their content hash; a version registered as restricted
     never does, even once its dataset is open; all follow the dataset when it closes."""
-    first = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "conditional", "a"))
-    second = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "open", "b"))
-    assert second.digest == second.content_hash == first.content_hash
-    digests = [v.digest for v in show_dataset(inst, "health").versions]
+    from sandbox.classification import decide_change
+
+    add_user(inst, Actor("setup", "admin"), "reviewer1", "reviewer", "long enough password")
+    first = add_dataset(inst, OWNER, _transport(tmp_path, "restricted", "a"))
+    second = add_dataset(inst, OWNER, _transport(tmp_path, "open", "b"))
+    assert second.classification_change is not None        # opening waits for a reviewer
+    assert second.digest != second.content_hash
+    decide_change(inst, "reviewer1", second.classification_change, "approve", "boardings per stop only")
+    assert second.content_hash == first.content_hash
+    digests = [v.digest for v in show_dataset(inst, "transport").versions]
     assert digests == [first.digest, second.content_hash] and first.digest != first.content_hash
-    third = add_dataset(inst, OWNER, _source(health_dir, tmp_path, "restricted", "c"))
+    third = add_dataset(inst, OWNER, _transport(tmp_path, "restricted", "c"))
     keyed = version_digest(first.content_hash, "restricted", inst.master_key)
-    assert [v.digest for v in show_dataset(inst, "health").versions] == [keyed] * 3
+    assert [v.digest for v in show_dataset(inst, "transport").versions] == [keyed] * 3
     with inst.store.read() as s:
         assert [v.digest for v in s.execute(select(DatasetVersion).order_by(DatasetVersion.number)).scalars()] \
             == [keyed] * 3
