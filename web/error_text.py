@@ -236,6 +236,8 @@ ZH_ERRORS: dict[str, ZhError] = {
     "already_answered": ZhError("此事项已经答复过。"),
     "not_a_correction": ZhError("答复的更正必须是该数据集的新版本。"),
     "missing_answer": ZhError("请填写答复。"),
+    # the audit chain's signing key (docs/audit.md)
+    "signing_key_not_in_force": ZhError("签名密钥文件与当前生效的签名密钥不符，且没有记录密钥轮换；请恢复密钥文件或轮换签名密钥。"),
 }
 
 # the sentence of an error's class, for a code without its own sentence
