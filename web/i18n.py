@@ -265,6 +265,8 @@ ZH: dict[str, str] = {
     "Value": "值",
     "Audit chain": "审计链",
     "Audit chain intact": "审计链完整",
+    "The state follows from the chain": "数据状态与审计链一致",
+    "The state differs from the chain": "数据状态与审计链不一致",
     "Audit chain broken": "审计链已损坏",
     "records": "条记录",
     "API tokens": "API 令牌",

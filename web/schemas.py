@@ -396,11 +396,30 @@ class UserOut(Response):
     active: bool
 
 
+class StateMismatchOut(Response):
+    object_type: str
+    object_id: str
+    field: str
+    store: Any = None
+    chain: Any = None
+    message: str
+
+
+class StateReportOut(Response):
+    """The store reconciled with the audit chain (sandbox.reconcile)."""
+
+    ok: bool
+    checked: dict[str, int]
+    mismatches: list[StateMismatchOut]
+
+
 class ChainReportOut(Response):
     ok: bool
     records: int
     first_bad_seq: int | None = None
     reason: str = ""
+    state: StateReportOut | None = None
+
 
 
 class SettingOut(Response):

@@ -95,3 +95,23 @@ def test_an_expired_licence_is_expired_in_the_api_and_on_the_page(web):
                                                            "csrf_token": csrf_of(client)})
     assert r.status_code == 302
     assert (_records(inst, "licence.extend"), _records(inst, "licence.top_up")) == (1, 1)
+
+
+def test_the_admin_audit_report_reconciles_the_state(web):
+    from sqlalchemy import update
+
+    from sandbox.persistence.models import Budget
+
+    inst, lid, client = web
+    admin = bearer(token_for(client, "admin1"))
+    report = client.get("/api/v1/audit/verify", headers=admin).get_json()["data"]
+    assert report["ok"] and report["state"]["ok"] and report["state"]["checked"]["licences"] == 1
+    with inst.store.transaction() as s:
+        s.execute(update(Budget).where(Budget.licence_id == lid).values(epsilon=4.0))
+        bid = s.execute(select(Budget.id).where(Budget.licence_id == lid)).scalar_one()
+    state = client.get("/api/v1/audit/verify", headers=admin).get_json()["data"]["state"]
+    assert state["ok"] is False
+    assert [m["message"] for m in state["mismatches"]] == [f"budget {bid}: epsilon 4 in the store, 2 from the chain"]
+    page_login(client, "admin1")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert "The state differs from the chain" in page and f"budget {bid}: epsilon 4 in the store" in page
