@@ -322,3 +322,21 @@ def test_register_page_and_api_publish_the_head_and_pin_the_key(instance):
     page = client.get("/register").get_data(as_text=True)
     assert instance.signer.fingerprint() in page and data["head"]["hash"] in page
     assert client.get("/api/v1/keys").get_json()["data"]["history"][0]["until_seq"] == 3
+
+
+def test_disclosure_report_publishes_the_head_and_a_cut_tail_shows_against_it(instance, tmp_path):
+    from products.manifest import verify_path
+    from products.register import disclosure_report
+
+    _fill(instance, 4)
+    report = disclosure_report(instance, 2026, out=tmp_path / "r2026")
+    saved = json.loads((tmp_path / "r2026" / "report.json").read_text())
+    assert saved["audit"]["head"]["place"] == HeadPlace.DISCLOSURE_REPORT and report.audit == saved["audit"]
+    assert saved["audit"]["head"]["hash"] in (tmp_path / "r2026" / "report.html").read_text()
+    assert verify_path(tmp_path / "r2026", instance.signer.public_pem()).ok   # the head is inside the signed package
+    _fill(instance, 2, start=4)
+    _cut_tail(instance, 4)
+    with instance.store.transaction() as s:
+        s.execute(delete(PublishedHead))
+    res = _cli(instance, "audit", "verify", "--published", str(tmp_path / "r2026" / "report.json"), "--json")
+    assert res.exit_code == 1 and json.loads(res.output)["first_bad_seq"] == 5
