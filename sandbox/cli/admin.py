@@ -288,8 +288,9 @@ def keys_rotate_signing(home: Path | None, as_json: bool) -> None:
     """Replace the signing key with a new one. The rotation is an audit record
     signed by the old key; old records and products keep verifying with it."""
     from sandbox.audit import rotate_signing_key
+    from sandbox.operations.masterkey import operations_lock
 
-    with open_instance(home) as inst:
+    with open_instance(home) as inst, operations_lock(inst.settings, exclusive=True):   # never during a backup
         result = rotate_signing_key(inst, local_actor())
     emit(result, as_json, lambda r: click.echo(f"signing key rotated: {r['old_key_id']} → {r['new_key_id']} "
                                                f"(fingerprint {r['new_fingerprint']}, record {r['seq']})"))

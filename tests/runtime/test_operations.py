@@ -378,6 +378,24 @@ def test_backup_under_concurrent_writers_restores_and_verifies(make_instance, st
         restored.close()
 
 
+def test_a_signing_key_rotation_waits_for_a_running_backup(make_instance, store_url):
+    inst = make_instance(store_url)
+    settings = settings_of(inst)
+    before = settings.signing_key_path.read_bytes()
+    with masterkey.operations_lock(settings, exclusive=False):       # as a backup holds it
+        rotation = subprocess.Popen([sys.executable, "-m", "sandbox.cli", "keys", "rotate-signing", "--home",
+                                     str(inst.home)], cwd=ROOT, env={**os.environ, "DPS_DATABASE_URL": store_url},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            rotation.wait(3)
+        except subprocess.TimeoutExpired:
+            pass
+        assert rotation.poll() is None and settings.signing_key_path.read_bytes() == before
+    out, err = rotation.communicate(timeout=120)
+    assert rotation.returncode == 0, err
+    assert settings.signing_key_path.read_bytes() != before
+
+
 def test_restore_refusals(make_instance, store_url, tmp_path, pg_url_for):
     pg = store_url.startswith("postgresql")
     inst = make_instance(store_url)
