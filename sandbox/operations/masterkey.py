@@ -162,7 +162,10 @@ class KeyRing:
             key = _read_key(self.settings.master_key_path)
             if key is not None:
                 self._current, self._stamp = self._learn(key), stamp
-        pending = _read_key(next_key_path(self.settings))
+        try:
+            pending = _read_key(next_key_path(self.settings))
+        except BadMasterKey:       # a rotation is writing it: not named by the store yet
+            pending = None
         if pending is not None:
             with self.store.read() as s:
                 if current_key_id(s) == master_key_id(pending):
