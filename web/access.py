@@ -179,7 +179,7 @@ def settings_overview() -> list[dict[str, Any]]:
     from sandbox.settings import SETTINGS
 
     values = inst().settings.values
-    hidden = {"secret_key", "database_url"}
+    hidden = {"secret_key", "database_url", "notify_webhook_secret", "smtp_password"}
     return [{"name": s.name, "env": s.env, "help": s.help,
              "value": ("(set)" if values.get(s.name) else "") if s.name in hidden else values.get(s.name)}
             for s in SETTINGS]

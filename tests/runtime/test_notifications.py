@@ -295,3 +295,49 @@ def test_a_channel_covers_the_notices_written_after_it_was_first_configured(make
     assert [(b["kind"], b["recipient"]) for b in hook.bodies()] == [("licence_revoked", "operator2")]
     assert [d.status for d in deliveries(plain)] == [DeliveryStatus.DELIVERED]
     assert [n.deliveries for n in list_notices(plain, "operator1")] == [()]     # still readable, never sent
+
+
+def test_the_cli_lists_notices_sets_the_address_and_delivers(make_instance, store_url, tmp_path, hook):
+    from cli_identity import SignedInRunner
+    from sandbox.cli import main
+    from scenario import PASSWORD
+
+    inst = make_instance(store_url)
+    lic = build(inst, tmp_path / "src")
+    home = str(inst.settings.home_path)
+    runner = SignedInRunner(PASSWORD)
+    env = {"DPS_DATABASE_URL": inst.settings.database_url}
+    revoke_licence(inst, OWNER, lic)
+
+    out = runner.invoke(main, ["notifications", "list", "--home", home, "--as", "operator1"], env=env)
+    assert out.exit_code == 0, out.output
+    assert f"Your licence {lic} on dataset health was revoked." in out.output
+    out = runner.invoke(main, ["notifications", "list", "--home", home, "--as", "operator1", "--json",
+                               "--lang", "zh"], env=env)
+    [notice] = json.loads(out.output)
+    assert notice["kind"] == "licence_revoked" and "已被撤销" in notice["text"] and notice["deliveries"] == []
+    out = runner.invoke(main, ["notifications", "list", "--home", home, "--as", "reviewer1"], env=env)
+    assert out.exit_code == 0 and "no notices" in out.output
+
+    bad = runner.invoke(main, ["notifications", "address", "not-an-address", "--home", home, "--as", "operator1"],
+                        env=env)
+    assert bad.exit_code == 1 and "invalid_email" in bad.output
+    ok = runner.invoke(main, ["notifications", "address", "op1@example.org", "--home", home, "--as", "operator1"],
+                       env=env)
+    assert ok.exit_code == 0 and "operator1: op1@example.org" in ok.output
+
+    no_channel = runner.invoke(main, ["notifications", "deliver", "--loop", "--home", home], env=env)
+    assert no_channel.exit_code == 1 and "no_notification_channel" in no_channel.output
+    lic2 = grant_licence(inst, OWNER, dataset="health", operator="operator1", epsilon=1.0, delta=1e-6,
+                         purpose="tests", expires=date.today() + timedelta(days=30))
+    webhook = {**env, "DPS_NOTIFY_WEBHOOK_URL": hook.url, "DPS_NOTIFY_WEBHOOK_SECRET": SECRET}
+    first = runner.invoke(main, ["notifications", "deliver", "--home", home, "--json"], env=webhook)
+    assert first.exit_code == 0 and json.loads(first.output)["delivered"] == 0   # the channel starts here
+    revoke_licence(inst, OWNER, lic2)
+    sent = runner.invoke(main, ["notifications", "deliver", "--home", home], env=webhook)
+    assert sent.exit_code == 0 and "delivered 1, retrying 0, failed 0" in sent.output
+    hook.verify(SECRET)
+    assert [b["facts"]["licence"] for b in hook.bodies()] == [lic2]
+    secretless = runner.invoke(main, ["notifications", "deliver", "--home", home],
+                               env={**env, "DPS_NOTIFY_WEBHOOK_URL": hook.url})
+    assert secretless.exit_code == 1 and "webhook_secret_missing" in secretless.output

@@ -131,3 +131,20 @@ def test_a_misconfigured_webhook_stops_the_server_with_a_clear_error(make_instan
     assert out.returncode == 1 and "webhook_secret_missing" in out.stderr and "Traceback" not in out.stderr
 
 
+
+
+def test_the_webhook_secret_and_the_smtp_password_are_never_shown(make_instance, store_url):
+    inst = make_instance(store_url, notify_webhook_url="http://127.0.0.1:9/hook", notify_webhook_secret=SECRET,
+                         smtp_host="127.0.0.1", smtp_password="smtp password for tests")
+    add_users(inst)
+    from web.app import create_app
+
+    client = create_app(inst, {"TESTING": True}).test_client()
+    admin = token_for(client, "admin1")
+    r = client.get("/api/v1/settings", headers={"Authorization": f"Bearer {admin}"})
+    shown = {s["name"]: s["value"] for s in r.get_json()["data"]}
+    assert shown["notify_webhook_secret"] == "(set)" and shown["smtp_password"] == "(set)"
+    assert shown["notify_webhook_url"] == "http://127.0.0.1:9/hook"
+    page_login(client, "admin1")
+    for text in (r.get_data(as_text=True), client.get("/admin/").get_data(as_text=True)):
+        assert SECRET not in text and "smtp password for tests" not in text
