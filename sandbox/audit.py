@@ -417,6 +417,10 @@ def verify_records(records: Iterable[Any], keys: Ed25519PublicKey | Sequence[Key
             elif head.signature is None or head.key_id not in public_of or not verify_signature(
                     public_of[head.key_id], head.signature, signing_input(head.seq, head.hash, head.key_id)):
                 bad(last, "the head's signature is not valid")
+    for k, pub_key in public_of.items():
+        fp = fingerprint(pub_key)
+        if fp != by_id[k].fingerprint or fp[:16] != k:
+            bad(None, f"signing key {k} in the history: its public key does not have the fingerprint listed")
     if chain_ok and history:
         listed = [(k.key_id, k.fingerprint, k.from_seq) for k in history]
         if listed != derived:
@@ -431,6 +435,9 @@ def verify_records(records: Iterable[Any], keys: Ed25519PublicKey | Sequence[Key
         pinned = list(pub.keys) if pub.keys is not None else history
         pinned_by_id = {k.key_id: k for k in pinned}
         key = pinned_by_id.get(pub.key_id)
+        if key is not None and fingerprint(key.public) != key.fingerprint:
+            bad(None, f"{where} pins key {key.key_id} with a public key that does not have its fingerprint")
+            key = None
         if key is None:
             bad(None, f"{where} is signed with key {pub.key_id}, which is not in the signing-key history "
                       "(the chain was re-signed under another key?)")

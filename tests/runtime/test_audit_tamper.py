@@ -340,3 +340,23 @@ def test_disclosure_report_publishes_the_head_and_a_cut_tail_shows_against_it(in
         s.execute(delete(PublishedHead))
     res = _cli(instance, "audit", "verify", "--published", str(tmp_path / "r2026" / "report.json"), "--json")
     assert res.exit_code == 1 and json.loads(res.output)["first_bad_seq"] == 5
+
+
+def test_a_public_key_swapped_in_the_history_is_found(instance):
+    """After a rotation, someone with the store and a key of their own puts that
+    key's PEM in the history under the new key's id and fingerprint, and re-signs
+    the records after the rotation: the fingerprint the old key signed names the
+    real key, so the PEM does not match it."""
+    _fill(instance, 2)
+    result = audit.rotate_signing_key(instance, ALICE)
+    _fill(instance, 2, start=2)
+    mallory = SigningKey(Ed25519PrivateKey.generate())
+    with instance.store.transaction() as s:
+        s.execute(update(SigningKeyEntry).where(SigningKeyEntry.key_id == result["new_key_id"])
+                  .values(public_key_pem=mallory.public_pem()))
+        for r in s.execute(select(AuditRecord).where(AuditRecord.seq > result["seq"])).scalars():
+            r.signature = mallory.sign(audit.signing_input(r.seq, r.hash, r.key_id))
+        head = s.get(AuditHead, 1)
+        head.signature = mallory.sign(audit.signing_input(head.seq, head.hash, head.key_id))
+    report = _verify(instance)
+    assert not report.ok and any("does not have the fingerprint listed" in p for p in report.problems)
