@@ -45,6 +45,7 @@ from sqlalchemy import inspect, select
 from sqlalchemy.engine import make_url
 
 from queries.errors import InvalidInput, SandboxError
+from sandbox.keys import SigningKey
 from sandbox.operations.masterkey import LOCK_NAME, master_key_id, next_key_path, operations_lock
 from sandbox.vocabulary import OperationAction
 
@@ -267,8 +268,9 @@ def backup(settings: Settings, out: Path, actor: Actor | None = None) -> BackupR
             for src, name in _key_files(settings):
                 sha, size = _copy(src, out / name)
                 files[name] = {"sha256": sha, "bytes": size}
-            signer_id = inst.signer.key_id()
-            master_id = master_key_id(inst.master_key)
+        # the ids of the keys as copied (a rotation may have run since this process opened the instance)
+        signer_id = SigningKey.load(out / "keys" / "signing.pem").key_id()
+        master_id = master_key_id((out / "keys" / "master.key").read_bytes())
         for folder in FOLDERS:
             for src in _tree(home / folder):
                 name = src.relative_to(home).as_posix()

@@ -353,6 +353,8 @@ def test_backup_under_concurrent_writers_restores_and_verifies(make_instance, st
     manifest = check_backup(report.out)
     assert manifest["store"] == ("postgresql" if pg else "sqlite")
     assert {"keys/signing.pem", "keys/master.key"} <= set(manifest["files"])
+    assert manifest["master_key_id"] == master_key_id(inst.master_key)
+    assert manifest["signing_key_id"] == inst.signer.key_id()
     assert any(name.startswith("data/health/") for name in manifest["files"])
 
     target_url = pg_url_for() if pg else ""
