@@ -341,3 +341,22 @@ def test_the_cli_lists_notices_sets_the_address_and_delivers(make_instance, stor
     secretless = runner.invoke(main, ["notifications", "deliver", "--home", home],
                                env={**env, "DPS_NOTIFY_WEBHOOK_URL": hook.url})
     assert secretless.exit_code == 1 and "webhook_secret_missing" in secretless.output
+
+
+def test_reviewers_hear_of_a_classification_change_waiting(make_instance, store_url, tmp_path):
+    from sandbox.classification import reclassify
+    from sandbox.demo.data import write_transport
+
+    inst = make_instance(store_url)
+    build(inst, tmp_path / "health", people=300)
+    add_dataset(inst, OWNER, write_transport(tmp_path / "transport"))
+    reclassify(inst, OWNER, "transport", "restricted", "stop publishing for now")     # at once: nobody is asked
+    assert kinds(inst, "reviewer1") == []
+    asked = reclassify(inst, OWNER, "transport", "open", "checked again: bus counts only")
+    for reviewer in ("reviewer1", "reviewer2"):
+        [notice] = list_notices(inst, reviewer)
+        assert notice.kind == NoticeKind.CLASSIFICATION_WAITING and notice.audience == "reviewer"
+        assert notice.facts == {"request": asked.change_id, "dataset": "transport", "from": "restricted",
+                                "to": "open"}
+        assert "bus counts" not in notice.text            # the reason stays with the request
+    assert kinds(inst, "owner1") == []
