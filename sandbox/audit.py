@@ -417,10 +417,10 @@ def verify_records(records: Iterable[Any], keys: Ed25519PublicKey | Sequence[Key
             elif head.signature is None or head.key_id not in public_of or not verify_signature(
                     public_of[head.key_id], head.signature, signing_input(head.seq, head.hash, head.key_id)):
                 bad(last, "the head's signature is not valid")
-    for k, pub_key in public_of.items():
+    for kid, pub_key in public_of.items():
         fp = fingerprint(pub_key)
-        if fp != by_id[k].fingerprint or fp[:16] != k:
-            bad(None, f"signing key {k} in the history: its public key does not have the fingerprint listed")
+        if fp != by_id[kid].fingerprint or fp[:16] != kid:
+            bad(None, f"signing key {kid} in the history: its public key does not have the fingerprint listed")
     if chain_ok and history:
         listed = [(k.key_id, k.fingerprint, k.from_seq) for k in history]
         if listed != derived:
