@@ -68,7 +68,8 @@ update_frequency = "monthly"'''
 
 
 def write_benefits(folder: Path) -> Path:
-    """``benefits``: open for download, conditionally shareable."""
+    """``benefits``: conditional for licences (an open dataset may not hold the
+    claim_id identifier), conditionally shareable; ``claims.*`` leaves claim_id out."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "claims.csv").write_text("claim_id,region,amount\n" + "\n".join(
         f"{i},{('North', 'South')[i % 2]},{i * 10}" for i in range(1, 9)) + "\n")
@@ -78,7 +79,12 @@ def write_benefits(folder: Path) -> Path:
 name = "benefits"
 title = "Benefit claims"
 owner = "owner1"
-classification = "open"
+classification = "conditional"
+privacy_unit = "claim_id"
+
+[budget]
+epsilon = 5.0
+delta = 1e-6
 
 [sharing]
 class = "conditional"
