@@ -201,3 +201,33 @@ def test_audit_verify_reports_the_state(busy, monkeypatch):
         f"budget {bid}: spent_epsilon 0.2 in the store, 0.75 from the chain"]
     human = runner.invoke(main, ["audit", "verify", "--home", str(inst.home)])
     assert human.exit_code == 1 and "state DIFFERS from the chain in 1 place(s)" in human.stdout
+
+
+def test_state_read_while_runs_commit_from_other_processes_always_follows(instance, tmp_path_factory):
+    """Processes run queries while the state is reconciled again and again: each
+    reconciliation reads the records and the tables in one snapshot, so a run
+    committing meanwhile is never a mismatch; at the end the budget that admits
+    k queries has charged k, and the state still follows from the chain."""
+    import multiprocessing as mp
+
+    from concurrency_workers import run_queries
+
+    lid = build(instance, tmp_path_factory.getbasetemp() / "src-reconcile-conc", epsilon=1.0)
+    reports = []
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        start = manager.Event()
+        with ctx.Pool(3) as pool:
+            jobs = [pool.apply_async(run_queries, (str(instance.home), instance.settings.database_url, 6, 0.1, start))
+                    for _ in range(3)]
+            start.set()
+            while not all(j.ready() for j in jobs):
+                reports.append(reconcile_state(instance))
+            outcomes = [j.get(timeout=600) for j in jobs]
+    assert sum(ok for ok, _ in outcomes) == 10 and sum(r for _, r in outcomes) == 8
+    assert reports and all(r.ok for r in reports), [r.lines() for r in reports if not r.ok][:1]
+    final = reconcile_state(instance)
+    assert final.ok and final.checked["ledger entries"] == 2 * 2 * 10
+    with instance.store.read() as s:
+        assert s.execute(select(Budget.spent_epsilon).where(Budget.licence_id == lid)).scalar_one() == \
+            pytest.approx(1.0)
