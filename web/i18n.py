@@ -325,6 +325,8 @@ ZH: dict[str, str] = {
     "Change the class": "更改分级",
     "Class changed.": "分级已更改。",
     "Class change requested: a reviewer decides it.": "已提交分级变更申请，由审核员决定。",
+    "This version's policy asks for a less protected class: the dataset stays": "此版本的策略要求调整为保护程度更低的分级：数据集保持为",
+    "until a reviewer approves the change.": "，直至审核员批准该变更。",
     "Licence": "许可",
     "ε per run": "每次运行的 ε",
     "Run cap": "运行次数上限",

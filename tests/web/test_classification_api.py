@@ -138,3 +138,21 @@ def test_reviewer_decides_on_the_page(api):
     moved = owner_page.post("/owner/datasets/transport/reclassify", data={
         "csrf_token": csrf_of(owner_page), "to": "restricted", "reason": "inquiry"})
     assert moved.status_code == 302 and _class(client, "transport") == "restricted"
+
+
+def test_a_version_that_lowers_the_class_says_so_on_the_add_page(api):
+    client, tokens, folder = api
+    client.post("/api/v1/datasets/transport/reclassify", headers=bearer(tokens["owner1"]),
+                json={"to": "restricted", "reason": "pause"})
+    page = client.application.test_client()
+    page_login(page, "owner1")
+    policy = (folder / "policy.toml").read_text(encoding="utf-8").replace("Bus ridership", "Bus boardings")
+    r = page.post("/owner/add", content_type="multipart/form-data", data={
+        "csrf_token": csrf_of(page), "policy": (io.BytesIO(policy.encode()), "policy.toml"),
+        "files": [(io.BytesIO((folder / "ridership.csv").read_bytes()), "ridership.csv")]})
+    html = r.get_data(as_text=True)
+    assert r.status_code == 201 and 'id="add-classification-change"' in html, html[-1500:]
+    assert _class(client, "transport") == "restricted"
+    [change] = client.get("/api/v1/classification-changes?status=pending",
+                          headers=bearer(tokens["reviewer1"])).get_json()["data"]
+    assert (change["version"], change["to_class"]) == (2, "open")
