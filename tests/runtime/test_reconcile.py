@@ -231,3 +231,34 @@ def test_state_read_while_runs_commit_from_other_processes_always_follows(instan
     with instance.store.read() as s:
         assert s.execute(select(Budget.spent_epsilon).where(Budget.licence_id == lid)).scalar_one() == \
             pytest.approx(1.0)
+
+
+def test_records_written_before_runs_named_their_levels_still_reconcile(instance, tmp_path_factory):
+    """A chain from an earlier release: runs recorded with their dataset, licence and
+    (ε, δ) only. The levels are found through the store's index, and a refund is still found."""
+    from privacy.model import PrivacyLoss
+    from sandbox import audit, ledger
+
+    lid = build(instance, tmp_path_factory.getbasetemp() / "src-reconcile-legacy", epsilon=2.0)
+    operator = Actor("operator1", "operator")
+    for n, (eps, charged) in enumerate(((0.3, True), (0.2, False), (0.4, True))):
+        run_id = f"legacy-{n}"
+        loss = PrivacyLoss(eps, 0.0)
+        with instance.store.transaction() as s:
+            lic = s.get(Licence, lid)
+            ledger.reserve(s, lic.dataset_id, lid, run_id, loss)
+            audit.append(s, instance.signer, operator, "query.reserve", "query_run", run_id,
+                         {"dataset": "health", "version": 1, "licence": lid, "epsilon": eps, "delta": 0.0})
+        with instance.store.transaction() as s:
+            lic = s.get(Licence, lid)
+            (ledger.charge(s, lic.dataset_id, lid, run_id, loss, loss) if charged
+             else ledger.cancel(s, lic.dataset_id, lid, run_id, loss))
+            audit.append(s, instance.signer, operator, "query.run" if charged else "query.fail", "query_run", run_id,
+                         {"status": "charged" if charged else "failed", "error_code": None if charged else "key_error",
+                          "epsilon": eps if charged else 0.0, "delta": 0.0})
+    assert reconcile_state(instance).ok
+    bid = _licence_budget(instance, lid)
+    with instance.store.transaction() as s:
+        s.execute(update(Budget).where(Budget.id == bid).values(spent_epsilon=0.3, queries_used=3))
+    assert _messages(instance) == [f"budget {bid}: spent_epsilon 0.3 in the store, 0.7 from the chain",
+                                   f"budget {bid}: queries_used 3 in the store, 2 from the chain"]
