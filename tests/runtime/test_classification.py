@@ -22,7 +22,7 @@ from sandbox.classification import decide_change, list_changes, reclassify
 from sandbox.datasets import add_dataset, list_datasets
 from sandbox.demo.data import write_tax, write_transport
 from sandbox.licences import grant_licence
-from sandbox.persistence.models import AuditRecord, Budget, Dataset, DatasetVersion
+from sandbox.persistence.models import AuditRecord, Budget, Dataset, DatasetVersion, Notification, User
 from scenario import OWNER, build
 
 ADMIN = Actor("admin1", "admin")
@@ -98,6 +98,12 @@ def test_a_less_protected_class_waits_for_a_reviewer(world):
     [pending] = list_changes(world, status="pending")
     assert (pending.dataset, pending.from_class, pending.to_class, pending.requested_by) == \
         ("transport", "restricted", "open", "owner1")
+    with world.store.read() as s:                              # each reviewer is told, in the same transaction
+        told = s.execute(select(User.name, Notification.facts).join(User, User.id == Notification.recipient_id)
+                         .where(Notification.kind == "classification_waiting")).all()
+    assert sorted(name for name, _ in told) == ["reviewer1", "reviewer2"]
+    assert all(facts == {"request": asked.change_id, "dataset": "transport", "from": "restricted", "to": "open"}
+               for _, facts in told)
 
     with pytest.raises(Forbidden) as err:                       # the owner is no reviewer
         decide_change(world, "owner1", asked.change_id, "approve", "mine")
