@@ -175,6 +175,17 @@ class SandboxClient:
     def run_approval(self, approval_id: int) -> dict[str, Any]:
         return self._call("POST", f"/approvals/{approval_id}/run")
 
+    # classification: a more protected class applies at once, a less protected one waits for a reviewer
+    def reclassify(self, dataset: str, to: str, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/datasets/{dataset}/reclassify", json={"to": to, "reason": reason})
+
+    def classification_changes(self, **filters: Any) -> list[dict[str, Any]]:
+        return self._all("/classification-changes", **{k: v for k, v in filters.items() if v is not None})
+
+    def decide_classification_change(self, change_id: int, decision: str, reason: str) -> dict[str, Any]:
+        return self._call("POST", f"/classification-changes/{change_id}/decide",
+                          json={"decision": decision, "reason": reason})
+
     def runs(self, dataset: str | None = None) -> list[dict[str, Any]]:
         return self._all("/queries", **({"dataset": dataset} if dataset else {}))
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from web_helpers import add_users, bearer, csrf_of, page_login, token_for
+from web_helpers import PASSWORD, add_users, bearer, csrf_of, page_login, token_for
 
 
 @pytest.fixture
@@ -156,3 +156,22 @@ def test_a_version_that_lowers_the_class_says_so_on_the_add_page(api):
     [change] = client.get("/api/v1/classification-changes?status=pending",
                           headers=bearer(tokens["reviewer1"])).get_json()["data"]
     assert (change["version"], change["to_class"]) == (2, "open")
+
+
+def test_the_python_client_reclassifies_and_decides(api):
+    import httpx
+
+    from queries.errors import Forbidden
+    from web.client import SandboxClient
+
+    client, _, _ = api
+    transport = httpx.WSGITransport(app=client.application)
+    owner = SandboxClient.login("http://sandbox", "owner1", PASSWORD, transport=transport)
+    reviewer = SandboxClient.login("http://sandbox", "reviewer1", PASSWORD, transport=transport)
+    assert owner.reclassify("transport", "restricted", "pause")["status"] == "applied"
+    change = owner.reclassify("transport", "open", "resume")["change_id"]
+    assert [c["id"] for c in reviewer.classification_changes(status="pending")] == [change]
+    with pytest.raises(Forbidden):
+        owner.decide_classification_change(change, "approve", "mine")
+    assert reviewer.decide_classification_change(change, "reject", "not yet")["status"] == "rejected"
+    assert owner.dataset("transport")["classification"] == "restricted"
