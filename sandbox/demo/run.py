@@ -90,4 +90,6 @@ def run_demo(settings: Settings, *, people: int = 100_000, echo: Callable[[str],
     echo("users (name / role / password):")
     for name, role, *_ in DEMO_USERS:
         echo(f"   {name:<10} {role:<9} {creds[name]}")
+    echo(f"act as one of them in the command line with their password: echo PASSWORD | dp-sandbox COMMAND "
+         f"--home {inst.home} --as NAME --password-stdin (or set DPS_TOKEN to one of their API tokens)")
     return inst

@@ -25,6 +25,7 @@ def test_demo_twice(tmp_path):
     assert "ran: SELECT sex, COUNT(*)" in first.stdout and "demo ready" in first.stdout
     for role in ("owner1", "operator1", "reviewer1", "reviewer2", "admin1"):
         assert role in first.stdout
+    assert "--as NAME --password-stdin" in first.stdout        # --as needs the user's credential
     second = _dps(home, "demo", "--no-serve", "--people", "5000")
     assert second.returncode == 0, second.stderr
     assert "already added" in second.stdout and "ran:" not in second.stdout
