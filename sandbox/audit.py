@@ -132,14 +132,15 @@ def append(session: Session, signer: SigningKey, actor: Actor, action: str, obje
     payload = payload or {}
     seq = head.seq + 1
     time = _now()
-    pdigest = digest(payload)
+    stored = json.loads(canonical_json(payload))   # as the store gives it back (keys as text, tuples as lists)
+    pdigest = digest(stored)
     h = record_hash(seq, time, actor.name, actor.role, action, object_type, str(object_id), pdigest, head.hash,
                     actor.on_behalf_of)
     signature = signer.sign(signing_input(seq, h, kid))
     record = AuditRecord(
         seq=seq, format=FORMAT, time=time, actor=actor.name, role=actor.role, on_behalf_of=actor.on_behalf_of,
         action=action, object_type=object_type, object_id=str(object_id),
-        payload=json.loads(canonical_json(payload)), payload_digest=pdigest, prev_hash=head.hash, hash=h,
+        payload=stored, payload_digest=pdigest, prev_hash=head.hash, hash=h,
         key_id=kid, signature=signature,
     )
     session.add(record)
