@@ -24,6 +24,7 @@ TEXT: dict[str, dict[NoticeKind, str]] = {
         NoticeKind.CLASSIFICATION_WAITING:
             "Dataset {dataset}: a change from {from} to {to} waits for review (request {request}).",
         NoticeKind.APPROVAL_WAITING: "A {what} ({id}) on dataset {dataset} waits for your approval.",
+        NoticeKind.SHARE_NEW_VERSION: "Dataset {dataset}, shared with you under grant {grant}, has a new version {version}.",
     },
     "zh": {
         NoticeKind.REQUEST_FILED: "您的数据需求 {request}（{title}）已提交。",
@@ -39,6 +40,7 @@ TEXT: dict[str, dict[NoticeKind, str]] = {
         NoticeKind.PRODUCT_WAITING: "数据产品 {product}（{title}）等待审核。",
         NoticeKind.CLASSIFICATION_WAITING: "数据集 {dataset}：从 {from} 调整为 {to} 的分级变更等待审核（申请 {request}）。",
         NoticeKind.APPROVAL_WAITING: "数据集 {dataset} 上的{what}（{id}）等待您审批。",
+        NoticeKind.SHARE_NEW_VERSION: "通过共享授权 {grant} 提供给您的数据集 {dataset} 有新版本 {version}。",
     },
 }
 

@@ -215,6 +215,15 @@ def on_licence_revoked(s: Session, settings: Settings, lic: Licence) -> int:
                   facts={"licence": lic.id, "dataset": ds.name})
 
 
+def on_share_new_version(s: Session, settings: Settings, grant_id: int, grantee_id: int, ds: Dataset,
+                         number: int) -> int:
+    """The holder of a live sharing grant hears of the dataset's new version
+    (once per grant and version)."""
+    return notify(s, settings, NoticeKind.SHARE_NEW_VERSION, "share_request", grant_id, users=[grantee_id],
+                  dedup_key=f"share_new_version:{grant_id}:{number}",
+                  facts={"dataset": ds.name, "version": number, "grant": grant_id})
+
+
 def queue_expiring(inst: Instance, actor: Actor = SYSTEM) -> int:
     """Tell each operator once when a live licence of theirs ends within
     ``notify_expiry_days`` (once per licence and end date: an extended licence

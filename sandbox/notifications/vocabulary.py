@@ -21,6 +21,7 @@ class NoticeKind(StrEnum):
     PRODUCT_WAITING = "product_waiting"               # reviewer: a product waits for review
     CLASSIFICATION_WAITING = "classification_waiting"  # reviewer: a classification change waits
     APPROVAL_WAITING = "approval_waiting"             # owner: a template or query request waits
+    SHARE_NEW_VERSION = "share_new_version"           # grantee: a new version of a dataset shared with them
 
 
 class Channel(StrEnum):
@@ -48,5 +49,6 @@ AUDIENCE: dict[NoticeKind, str] = {
     NoticeKind.LICENCE_EXPIRING: "operator",
     NoticeKind.PRODUCT_WAITING: "reviewer", NoticeKind.CLASSIFICATION_WAITING: "reviewer",
     NoticeKind.APPROVAL_WAITING: "owner",
+    NoticeKind.SHARE_NEW_VERSION: "grantee",
 }
 """Whom each kind of notice is for."""

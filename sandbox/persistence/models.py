@@ -427,21 +427,6 @@ class ShareDelivery(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
-class ShareNotification(Base):
-    """The notification outbox: one event per grantee and new version."""
-
-    __tablename__ = "share_notifications"
-    __table_args__ = (UniqueConstraint("request_id", "version_number", "kind"),)
-    id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    request_id: Mapped[int] = mapped_column(ForeignKey("share_requests.id"))
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
-    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id"))
-    version_number: Mapped[int] = mapped_column(Integer)
-    kind: Mapped[str] = mapped_column(String(16))            # new_version
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-
-
 class ShareObjection(Base):
     __tablename__ = "share_objections"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -25,7 +25,7 @@ from sandbox import audit
 from sandbox.datasets import get_dataset, get_version, latest_version
 from sandbox.instance import Instance
 from sandbox.persistence.models import (
-    Dataset, DatasetVersion, Organisation, ShareDemand, ShareNotification, ShareObjection, SharingChange, User,
+    Dataset, DatasetVersion, Organisation, ShareDemand, ShareObjection, SharingChange, User,
 )
 from sandbox.persistence.store import existing_row
 from sandbox.organisations import get_organisation, organisation_of
@@ -147,13 +147,22 @@ class ShareNotice:
 
 
 def notifications(inst: Instance, user: str) -> list[ShareNotice]:
-    """The user's events in the sharing outbox (new versions of datasets they hold grants on)."""
+    """The user's sharing notices (new versions of datasets they hold grants on),
+    oldest first: the ``share_new_version`` notices of the one outbox
+    (``sandbox.notifications``); delivered once a webhook or e-mail delivered it."""
+    from sandbox.notifications.vocabulary import DeliveryStatus, NoticeKind
+    from sandbox.persistence.models import Notification, NotificationDelivery
+
     with inst.store.read() as s:
         who = get_user(s, user)
-        rows = s.execute(select(ShareNotification).where(ShareNotification.recipient_id == who.id)
-                         .order_by(ShareNotification.id)).scalars()
-        return [ShareNotice(n.id, n.request_id, existing_row(s, Dataset, n.dataset_id).name, n.version_number, n.kind,
-                            as_utc(n.created_at).isoformat(), n.delivered_at is not None) for n in rows]
+        rows = s.execute(select(Notification).where(Notification.recipient_id == who.id,
+                                                    Notification.kind == NoticeKind.SHARE_NEW_VERSION)
+                         .order_by(Notification.id)).scalars().all()
+        delivered = set(s.execute(select(NotificationDelivery.notification_id).where(
+            NotificationDelivery.notification_id.in_([n.id for n in rows]),
+            NotificationDelivery.status == DeliveryStatus.DELIVERED)).scalars())
+        return [ShareNotice(n.id, int(n.facts["grant"]), str(n.facts["dataset"]), int(n.facts["version"]),
+                            "new_version", as_utc(n.created_at).isoformat(), n.id in delivered) for n in rows]
 
 
 # ---------------------------------------------------------------- quality objections

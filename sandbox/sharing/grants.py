@@ -32,8 +32,9 @@ from sandbox import audit
 from sandbox.audit import Actor
 from sandbox.datasets import get_dataset, latest_version, version_policy
 from sandbox.instance import Instance
+from sandbox.notifications import outbox as notices
 from sandbox.persistence.models import (
-    Dataset, DatasetVersion, Organisation, ShareNotification, ShareRequest, SharingChange, SharingSetting, User,
+    Dataset, DatasetVersion, Organisation, ShareRequest, SharingChange, SharingSetting, User,
 )
 from sandbox.persistence.store import existing_row
 from sandbox.organisations import organisation_of
@@ -116,15 +117,14 @@ def on_new_version(s: Session, inst: Instance, actor: Actor, ds: Dataset, versio
 
 
 def notify_grantees(s: Session, inst: Instance, actor: Actor, ds: Dataset, number: int) -> int:
-    """Record a ``new_version`` event in the outbox for each live grant on the dataset."""
+    """Tell the holder of each live grant on the dataset of its new version (a
+    ``share_new_version`` notice in the one outbox, see docs/notifications.md)."""
     count = 0
     for req in s.execute(select(ShareRequest).where(ShareRequest.dataset_id == ds.id,
                                                     ShareRequest.status == GrantStatus.GRANTED)).scalars():
         if as_utc(req.expires_at) <= now():
             continue
-        s.add(ShareNotification(request_id=req.id, recipient_id=req.requester_id, dataset_id=ds.id,
-                                version_number=number, kind="new_version"))
-        count += 1
+        count += notices.on_share_new_version(s, inst.settings, req.id, req.requester_id, ds, number)
     if count:
         s.flush()
         audit.append(s, inst.signer, actor, "share.notify", "dataset", ds.id,

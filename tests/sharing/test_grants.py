@@ -15,7 +15,7 @@ def snapshot(inst):
 
     with inst.store.read() as s:
         counts = tuple(s.execute(select(func.count()).select_from(t)).scalar_one() for t in (
-            m.ShareRequest, m.ShareDelivery, m.ShareObjection, m.ShareDemand, m.ShareNotification,
+            m.ShareRequest, m.ShareDelivery, m.ShareObjection, m.ShareDemand, m.Notification,
             m.SharingChange, m.SharingSetting))
         head = s.execute(select(m.AuditHead.seq)).scalar_one()
         statuses = tuple((r.id, r.status, r.last_version) for r in s.execute(select(m.ShareRequest)).scalars())
