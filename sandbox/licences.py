@@ -199,6 +199,11 @@ def top_up_licence(inst: Instance, actor: Actor, licence_id: int, *, epsilon: fl
                                f"dataset's total of ε={dsb.epsilon:g}, δ={dsb.delta:g}", code="budget_above_total",
                                licence=licence_id, total={"epsilon": dsb.epsilon, "delta": dsb.delta})
         old = (b.epsilon, b.delta)
+        # a per-query cap that the old total clipped grows with the total, up to the dataset's cap
+        if b.max_epsilon_per_query >= old[0]:
+            b.max_epsilon_per_query = min(dsb.max_epsilon_per_query, new.epsilon)
+        if b.max_delta_per_query >= old[1]:
+            b.max_delta_per_query = min(dsb.max_delta_per_query, new.delta)
         b.epsilon, b.delta = new.epsilon, new.delta
         if b.rho is not None:
             from privacy.accounting import rho_for
@@ -208,6 +213,7 @@ def top_up_licence(inst: Instance, actor: Actor, licence_id: int, *, epsilon: fl
         audit.append(s, inst.signer, actor, "licence.top_up", "licence", lic.id, {
             "budget": b.id, "added": add.to_dict(), "from": {"epsilon": old[0], "delta": old[1]},
             "epsilon": b.epsilon, "delta": b.delta, "rho": b.rho, "rho_delta": b.rho_delta,
+            "max_epsilon_per_query": b.max_epsilon_per_query, "max_delta_per_query": b.max_delta_per_query,
         })
         s.flush()
         return licence_view(s, lic)

@@ -195,7 +195,9 @@ def _replay(s: Session, records: list[AuditRecord]) -> _Replay:
         elif action == "licence.top_up":
             bid = p.get("budget", licence_budget.get(int(rec.object_id)))
             if bid is not None:
-                st.level(int(bid)).totals.update({k: p[k] for k in ("epsilon", "delta", "rho", "rho_delta") if k in p})
+                st.level(int(bid)).totals.update({k: p[k] for k in ("epsilon", "delta", "rho", "rho_delta",
+                                                                    "max_epsilon_per_query", "max_delta_per_query")
+                                                  if k in p})
         elif action == "budget.set" and rec.object_type == "dataset":
             bid = dataset_budget.get(int(rec.object_id))
             if bid is not None:

@@ -243,3 +243,17 @@ def test_licence_commands(licensed, monkeypatch):
     assert json.loads(cli("licence", "close-expired", "--json").stdout) == {"closed": []}
     verified = cli("audit", "verify", code=1)      # the row's end was moved by hand: reported
     assert f"licence {lid}: expires_at" in verified.stdout
+
+
+def test_a_per_query_cap_clipped_by_a_small_total_grows_with_a_top_up(licensed):
+    """A licence of ε = 0.5 on a dataset whose per-query cap is ε = 1 had a per-query
+    cap of 0.5; topped up to 1.5, one query may spend up to the dataset's cap again."""
+    inst, _ = licensed
+    small = grant_licence(inst, OWNER, dataset="health", operator="operator2", epsilon=0.5, delta=1e-8,
+                          purpose="small", expires=date.today() + timedelta(days=3))
+    assert get_licence(inst, small).budget.per_query.epsilon == pytest.approx(0.5)
+    view = top_up_licence(inst, OWNER, small, epsilon=1.0, delta=1e-7)
+    assert view.budget.per_query.epsilon == pytest.approx(1.0)           # the dataset's cap
+    assert view.budget.per_query.delta == pytest.approx(1e-7)            # the dataset's δ cap
+    assert run_query(inst, "operator2", "health", SQL, epsilon=0.8).release.loss.epsilon > 0.5
+    assert reconcile_state(inst).ok
