@@ -218,7 +218,7 @@ def send_email(settings: Settings, c: Claim) -> None:
     msg = EmailMessage()
     msg["From"] = settings.smtp_from
     msg["To"] = c.email
-    msg["Subject"] = f"[dp-sandbox] {c.body['text']}"[:200]
+    msg["Subject"] = " ".join(f"[dp-sandbox] {c.body['text']}".split())[:200]   # one line, whatever the title
     msg["X-DPS-Delivery"] = str(c.notification_id)
     msg.set_content(f"{c.body['text']}\n\n{notice_text(kind, c.body['facts'], 'zh')}\n\n"
                     "dp-sandbox notifications list --as " + (c.body["recipient"] or "-") + "\n")
@@ -280,6 +280,9 @@ def deliver_due(inst: Instance, *, limit: int = CLAIM_BATCH) -> PassReport:
                 error = None
             except DeliveryError as e:
                 error = str(e)
+            except Exception as e:      # a message that cannot be built or sent: a failed attempt, never a stuck one
+                error = f"{c.channel} delivery failed ({type(e).__name__})"
+            if error is not None:
                 report.errors.append(error)
             status = record_outcome(inst, c, error)
             if status == DeliveryStatus.DELIVERED:

@@ -196,12 +196,16 @@ def test_email_goes_to_users_with_an_address_through_a_real_smtp_server(make_ins
     decide_request(inst, "owner1", rid, "approve")
     revoke_licence(inst, OWNER, lic)
     file_request(inst, None, title="Pharmacies", description="why", contact="+47 22 33 44 55")   # a phone: no mail
+    file_request(inst, "operator1", title="Clinic\r\nBcc: x@example.org", description="d", contact="o@example.org")
     report = deliver_due(inst)
-    assert report.delivered == 2                     # operator1's two notices; owner1 has no address
+    assert report.delivered == 3                     # operator1's three notices; owner1 has no address
     assert [(d.channel, d.status) for d in deliveries(inst)] == [
         (Channel.EMAIL, DeliveryStatus.SKIPPED), (Channel.EMAIL, DeliveryStatus.DELIVERED),
-        (Channel.EMAIL, DeliveryStatus.DELIVERED)]   # a phone contact is told nothing: no notice is written
-    assert [m["To"] for m in mailbox.messages] == ["operator1@example.org"] * 2
+        (Channel.EMAIL, DeliveryStatus.DELIVERED), (Channel.EMAIL, DeliveryStatus.DELIVERED)]
+    # a phone contact is told nothing (no notice is written); a title cannot add a header
+    assert [m["To"] for m in mailbox.messages] == ["operator1@example.org"] * 3
+    assert mailbox.messages[2]["Bcc"] is None
+    assert "(Clinic Bcc: x@example.org)" in " ".join(mailbox.messages[2]["Subject"].split())
     first = mailbox.messages[0]
     assert first["From"] == "dps@example.org" and first["Subject"].startswith("[dp-sandbox] Your query request")
     text = first.get_payload(decode=True).decode("utf-8")
