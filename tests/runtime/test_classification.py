@@ -290,3 +290,42 @@ def test_the_store_migration_claims_each_existing_source_once(world):
         versions = {v.content_hash: v.dataset_id for v in s.execute(select(DatasetVersion)).scalars()}
     assert sources == versions
 
+
+
+def test_migration_0009_gives_each_registered_source_to_its_first_dataset(store_url):
+    """A store at 0008 with versions already registered (two datasets sharing one
+    source, one dataset with the same source in two versions) is upgraded: each
+    content hash belongs to the dataset that registered it first."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from sandbox.persistence.store import Store, alembic_config
+
+    store = Store(store_url)
+    try:
+        cfg = alembic_config(store_url)
+        with store.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0008")
+        with store.engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id, name, role, display_name, organisation, password_hash, active, "
+                              "created_at) VALUES (1, 'owner1', 'owner', '', '', 'x', :t, :now)"),
+                         {"t": True, "now": "2026-01-01 00:00:00+00:00"})
+            for ds_id, name in ((1, "first"), (2, "second"), (3, "other")):
+                conn.execute(text("INSERT INTO datasets (id, name, title, description, publisher, owner_id, "
+                                  "classification, created_at) VALUES (:id, :name, :name, '', '', 1, 'open', :now)"),
+                             {"id": ds_id, "name": name, "now": f"2026-01-0{ds_id} 00:00:00+00:00"})
+            for vid, ds_id, number, chash in ((1, 1, 1, "a" * 64), (2, 1, 2, "a" * 64), (3, 2, 1, "a" * 64),
+                                              (4, 3, 1, "b" * 64)):
+                conn.execute(text("INSERT INTO dataset_versions (id, dataset_id, number, content_hash, policy_hash, "
+                                  "path, wrapped_key, policy, row_counts, quality, created_by, created_at) VALUES "
+                                  "(:id, :ds, :n, :h, 'p', 'x', :k, '{}', '{}', '{}', 1, :now)"),
+                             {"id": vid, "ds": ds_id, "n": number, "h": chash, "k": b"k",
+                              "now": f"2026-01-0{vid} 00:00:00+00:00"})
+        store.migrate()
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT content_hash, dataset_id FROM dataset_sources ORDER BY content_hash"))
+            assert [tuple(r) for r in rows] == [("a" * 64, 1), ("b" * 64, 3)]
+            assert conn.execute(text("SELECT count(*) FROM classification_changes")).scalar_one() == 0
+    finally:
+        store.dispose()
