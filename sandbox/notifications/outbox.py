@@ -102,7 +102,7 @@ def notify(s: Session, settings: Settings, kind: NoticeKind, object_type: str, o
         if user is None or not user.active:
             continue
         recipients.append((uid, None))
-    if address is not None and EMAIL.match(address):
+    if address is not None and EMAIL.fullmatch(address):
         recipients.append((None, address))
     for uid, email in recipients:
         n = Notification(kind=kind, recipient_id=uid, address=email, object_type=object_type,
@@ -334,7 +334,7 @@ def set_address(inst: Instance, user: str, email: str | None) -> None:
 
     if email is not None:
         email = email.strip()
-        if not EMAIL.match(email) or len(email) > 300:
+        if not EMAIL.fullmatch(email) or len(email) > 300:
             raise InvalidInput("give an e-mail address (name@domain)", code="invalid_email")
     with inst.store.transaction() as s:
         who = get_user(s, user)

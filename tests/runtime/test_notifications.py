@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from notify_servers import start_hook, start_mailbox
 from products.data_requests import decide_data_request, file_request
-from queries.errors import InvalidInput
+from queries.errors import Conflict, InvalidInput
 from sandbox.approvals import decide_request, request_query
 from sandbox.audit import verify_chain
 from sandbox.datasets import add_dataset
@@ -179,6 +179,9 @@ def test_an_unreachable_receiver_never_blocks_the_change(make_instance, store_ur
                          notify_webhook_secret=SECRET, notify_timeout_s=2.0)
     lic = build(inst, tmp_path / "src")
     revoke_licence(inst, OWNER, lic)                 # commits; nothing is contacted
+    assert kinds(inst, "operator1") == [NoticeKind.LICENCE_REVOKED]
+    with pytest.raises(Conflict):                    # a refused change leaves no notice behind
+        revoke_licence(inst, OWNER, lic)
     assert kinds(inst, "operator1") == [NoticeKind.LICENCE_REVOKED]
     report = deliver_due(inst)
     assert report.retrying == 1 and report.errors == ["webhook unreachable (ConnectionRefusedError)"]
