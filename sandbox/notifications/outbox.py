@@ -42,7 +42,8 @@ from sandbox.persistence.store import existing_row
 from sandbox.settings import Settings
 from sandbox.vocabulary import LicenceStatus, ProductState, Role
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_ADDRESS_PART = r"[^@\s\x00-\x1f\x7f]+"
+EMAIL = re.compile(rf"{_ADDRESS_PART}@{_ADDRESS_PART}\.{_ADDRESS_PART}")   # used with fullmatch
 Fact = str | int | float | bool | None
 
 

@@ -57,9 +57,10 @@ def test_the_api_lists_the_callers_notices_and_sets_their_address(world):
     assert client.get("/api/v1/notifications", headers={"Authorization": f"Bearer {rev}"}).get_json()["data"] == []
     assert client.get("/api/v1/notifications").status_code == 401
 
-    bad = client.put("/api/v1/notifications/address", json={"email": "nowhere"},
-                     headers={"Authorization": f"Bearer {op}"})
-    assert bad.status_code == 400 and bad.get_json()["code"] == "invalid_email"
+    for wrong in ("nowhere", "op1\x00@example.org", "op1@example.org\nBcc: x@example.org"):
+        bad = client.put("/api/v1/notifications/address", json={"email": wrong},
+                         headers={"Authorization": f"Bearer {op}"})
+        assert bad.status_code == 400 and bad.get_json()["code"] == "invalid_email"
     ok = client.put("/api/v1/notifications/address", json={"email": "op1@example.org"},
                     headers={"Authorization": f"Bearer {op}"})
     assert ok.status_code == 200 and ok.get_json()["data"] == {"user": "operator1", "email": "op1@example.org"}
