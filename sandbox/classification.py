@@ -198,9 +198,9 @@ def reclassify(inst: Instance, actor: Actor, dataset: str, to: str, reason: str)
         return change_class(s, inst, actor, ds, target, reason.strip())
 
 
-def list_changes(inst: Instance, *, status: str | None = None,
-                 dataset: str | None = None) -> list[ClassificationChangeView]:
-    """Classification change requests, oldest first."""
+def list_changes(inst: Instance, *, status: str | None = None, dataset: str | None = None,
+                 owner: str | None = None) -> list[ClassificationChangeView]:
+    """Classification change requests, oldest first (``owner``: on that owner's datasets only)."""
     from sandbox.datasets import get_dataset
 
     if status is not None and member_of(ClassificationChangeStatus, status) is None:
@@ -211,7 +211,19 @@ def list_changes(inst: Instance, *, status: str | None = None,
             stmt = stmt.where(ClassificationChange.status == status)
         if dataset:
             stmt = stmt.where(ClassificationChange.dataset_id == get_dataset(s, dataset).id)
+        if owner is not None:
+            stmt = stmt.join(Dataset, Dataset.id == ClassificationChange.dataset_id).join(
+                User, User.id == Dataset.owner_id).where(User.name == owner)
         return [_view(s, c) for c in s.execute(stmt).scalars()]
+
+
+def visible_change(inst: Instance, change_id: int, *, owner: str | None = None) -> ClassificationChangeView:
+    """One request; with ``owner``, only on that owner's datasets (else it is not found)."""
+    view = get_change(inst, change_id)
+    if owner is not None and view.id not in {c.id for c in list_changes(inst, dataset=view.dataset, owner=owner)}:
+        raise NotFound(f"no classification change {change_id}", code="unknown_classification_change",
+                       change=change_id)
+    return view
 
 
 def get_change(inst: Instance, change_id: int) -> ClassificationChangeView:

@@ -10,7 +10,7 @@ from queries.vocabulary import Classification
 from sandbox.vocabulary import ClassificationChangeStatus, ClassificationDecision, Role
 from web import access
 from web.api import api
-from web.auth import actor, user_name
+from web.auth import actor, principal, user_name
 from web.openapi import paged
 from web.schemas import PageQuery, Request, Response
 
@@ -65,21 +65,28 @@ def reclassify_dataset(name: str, body: ReclassifyIn):
 
 
 @api.route("/classification-changes", roles=(Role.OWNER, Role.REVIEWER, Role.ADMIN), query=ClassificationListQuery,
-           response=ClassificationChangeOut, many=True, summary="Requests to move datasets to a less protected class",
+           response=ClassificationChangeOut, many=True,
+           summary="Requests to move datasets to a less protected class (an owner: on their datasets)",
            tag="owner")
 def list_classification_changes(query: ClassificationListQuery):
     from sandbox.classification import list_changes
 
-    rows = [c.to_dict() for c in list_changes(access.inst(), status=query.status, dataset=query.dataset)]
+    rows = [c.to_dict() for c in list_changes(access.inst(), status=query.status, dataset=query.dataset,
+                                              owner=_owner_scope())]
     return paged(rows, query)
+
+
+def _owner_scope() -> str | None:
+    """An owner sees the requests on their own datasets; reviewers and admins see all."""
+    return user_name() if principal().role == Role.OWNER else None
 
 
 @api.route("/classification-changes/<int:change_id>", roles=(Role.OWNER, Role.REVIEWER, Role.ADMIN),
            response=ClassificationChangeOut, summary="One classification change request", tag="owner")
 def show_classification_change(change_id: int):
-    from sandbox.classification import get_change
+    from sandbox.classification import visible_change
 
-    return get_change(access.inst(), change_id).to_dict()
+    return visible_change(access.inst(), change_id, owner=_owner_scope()).to_dict()
 
 
 @api.route("/classification-changes/<int:change_id>/decide", "POST", roles=(Role.REVIEWER,),

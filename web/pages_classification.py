@@ -19,7 +19,7 @@ bp = Blueprint("classification", __name__)
 def queue(error: SandboxError | None = None, status: int = 200):
     from sandbox.classification import list_changes
 
-    changes = list_changes(access.inst())
+    changes = list_changes(access.inst(), owner=user_name() if principal().role == Role.OWNER else None)
     pending = [c for c in changes if c.status == ClassificationChangeStatus.PENDING]
     decided = [c for c in reversed(changes) if c.status != ClassificationChangeStatus.PENDING]
     return render_template("classification.html", pending=pending, decided=decided, error=error,

@@ -175,3 +175,25 @@ def test_the_python_client_reclassifies_and_decides(api):
         owner.decide_classification_change(change, "approve", "mine")
     assert reviewer.decide_classification_change(change, "reject", "not yet")["status"] == "rejected"
     assert owner.dataset("transport")["classification"] == "restricted"
+
+
+def test_an_owner_sees_only_the_requests_on_their_datasets(api):
+    from sandbox.audit import SYSTEM
+    from sandbox.users import add_user
+
+    client, tokens, _ = api
+    add_user(client.application.extensions["dps"], SYSTEM, "owner2", "owner", PASSWORD)
+    other = bearer(token_for(client, "owner2"))
+    client.post("/api/v1/datasets/transport/reclassify", headers=bearer(tokens["owner1"]),
+                json={"to": "restricted", "reason": "pause"})
+    cid = client.post("/api/v1/datasets/transport/reclassify", headers=bearer(tokens["owner1"]),
+                      json={"to": "open", "reason": "resume"}).get_json()["data"]["change_id"]
+    assert client.get("/api/v1/classification-changes", headers=other).get_json()["data"] == []
+    hidden = client.get(f"/api/v1/classification-changes/{cid}", headers=other)
+    assert hidden.status_code == 404 and hidden.get_json()["code"] == "unknown_classification_change"
+    assert client.get(f"/api/v1/classification-changes/{cid}", headers=bearer(tokens["owner1"])).status_code == 200
+    assert [c["id"] for c in client.get("/api/v1/classification-changes",
+                                        headers=bearer(tokens["admin1"])).get_json()["data"]] == [cid]
+    page = client.application.test_client()
+    page_login(page, "owner2")
+    assert f'id="change-{cid}"' not in page.get("/classification").get_data(as_text=True)
