@@ -96,6 +96,14 @@ class SandboxClient:
     def me(self) -> dict[str, Any]:
         return self._call("GET", "/me")
 
+    def notifications(self, lang: str = "en") -> list[dict[str, Any]]:
+        """The caller's notices, newest first, each with its deliveries' state."""
+        return self._all("/notifications", lang=lang)
+
+    def set_notification_address(self, email: str | None) -> dict[str, Any]:
+        """Where the caller's notices are e-mailed (None stops e-mail)."""
+        return self._call("PUT", "/notifications/address", json={"email": email})
+
     def datasets(self, **filters: Any) -> list[dict[str, Any]]:
         return self._all("/datasets", **{k: v for k, v in filters.items() if v is not None})
 

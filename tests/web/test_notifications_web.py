@@ -18,7 +18,7 @@ from notify_servers import free_port, start_hook
 from sandbox.audit import Actor
 from sandbox.datasets import add_dataset
 from sandbox.licences import grant_licence, revoke_licence
-from web_helpers import add_users, csrf_of, page_login, token_for
+from web_helpers import PASSWORD, add_users, csrf_of, page_login, token_for
 
 OWNER = Actor("owner1", "owner")
 SECRET = "webhook secret for tests"
@@ -149,3 +149,21 @@ def test_the_webhook_secret_and_the_smtp_password_are_never_shown(make_instance,
     page_login(client, "admin1")
     for text in (r.get_data(as_text=True), client.get("/admin/").get_data(as_text=True)):
         assert SECRET not in text and "smtp password for tests" not in text
+
+
+def test_the_python_client_reads_notices_and_sets_the_address(world):
+    import httpx
+
+    from queries.errors import InvalidInput
+    from web.client import SandboxClient
+
+    inst, lic, client = world
+    revoke_licence(inst, OWNER, lic)
+    transport = httpx.WSGITransport(app=client.application)
+    with SandboxClient.login("http://sandbox", "operator1", PASSWORD, transport=transport) as op:
+        [notice] = op.notifications()
+        assert notice["kind"] == "licence_revoked" and notice["facts"]["licence"] == lic
+        assert "已被撤销" in op.notifications(lang="zh")[0]["text"]
+        assert op.set_notification_address("op1@example.org")["email"] == "op1@example.org"
+        with pytest.raises(InvalidInput):
+            op.set_notification_address("nowhere")
