@@ -249,9 +249,10 @@ def cancel_pending_approvals(s: Session, inst: Instance, actor: Actor, licence_i
 
 def close_expired(inst: Instance, *, now: datetime | None = None) -> list[int]:
     """Cancel the pending templates and query approval requests of every licence
-    past its end (one transaction per licence, recorded as ``licence.expire`` by
-    the system with what it cancelled). Returns the licences closed; a licence
-    with nothing pending is left alone, so calling this again changes nothing."""
+    past its end (one transaction per licence: a ``licence.expire`` record by the
+    system, then a ``template.cancel`` or ``request.cancel`` record for each).
+    Returns the licences closed; a licence with nothing pending is left alone, so
+    calling this again changes nothing."""
     from sandbox.persistence.approval_models import QueryRequest, QueryTemplate
 
     now = now or datetime.now(UTC)
