@@ -64,6 +64,26 @@ def notifications_address(home: Path | None, as_user: str, email: str | None, cl
          lambda f: click.echo(f"{f['user']}: {f['email'] or 'no e-mail address'}"))
 
 
+@notifications.command("status")
+@home_option
+@json_option
+@handles_errors
+def notifications_status(home: Path | None, as_json: bool) -> None:
+    """How the outbox stands (the local administrator): notices, deliveries by
+    channel and status (failed ones stay readable by their recipients)."""
+    from sandbox.notifications.outbox import outbox_summary
+
+    with open_instance(home) as inst:
+        summary = outbox_summary(inst)
+
+    def human(f: dict) -> None:
+        click.echo(f"notices {f['notices']}")
+        echo_lines(f"{channel}: " + ", ".join(f"{status} {n}" for status, n in sorted(by.items()))
+                   for channel, by in sorted(f["deliveries"].items()))
+
+    emit(summary, as_json, human)
+
+
 @notifications.command("deliver")
 @home_option
 @click.option("--loop", is_flag=True, help="Keep delivering every DPS_NOTIFY_POLL_S seconds until interrupted.")

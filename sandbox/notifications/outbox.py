@@ -328,6 +328,31 @@ def count_notices(inst: Instance, user: str) -> int:
                              .where(Notification.recipient_id == who.id)).scalar_one())
 
 
+@dataclass(frozen=True)
+class OutboxSummary:
+    """How the outbox stands: notices, and deliveries by channel and status."""
+
+    notices: int
+    deliveries: dict[str, dict[str, int]]
+    channels: dict[str, int]          # each configured channel and the last notice before it started
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"notices": self.notices, "deliveries": {c: dict(v) for c, v in self.deliveries.items()},
+                "channels": dict(self.channels)}
+
+
+def outbox_summary(inst: Instance) -> OutboxSummary:
+    with inst.store.read() as s:
+        notices = int(s.execute(select(func.count()).select_from(Notification)).scalar_one())
+        counts: dict[str, dict[str, int]] = {}
+        for channel, status, n in s.execute(select(NotificationDelivery.channel, NotificationDelivery.status,
+                                                   func.count()).group_by(NotificationDelivery.channel,
+                                                                          NotificationDelivery.status)):
+            counts.setdefault(channel, {})[status] = int(n)
+        started = {c.channel: c.since_id for c in s.execute(select(NotificationChannel)).scalars()}
+        return OutboxSummary(notices, counts, started)
+
+
 def set_address(inst: Instance, user: str, email: str | None) -> None:
     """Set (or, with None, clear) where the user's notices are e-mailed. Audited
     as ``notification.address`` (the address itself stays out of the record)."""

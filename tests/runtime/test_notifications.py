@@ -345,6 +345,11 @@ def test_the_cli_lists_notices_sets_the_address_and_delivers(make_instance, stor
     assert sent.exit_code == 0 and "delivered 1, retrying 0, failed 0" in sent.output
     hook.verify(SECRET)
     assert [b["facts"]["licence"] for b in hook.bodies()] == [lic2]
+    status = runner.invoke(main, ["notifications", "status", "--home", home, "--json"], env=env)
+    assert json.loads(status.output) == {"notices": 2, "deliveries": {"webhook": {"delivered": 1}},
+                                         "channels": {"webhook": 1}}
+    human = runner.invoke(main, ["notifications", "status", "--home", home], env=env)
+    assert human.output.splitlines() == ["notices 2", "webhook: delivered 1"]
     secretless = runner.invoke(main, ["notifications", "deliver", "--home", home],
                                env={**env, "DPS_NOTIFY_WEBHOOK_URL": hook.url})
     assert secretless.exit_code == 1 and "webhook_secret_missing" in secretless.output
