@@ -195,7 +195,6 @@ def audit_report() -> dict[str, Any]:
     return {**report, "state": reconcile_state(inst()).to_dict()}
 
 
-
 def signing_key() -> dict[str, Any]:
     from sandbox.audit import signing_key_document
 

@@ -235,7 +235,7 @@ ZH: dict[str, str] = {
     "User added.": "用户已添加。",
     "User": "用户",
     "deactivated": "已停用",
-    "Access": "访问权限",
+    "Account access": "账户访问权限",
     "Deactivate": "停用",
     "Reactivate": "重新启用",
     "Change role": "更改角色",

@@ -100,7 +100,6 @@ class LicenceTopUp(Request):
     delta: float = Field(0.0, ge=0, lt=1, description="δ added to the licence's budget")
 
 
-
 class AccuracyTarget(Request):
     """Accuracy-first: the smallest ε whose expected 95% half-width on ``output``
     is at most ``half_width`` (capped by the per-query cap)."""
@@ -421,7 +420,6 @@ class ChainReportOut(Response):
     state: StateReportOut | None = None
 
 
-
 class SettingOut(Response):
     name: str
     value: Any = None
@@ -555,6 +553,7 @@ class AuditEntryOut(Response):
     dataset: str | None = None
     payload: dict[str, Any]
     sql: str | None = None
+
 
 class NoticeListQuery(PageQuery):
     """The caller's notifications (``GET /api/v1/notifications``), newest first."""
