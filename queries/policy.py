@@ -17,13 +17,13 @@ from collections.abc import Iterable
 
 from queries.errors import PolicyError
 from queries.sharing_policy import _SHARING_KEYS, SharingPolicy, parse_sharing  # noqa: F401 (re-exported)
-from queries.vocabulary import Classification, ColumnClass, ColumnType, member_of
+from queries.vocabulary import Classification, ColumnClass, ColumnType, Engine, member_of
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
 _DATASET_KEYS = {
     "name", "title", "description", "owner", "classification", "privacy_unit",
-    "publisher", "max_groups_per_unit", "keywords", "licence",
+    "publisher", "max_groups_per_unit", "keywords", "licence", "engine",
 }
 _BUDGET_KEYS = {"epsilon", "delta", "max_epsilon_per_query", "max_delta_per_query", "min_epsilon_per_query"}
 _TABLE_KEYS = {
@@ -117,6 +117,7 @@ class DatasetPolicy:
     max_groups_per_unit: int = 1
     keywords: tuple[str, ...] = field(default_factory=tuple)
     sharing: SharingPolicy | None = None     # the [sharing] section; None: not shared
+    engine: Engine | None = None             # where its bounded SQL runs; None: the instance's DPS_ENGINE
 
     def table(self, name: str) -> TablePolicy | None:
         for table in self.tables:
@@ -144,6 +145,8 @@ class DatasetPolicy:
                 if col.get("source") is None:
                     col.pop("source", None)
         data.pop("sharing")
+        if data.get("engine") is None:           # absent, not null, so older policies keep their hash
+            data.pop("engine", None)
         if self.sharing is not None:             # absent, not null, so older policies keep their hash
             data["sharing"] = self.sharing.to_dict()
         return data
@@ -166,6 +169,8 @@ class DatasetPolicy:
         rest = {k: v for k, v in data.items() if k not in ("tables", "budget", "keywords", "sharing")}
         sharing = SharingPolicy.from_dict(data["sharing"]) if data.get("sharing") else None
         rest["classification"] = Classification(rest["classification"])
+        if rest.get("engine") is not None:
+            rest["engine"] = Engine(rest["engine"])
         return cls(**rest, tables=tables, budget=budget, keywords=tuple(data.get("keywords", ())), sharing=sharing)
 
 
@@ -253,6 +258,11 @@ def parse_policy(text: str) -> DatasetPolicy:
         unit = r.name(unit, "dataset", "privacy_unit")
     max_groups = ds.get("max_groups_per_unit", 1)
     r.number(max_groups, "dataset", "max_groups_per_unit", positive=True, integer=True)
+    engine = None
+    if "engine" in ds:
+        engine = member_of(Engine, ds["engine"])
+        if engine is None:
+            raise r.fail(f"must be one of {', '.join(Engine)}", "dataset", "engine")
 
     budget = None
     if "budget" in data:
@@ -303,6 +313,7 @@ def parse_policy(text: str) -> DatasetPolicy:
         max_groups_per_unit=int(max_groups),
         keywords=tuple(keywords),
         sharing=parse_sharing(data["sharing"], tables, classification) if "sharing" in data else None,
+        engine=engine,
     )
 
 

@@ -33,6 +33,13 @@ class ColumnClass(StrEnum):
     PUBLIC = "public"               # known to anyone; may carry a public domain
 
 
+class Engine(StrEnum):
+    """Where a dataset's bounded SQL runs (``engine`` in a policy; the instance's default otherwise)."""
+
+    DUCKDB = "duckdb"               # the embedded, isolated DuckDB worker
+    SPARK = "spark"                 # Apache Spark through PySpark (DPS_SPARK_MASTER)
+
+
 class ColumnType(StrEnum):
     """The type of a column's values (``columns.<name>.type``; read from the data when absent)."""
 

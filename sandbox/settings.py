@@ -53,6 +53,24 @@ def _log_level(value: str) -> str | None:
     return None if value.strip().upper() in LOG_LEVELS else f"one of {', '.join(LOG_LEVELS)}"
 
 
+ENGINES = ("duckdb", "spark")
+
+
+def _engine(value: str) -> str | None:
+    return None if value in ENGINES else f"one of {', '.join(ENGINES)}"
+
+
+def _spark_master(value: str) -> str | None:
+    ok = value.startswith("spark://") or (value.startswith("local[") and value.endswith("]"))
+    return None if ok else "local[N] or spark://host:port"
+
+
+def _spark_conf(value: str) -> str | None:
+    pairs = [p for p in value.split(",") if p.strip()]
+    ok = all("=" in p and p.split("=", 1)[0].strip().startswith("spark.") for p in pairs)
+    return None if ok else "comma-separated spark.key=value pairs"
+
+
 def _setting(default: Any, help: str, check: Check | None = None) -> Any:
     return field(default=default, metadata={"help": help, "check": check})
 
@@ -95,6 +113,17 @@ class Settings:
     debug_engine_messages: bool = _setting(
         False, "UNSAFE: keep DuckDB's own error messages, which can quote data values, in the worker log. "
                "Off in production.")
+    engine: str = _setting(
+        "duckdb", "Engine that runs the bounded SQL of datasets whose policy names none: duckdb or spark.", _engine)
+    spark_master: str = _setting(
+        "local[2]", "Spark cluster of the spark engine: local[N] (in this process) or spark://host:port.",
+        _spark_master)
+    spark_conf: str = _setting(
+        "", "Extra Spark configuration for the spark engine, as comma-separated spark.key=value pairs.",
+        _spark_conf)
+    spark_max_rows_read: int = _setting(
+        1_000_000_000, "Most stored rows one Spark query may read, summed over the tables it names; more "
+                       "are refused (rows_read_exceeded) before the query runs.", _at_least(1))
     log_max_bytes: int = _setting(
         1048576, "Size at which each log file of the instance is rotated, in bytes.", _at_least(1))
     log_backups: int = _setting(3, "Rotated log files kept per log.", _at_least(0))

@@ -26,7 +26,7 @@ from privacy.vocabulary import AUTO, Accounting, Mechanism, NoiseFamily
 from products.sharing_extract import ExtractFormat
 from products.vocabulary import DataRequestStatus
 from queries.sharing_policy import SharingClass, UpdateFrequency
-from queries.vocabulary import AggregateKind, Classification, ColumnClass, ColumnType
+from queries.vocabulary import AggregateKind, Classification, ColumnClass, ColumnType, Engine
 from sandbox.sharing.delivery import DeliveryKind
 from sandbox.sharing.feedback import DemandStatus, ObjectionStatus, UpdateStatus
 from sandbox.sharing.grants import GrantStatus, ShareDecision
@@ -58,6 +58,7 @@ VOCABULARIES: dict[type[StrEnum], tuple[str, tuple[tuple[str, str], ...]]] = {
                                     ("DatasetDetail", "classification"))),
     ColumnClass: ("column class", ()),
     ColumnType: ("column type", ()),
+    Engine: ("engine", ()),
     AggregateKind: ("aggregate", ()),
     Accounting: ("accounting", (("LicenceGrant", "accounting"),)),
     NoiseFamily: ("noise family", ()),
