@@ -17,6 +17,17 @@ from pgcluster import PgCluster
 _db_counter = itertools.count()
 
 
+def pytest_collection_modifyitems(config, items):
+    """The ``spark`` tier runs only when asked for (``-m spark``): the default tier's
+    ``-m "not slow"`` leaves it out instead of starting a cluster's worth of queries."""
+    if "spark" in (config.getoption("markexpr") or ""):
+        return
+    kept = [item for item in items if item.get_closest_marker("spark") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("spark")])
+        items[:] = kept
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
     """A PostgreSQL server for the whole session (or DPS_TEST_POSTGRES_URL's server)."""
@@ -76,3 +87,25 @@ def make_instance(tmp_path):
 def instance(make_instance, store_url):
     """An initialised instance on each store backend."""
     return make_instance(store_url)
+
+
+@pytest.fixture(scope="session")
+def spark_engine():
+    """One Spark engine per test session: ``local[2]``, or the standalone cluster the
+    ``spark`` tier started (``DPS_TEST_SPARK_MASTER``). Under CI a machine without
+    PySpark or Java fails the tests that need it; elsewhere they skip."""
+    from queries.errors import SandboxError
+    from sandbox.execution.spark import SparkEngine, require_spark
+
+    try:
+        require_spark()
+    except SandboxError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"Spark engine unavailable here: {exc.code}")
+    engine = SparkEngine(os.environ.get("DPS_TEST_SPARK_MASTER", "local[2]"))
+    engine.session()
+    try:
+        yield engine
+    finally:
+        engine.stop()
