@@ -97,6 +97,7 @@ class Instance:
     signer: SigningKey
     key_ring: KeyRing = field(repr=False)
     _pool: Any = field(default=None, repr=False)
+    _spark: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _log_key: str | None = field(default=None, repr=False)
 
@@ -181,11 +182,31 @@ class Instance:
                 )
             return self._pool
 
+    def engine(self, name: str):
+        """The execution engine ``name`` (``duckdb``: the worker pool; ``spark``: one
+        Spark engine on ``DPS_SPARK_MASTER``, started on first use)."""
+        from sandbox.execution.engine import DuckDBEngine, SparkVersionEngine
+
+        if name == "duckdb":
+            return DuckDBEngine(self.pool)
+        with self._lock:
+            if self._spark is None:
+                from sandbox.execution.spark import SparkEngine, SparkLimits, parse_conf
+
+                s = self.settings
+                spark = SparkEngine(s.spark_master, parse_conf(s.spark_conf),
+                                    SparkLimits(timeout_s=s.query_timeout_s, max_rows_read=s.spark_max_rows_read))
+                self._spark = SparkVersionEngine(spark, Path(s.worker_temp_root) if s.worker_temp_root else None)
+            return self._spark
+
     def close(self) -> None:
         with self._lock:
             if self._pool is not None:
                 self._pool.close()
                 self._pool = None
+            if self._spark is not None:
+                self._spark.close()
+                self._spark = None
             if self._log_key is not None:
                 detach_instance_log(self._log_key)
                 self._log_key = None

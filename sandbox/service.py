@@ -33,6 +33,7 @@ from queries.vocabulary import Classification
 from sandbox import audit, ledger
 from sandbox.persistence.store import existing_row, lock_for_update
 from sandbox.datasets import get_dataset, get_version, version_policy
+from sandbox.execution.engine import check_runnable, engine_of
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
 from sandbox.persistence.models import Budget, Dataset, DatasetVersion, Licence, QueryRun, User
@@ -216,6 +217,8 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
+        engine = engine_of(policy, inst.settings.engine)
+        check_runnable(engine, plan.bounded_sql)      # spark_unsupported / spark_missing_*: nothing reserved
         loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon,
                                target if gate.template_id is None and gate.request_id is None else None)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
@@ -228,7 +231,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
                        epsilon=cost.loss.epsilon, delta=cost.loss.delta))
         audit.append(s, inst.signer, actor_of(user), "query.reserve", "query_run", run_id, {
             "dataset": ds.name, "version": v.number, "licence": lic.id, "fingerprint": plan.fingerprint,
-            "epsilon": cost.loss.epsilon, "delta": cost.loss.delta,
+            "engine": str(engine), "epsilon": cost.loss.epsilon, "delta": cost.loss.delta,
             "template": gate.template_id, "request": gate.request_id,
             "levels": levels, "reserved": charge.to_payload(),   # what the ledger moved, level by level
         })
@@ -253,8 +256,8 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         finish(None, actor, "key_error", charged=False)
         raise
     try:
-        exact = inst.pool.execute(Path(v_path), data_key, plan.bounded_sql, plan.params,
-                                  fingerprint=plan.fingerprint)
+        exact = inst.engine(engine).execute(Path(v_path), data_key, plan.bounded_sql, plan.params,
+                                            fingerprint=plan.fingerprint)
         release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha)
     except ExecutionFailed as exc:
         if exc.code == "query_invalid":   # failed on an empty copy of the schema: no data involved

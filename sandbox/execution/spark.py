@@ -151,6 +151,7 @@ class SparkEngine:
         self.master, self.limits, self.app_name = master, limits, app_name
         self.conf = {**DEFAULT_CONF, **dict(conf or {}), **FIXED_CONF}
         self._spark: Any = None
+        self._owned = False
         self._lock = threading.Lock()
 
     def session(self) -> Any:
@@ -158,8 +159,10 @@ class SparkEngine:
         with self._lock:
             if self._spark is None:
                 require_spark()
+                from pyspark import SparkContext
                 from pyspark.sql import SparkSession
 
+                self._owned = SparkContext._active_spark_context is None   # stop only what this engine started
                 builder = SparkSession.builder.master(self.master).appName(self.app_name)
                 for key, value in self.conf.items():
                     builder = builder.config(key, value)
@@ -169,9 +172,9 @@ class SparkEngine:
 
     def stop(self) -> None:
         with self._lock:
-            if self._spark is not None:
+            if self._spark is not None and self._owned:
                 self._spark.stop()
-                self._spark = None
+            self._spark = None
 
     @staticmethod
     def rows_stored(tables: Mapping[str, Path]) -> int:
