@@ -90,10 +90,29 @@ def instance(make_instance, store_url):
 
 
 @pytest.fixture(scope="session")
-def spark_engine():
-    """One Spark engine per test session: ``local[2]``, or the standalone cluster the
-    ``spark`` tier started (``DPS_TEST_SPARK_MASTER``). Under CI a machine without
-    PySpark or Java fails the tests that need it; elsewhere they skip."""
+def spark_master(request):
+    """``local[2]`` in the default tier; under ``-m spark`` a standalone cluster (a
+    master and two workers on 127.0.0.1) started for the session and stopped after
+    it, unless ``DPS_TEST_SPARK_MASTER`` names one already running."""
+    if os.environ.get("DPS_TEST_SPARK_MASTER"):
+        yield os.environ["DPS_TEST_SPARK_MASTER"]
+        return
+    if "spark" not in (request.config.getoption("markexpr") or ""):
+        yield "local[2]"
+        return
+    from sparkcluster import SparkCluster
+
+    cluster = SparkCluster()
+    try:
+        yield cluster.start()
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_engine(spark_master):
+    """One Spark engine per test session, on ``spark_master``. Under CI a machine
+    without PySpark or Java fails the tests that need it; elsewhere they skip."""
     from queries.errors import SandboxError
     from sandbox.execution.spark import SparkEngine, require_spark
 
@@ -103,7 +122,7 @@ def spark_engine():
         if os.environ.get("CI"):
             raise
         pytest.skip(f"Spark engine unavailable here: {exc.code}")
-    engine = SparkEngine(os.environ.get("DPS_TEST_SPARK_MASTER", "local[2]"))
+    engine = SparkEngine(spark_master)
     engine.session()
     try:
         yield engine

@@ -63,3 +63,10 @@ def test_ci_runs_the_type_gate_over_every_package_before_the_tests():
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["*"]
     for package in packages:
         assert (ROOT / package / "py.typed").is_file(), package
+
+
+def test_ci_runs_the_spark_tier_after_the_readme_command():
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    readme_at = ci.index('bash -euo pipefail -c "$test_command"')
+    assert ci.index("-m spark\n", readme_at) > readme_at
+    assert "'.[dev,spark]'" in ci

@@ -12,8 +12,6 @@ The default tier runs one pair and checks that the run records its engine; the
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from sqlalchemy import select
 
@@ -28,12 +26,12 @@ DEFAULT_TIER = SPARK_PAIRS[0].name
 
 
 @pytest.fixture(scope="module")
-def spark_world(tmp_path_factory, spark_engine):
+def spark_world(tmp_path_factory, spark_engine, spark_master):
     from web.app import create_app
 
     root = tmp_path_factory.mktemp("side-channels-spark")
     settings = {**FAST, "engine": "spark", "query_timeout_s": 120.0,
-                "spark_master": os.environ.get("DPS_TEST_SPARK_MASTER", "local[2]")}
+                "spark_master": spark_master}
     inst = open_planted(root / "home", write_planted(root / "source"), **settings)
     client = create_app(inst, {"TESTING": True}).test_client()
     r = client.post("/api/v1/tokens", json={"user": OPERATOR, "password": PASSWORD})
