@@ -85,6 +85,26 @@ def _decimal() -> exp.DataType:
     return exp.DataType.build("DECIMAL(38, 0)")
 
 
+_DAY_TIME = {"DAY": 0, "HOUR": 1, "MINUTE": 2, "SECOND": 3}
+_YEAR_MONTH = {"YEAR": 0, "MONTH": 1}
+
+
+def _column_interval(node: exp.Interval) -> exp.Expr:
+    """``INTERVAL (n) DAY`` with a column ``n`` (DuckDB) as ``make_dt_interval`` /
+    ``make_ym_interval``; a count out of INT range is NULL (``try_cast``), as under TRY."""
+    unit = node.unit.name.upper() if node.unit is not None else ""
+    count = exp.TryCast(this=node.this.unnest(), to=exp.DataType.build("INT"), safe=True)
+    if unit in _DAY_TIME:
+        args: list[exp.Expr] = [exp.Literal.number(0)] * 4
+        args[_DAY_TIME[unit]] = count
+        return exp.Anonymous(this="make_dt_interval", expressions=args)
+    if unit in _YEAR_MONTH:
+        ym: list[exp.Expr] = [exp.Literal.number(0)] * 2
+        ym[_YEAR_MONTH[unit]] = count
+        return exp.Anonymous(this="make_ym_interval", expressions=ym)
+    raise _refuse(f"INTERVAL of a column in {unit or 'this unit'}")
+
+
 def _spark_node(node: exp.Expr) -> exp.Expr:
     for klass, name in _REFUSED.items():
         if isinstance(node, klass):
@@ -120,6 +140,8 @@ def _spark_node(node: exp.Expr) -> exp.Expr:
     if isinstance(node, (exp.Floor, exp.Ceil)) and node.this.find(exp.Div) is not None \
             and not isinstance(node.parent, exp.Cast):
         return exp.Cast(this=node.copy(), to=exp.DataType.build("DOUBLE"))
+    if isinstance(node, exp.Interval) and not isinstance(node.this, exp.Literal):
+        return _column_interval(node)
     if isinstance(node, exp.Table) and node.db:
         return exp.Table(this=exp.to_identifier(node.name), alias=node.args.get("alias"))
     return node

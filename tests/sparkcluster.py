@@ -48,10 +48,10 @@ class SparkCluster:
                 "PYSPARK_PYTHON": sys.executable, "SPARK_NO_DAEMONIZE": "1"}
 
     def _start(self, name: str, *args: str) -> None:
-        log = open(self.work / f"{name}.log", "wb")
         cmd = [str(spark_home() / "bin" / "spark-class"), *args]
-        self.procs.append(subprocess.Popen(cmd, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
-                                           start_new_session=True))
+        with open(self.work / f"{name}.log", "wb") as log:     # the child keeps its own copy of the descriptor
+            self.procs.append(subprocess.Popen(cmd, env=self._env(), stdout=log, stderr=subprocess.STDOUT,
+                                               start_new_session=True))
 
     def _alive_workers(self) -> int:
         try:
