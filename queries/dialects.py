@@ -27,6 +27,7 @@ NULL order                  NULLS LAST                                  explicit
 ``CONCAT`` with NULL        skips NULL                                  COALESCE (sqlglot)
 ``STRFTIME``                C format                                    ``date_format``
                                                                         (sqlglot)
+``INTERVAL (col) DAY``       interval from a column                      ``make_dt_interval``
 ``$salt``                   named parameter                             ``:salt`` parameter
 ==========================  ==========================================  ==================
 
