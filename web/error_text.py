@@ -188,6 +188,12 @@ ZH_ERRORS: dict[str, ZhError] = {
     "query_too_costly": ZhError("查询的代价可能过高（例如长度或重复次数过大，或与公开表连接后行数过多），请缩小范围。"),
     "reserved_name": ZhError("以 __ 开头的名称为系统保留，请换一个名称。", "以 __ 开头的名称为系统保留，请给“{name}”换一个名称。"),
     "bounds_too_large": ZhError("计算结果的取值范围过大，可能溢出，请缩小取值范围或改写表达式。"),
+    "spark_unsupported": ZhError("该数据集由 Spark 引擎运行，此查询用到的写法（如分位数）无法在 Spark 上得到与 DuckDB "
+                                 "相同的结果，因此被拒绝，未扣除预算。"),
+    "rows_read_exceeded": ZhError("此查询需读取的行数超过本实例 Spark 引擎的上限，因此被拒绝，未读取任何数据。"),
+    "spark_missing_pyspark": ZhError("本实例未安装 PySpark，Spark 引擎无法运行；未扣除预算。"),
+    "spark_missing_java": ZhError("本实例未安装 Java 17 或更高版本，Spark 引擎无法运行；未扣除预算。"),
+    "spark_java_too_old": ZhError("本实例的 Java 版本低于 17，Spark 引擎无法运行；未扣除预算。"),
     # running (docs/privacy.md, docs/sandbox-security.md)
     "query_invalid": ZhError("查询在空数据上试运行时失败，未读取任何数据，也未扣除预算。错误编号 {error_id}。"),
     "run_failed": ZhError("查询运行失败（已扣除预算）。如需帮助，请向本实例的运维人员提供错误编号 {error_id}。"),
