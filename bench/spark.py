@@ -61,7 +61,7 @@ def workload(people: int, master: str, repeat: int, folder: Path) -> None:
     from queries.errors import QueryRejected
     from queries.policy import parse_policy
     from sandbox.demo.data import HEALTH_POLICY, write_health
-    from sandbox.execution.spark import SparkEngine
+    from sandbox.execution.spark import SparkEngine, SparkLimits
 
     t0 = time.perf_counter()
     write_health(folder, people=people)
@@ -83,7 +83,7 @@ def workload(people: int, master: str, repeat: int, folder: Path) -> None:
     counts = {t: con.execute(f"SELECT COUNT(*) FROM ds.{t}").fetchone()[0] for t in tables}
     print(f"# {people:,} people ({counts['visits']:,} visits): data {time.perf_counter() - t0:.1f} s", flush=True)
 
-    engine = SparkEngine(master)
+    engine = SparkEngine(master, limits=SparkLimits(timeout_s=3600, max_rows_read=10**12))
     t0 = time.perf_counter()
     engine.session()
     print(f"# Spark session on {master}: {time.perf_counter() - t0:.1f} s to start", flush=True)
