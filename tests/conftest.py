@@ -76,3 +76,12 @@ def make_instance(tmp_path):
 def instance(make_instance, store_url):
     """An initialised instance on each store backend."""
     return make_instance(store_url)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL variants belong to the slow tier: the README's command runs
+    every test on SQLite, and CI runs the slow tier after it, so every test that
+    has a PostgreSQL variant still runs against a real server in CI."""
+    for item in items:
+        if item.get_closest_marker("postgres") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
