@@ -32,6 +32,12 @@ def pg_cluster():
         cluster.stop()
 
 
+@pytest.fixture
+def pg_url_for(request):
+    """Makes empty PostgreSQL databases on the session's cluster (to restore into)."""
+    return lambda: new_pg_database(request.getfixturevalue("pg_cluster"))
+
+
 def new_pg_database(pg_cluster) -> str:
     name = f"dps_{os.getpid()}_{next(_db_counter)}"
     if isinstance(pg_cluster, str):
