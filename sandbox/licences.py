@@ -227,22 +227,18 @@ def cancel_pending_approvals(s: Session, inst: Instance, actor: Actor, licence_i
 
     now = datetime.now(UTC)
     count = 0
-    for t in s.execute(select(QueryTemplate).where(QueryTemplate.licence_id == licence_id,
-                                                   QueryTemplate.status.in_(PENDING_TEMPLATE_STATES))
-                       .order_by(QueryTemplate.id)).scalars():
-        old = t.status
-        t.status, t.decision_reason, t.decided_at = CANCELLED, reason, now
-        audit.append(s, inst.signer, actor, "template.cancel", "template", t.id,
-                     {"licence": licence_id, "from": old, "to": CANCELLED, "reason": reason})
-        count += 1
-    for r in s.execute(select(QueryRequest).where(QueryRequest.licence_id == licence_id,
-                                                  QueryRequest.status.in_(PENDING_REQUEST_STATES))
-                       .order_by(QueryRequest.id)).scalars():
-        old = r.status
-        r.status, r.reason, r.decided_at = CANCELLED, reason, now
-        audit.append(s, inst.signer, actor, "request.cancel", "query_request", r.id,
-                     {"licence": licence_id, "from": old, "to": CANCELLED, "reason": reason})
-        count += 1
+    kinds: tuple[tuple[Any, tuple[str, ...], str, str, str], ...] = (
+        (QueryTemplate, PENDING_TEMPLATE_STATES, "decision_reason", "template.cancel", "template"),
+        (QueryRequest, PENDING_REQUEST_STATES, "reason", "request.cancel", "query_request"))
+    for model, states, reason_field, action, object_type in kinds:
+        for row in s.execute(select(model).where(model.licence_id == licence_id, model.status.in_(states))
+                             .order_by(model.id)).scalars():
+            old = row.status
+            row.status, row.decided_at = CANCELLED, now
+            setattr(row, reason_field, reason)
+            audit.append(s, inst.signer, actor, action, object_type, row.id,
+                         {"licence": licence_id, "from": old, "to": CANCELLED, "reason": reason})
+            count += 1
     s.flush()
     return count
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from privacy.model import TOLERANCE
-from sandbox.audit_view import preview_recorded
+from sandbox.audit.view import preview_recorded
 from sandbox.instance import Instance
 
 if TYPE_CHECKING:

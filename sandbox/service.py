@@ -196,7 +196,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     from sandbox import approvals
     from sandbox.datasets import policy_hash
     from sandbox.execution.storage import unwrap_key
-    from sandbox.audit_view import refusals_recorded
+    from sandbox.audit.view import refusals_recorded
 
     started = time.monotonic()
     salt = secrets.token_hex(16)

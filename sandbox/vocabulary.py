@@ -138,7 +138,7 @@ class ClassificationDecision(StrEnum):
 
 class ReadAction(StrEnum):
     """The audit records of reads (``audit_records.action``): each is written in its
-    own transaction once the read is allowed (``sandbox.audit_view``)."""
+    own transaction once the read is allowed (``sandbox.audit.view``)."""
 
     DATASET_DOWNLOAD = "dataset.download"   # an open dataset's table, downloaded in clear
     PRODUCT_DOWNLOAD = "product.download"   # a product's zip or one of its tables

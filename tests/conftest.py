@@ -43,6 +43,12 @@ def pg_cluster():
         cluster.stop()
 
 
+@pytest.fixture
+def pg_url_for(request):
+    """Makes empty PostgreSQL databases on the session's cluster (to restore into)."""
+    return lambda: new_pg_database(request.getfixturevalue("pg_cluster"))
+
+
 def new_pg_database(pg_cluster) -> str:
     name = f"dps_{os.getpid()}_{next(_db_counter)}"
     if isinstance(pg_cluster, str):
@@ -128,3 +134,12 @@ def spark_engine(spark_master):
         yield engine
     finally:
         engine.stop()
+
+
+def pytest_collection_modifyitems(config, items):
+    """The PostgreSQL variants belong to the slow tier: the README's command runs
+    every test on SQLite, and CI runs the slow tier after it, so every test that
+    has a PostgreSQL variant still runs against a real server in CI."""
+    for item in items:
+        if item.get_closest_marker("postgres") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)

@@ -188,7 +188,7 @@ def settings_overview() -> list[dict[str, Any]]:
 def audit_report() -> dict[str, Any]:
     """The chain's report and, under ``state``, the store reconciled with the chain."""
     from sandbox.audit import verify_chain
-    from sandbox.reconcile import reconcile_state
+    from sandbox.audit.reconcile import reconcile_state
 
     with inst().store.read() as s:
         report = verify_chain(s, inst().signer.public).to_dict()

@@ -1,5 +1,5 @@
 """The audit trail over the API: ``GET /api/v1/audit`` lists records, newest
-first, filtered (``sandbox.audit_view``). An admin sees every record; an owner
+first, filtered (``sandbox.audit.view``). An admin sees every record; an owner
 the records about their own datasets."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from web.schemas import AuditEntryOut, AuditListQuery
 @api.route("/audit", roles=(Role.OWNER, Role.ADMIN), query=AuditListQuery, response=AuditEntryOut, many=True,
            summary="The audit trail, newest first (an owner sees the records about their datasets)", tag="admin")
 def list_audit(query: AuditListQuery) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    from sandbox.audit_view import AuditFilter, list_audit as listed
+    from sandbox.audit.view import AuditFilter, list_audit as listed
     from web import access
 
     filt = AuditFilter.parse(actor=query.actor, action=query.action, object=query.object, dataset=query.dataset,

@@ -1,6 +1,6 @@
 """The audit records of reads made through the web (API and pages alike): who
 downloaded what, through which surface. A read is recorded once it succeeded,
-before its bytes are sent (``sandbox.audit_view`` writes the record in its own
+before its bytes are sent (``sandbox.audit.view`` writes the record in its own
 transaction)."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def surface() -> LoginSurface:
 
 def record_dataset_download(dataset: str, table: str) -> None:
     """Record the download of one table of the open dataset ``dataset``."""
-    from sandbox.audit_view import record_dataset_read
+    from sandbox.audit.view import record_dataset_read
 
     record_dataset_read(access.inst(), actor(), ReadAction.DATASET_DOWNLOAD, dataset,
                         {"table": table, "surface": surface()})
@@ -46,7 +46,7 @@ def recorded_read(action: ReadAction, object_type: str, id_param: str,
             bound = signature.bind(*args, **kwargs)
             bound.apply_defaults()
             values: dict[str, Any] = dict(bound.arguments)
-            from sandbox.audit_view import record_read
+            from sandbox.audit.view import record_read
 
             record_read(access.inst(), actor(), action, object_type, values[id_param],
                         {**{p: values[p] for p in params}, "surface": surface()})

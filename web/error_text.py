@@ -165,7 +165,7 @@ ZH_ERRORS: dict[str, ZhError] = {
     "not_signed_in": ZhError("请先登录。"),
     "unauthorized": ZhError("请先登录。"),
     "wrong_role": ZhError("您的角色无权执行此操作。"),
-    # reading the audit trail (sandbox.audit_view)
+    # reading the audit trail (sandbox.audit.view)
     "audit_not_allowed": ZhError("只有管理员和数据集所有者可以查看审计记录。"),
     "bad_time": ZhError("时间格式无效：请使用 ISO 日期或日期时间（如 2026-03-01 或 2026-03-01T09:30:00Z）。"),
     "bad_time_range": ZhError("时间范围为空：起始时间必须早于截止时间。"),

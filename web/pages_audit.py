@@ -1,6 +1,6 @@
 """The audit trail as a page (``/audit``): every record for an admin, the records
 about their own datasets for an owner, filtered by actor, action, object, dataset
-and time (``sandbox.audit_view``). The dataset page of an owner links here with
+and time (``sandbox.audit.view``). The dataset page of an owner links here with
 its dataset filled in."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ FIELDS = ("actor", "action", "object", "dataset", "since", "until")
 @bp.get("/audit")
 @allow(Role.OWNER, Role.ADMIN)
 def audit_page():
-    from sandbox.audit_view import AuditFilter, list_audit
+    from sandbox.audit.view import AuditFilter, list_audit
 
     form = {name: request.args.get(name, "").strip() for name in FIELDS}
     number = request.args.get("page", 1, type=int) or 1

@@ -3,9 +3,11 @@ mode) and reviewers delegated to decide templates and query approvals."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from queries.errors import InvalidInput, SandboxError
 from queries.vocabulary import Classification
@@ -95,20 +97,34 @@ def grant(name: str):
     return redirect(url_for("owner.dataset_admin", name=name))
 
 
+def _licence_action(change: Callable[[], object], done: str) -> ResponseReturnValue:
+    """Make one change to a licence from its dataset's page (the form names the
+    dataset): back to that page with a note, or with the error shown on it."""
+    name = request.form.get("dataset", "")
+    try:
+        change()
+    except SandboxError as exc:
+        if name:
+            return _dataset_page(name, exc, exc.status)
+        raise
+    flash(done, "ok")
+    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+
+def _form_number(field: str, message: str) -> float:
+    try:
+        return float(request.form.get(field) or 0)
+    except ValueError:
+        raise InvalidInput(message, code="invalid_form") from None
+
+
 @bp.post("/licences/<int:licence_id>/revoke")
 @allow(Role.OWNER, Role.ADMIN)
 def revoke(licence_id: int):
     from sandbox.licences import revoke_licence
 
-    name = request.form.get("dataset", "")
-    try:
-        revoke_licence(access.inst(), actor(), licence_id, request.form.get("reason", ""))
-    except SandboxError as exc:
-        if name:
-            return _dataset_page(name, exc, exc.status)
-        raise
-    flash("Licence revoked.", "ok")
-    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+    return _licence_action(lambda: revoke_licence(access.inst(), actor(), licence_id,
+                                                  request.form.get("reason", "")), "Licence revoked.")
 
 
 @bp.post("/licences/<int:licence_id>/extend")
@@ -116,19 +132,14 @@ def revoke(licence_id: int):
 def extend(licence_id: int):
     from sandbox.licences import extend_licence
 
-    name = request.form.get("dataset", "")
-    try:
+    def change() -> None:
         try:
             until = date.fromisoformat(request.form.get("until", ""))
         except ValueError:
             raise InvalidInput("the new end date must be a date (YYYY-MM-DD)", code="invalid_form") from None
         extend_licence(access.inst(), actor(), licence_id, until)
-    except SandboxError as exc:
-        if name:
-            return _dataset_page(name, exc, exc.status)
-        raise
-    flash("Licence extended.", "ok")
-    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+    return _licence_action(change, "Licence extended.")
 
 
 @bp.post("/licences/<int:licence_id>/top-up")
@@ -136,20 +147,12 @@ def extend(licence_id: int):
 def top_up(licence_id: int):
     from sandbox.licences import top_up_licence
 
-    name = request.form.get("dataset", "")
-    try:
-        try:
-            epsilon = float(request.form.get("epsilon") or 0)
-            delta = float(request.form.get("delta") or 0)
-        except ValueError:
-            raise InvalidInput("ε and δ must be numbers", code="invalid_form") from None
+    def change() -> None:
+        epsilon = _form_number("epsilon", "ε and δ must be numbers")
+        delta = _form_number("delta", "ε and δ must be numbers")
         top_up_licence(access.inst(), actor(), licence_id, epsilon=epsilon, delta=delta)
-    except SandboxError as exc:
-        if name:
-            return _dataset_page(name, exc, exc.status)
-        raise
-    flash("Licence budget topped up.", "ok")
-    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+
+    return _licence_action(change, "Licence budget topped up.")
 
 
 @bp.post("/licences/<int:licence_id>/approval")
@@ -157,16 +160,9 @@ def top_up(licence_id: int):
 def set_approval(licence_id: int):
     from sandbox.approvals import set_approval_mode
 
-    name = request.form.get("dataset", "")
-    try:
-        set_approval_mode(access.inst(), actor(), licence_id, request.form.get("mode", ""),
-                          request.form.get("reason", ""))
-    except SandboxError as exc:
-        if name:
-            return _dataset_page(name, exc, exc.status)
-        raise
-    flash("Approval mode changed.", "ok")
-    return redirect(url_for("owner.dataset_admin", name=name) if name else url_for("owner.datasets"))
+    return _licence_action(lambda: set_approval_mode(access.inst(), actor(), licence_id,
+                                                     request.form.get("mode", ""), request.form.get("reason", "")),
+                           "Approval mode changed.")
 
 
 @bp.post("/datasets/<name>/delegates")

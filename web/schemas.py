@@ -405,7 +405,7 @@ class StateMismatchOut(Response):
 
 
 class StateReportOut(Response):
-    """The store reconciled with the audit chain (sandbox.reconcile)."""
+    """The store reconciled with the audit chain (sandbox.audit.reconcile)."""
 
     ok: bool
     checked: dict[str, int]

@@ -173,7 +173,7 @@ def audit_verify(home: Path | None, published_files: tuple[Path, ...], as_json: 
     from sandbox.audit import published_from_document, verify_chain
 
     published = [published_from_document(_read_json(f)) for f in published_files]
-    from sandbox.reconcile import reconcile_state
+    from sandbox.audit.reconcile import reconcile_state
 
     with open_instance(home) as inst:
         with inst.store.read() as s:
@@ -235,7 +235,7 @@ def audit_list(home: Path | None, actor: str | None, action: str | None, object_
                dataset: str | None, since: str | None, until: str | None, limit: int, as_user: str | None,
                as_json: bool) -> None:
     """Read the audit trail, newest first: who did what, on which object, when."""
-    from sandbox.audit_view import AuditFilter, list_audit
+    from sandbox.audit.view import AuditFilter, list_audit
 
     filt = AuditFilter.parse(actor=actor, action=action, object=object_, dataset=dataset, since=since, until=until)
     with open_instance(home) as inst:

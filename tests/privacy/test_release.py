@@ -105,6 +105,9 @@ def test_avg_var_quantile_shapes():
     r = release(plan, exact, PrivacyLoss(20.0))
     (avg, sd, med), (i_avg, i_sd, i_med) = r.rows[0], r.intervals[0]
     true_sd = math.sqrt((q - s * s / 5000) / 4999)
-    assert avg == pytest.approx(s / 5000, abs=0.5) and i_avg[0] <= s / 5000 <= i_avg[1]
-    assert sd == pytest.approx(true_sd, abs=1.0) and i_sd[0] <= true_sd <= i_sd[1]
+    # one draw: the truth within three half-widths (a 95% interval misses 1 time in 20;
+    # coverage itself is measured over many draws in test_noise_statistics)
+    for estimate, (lo, hi), truth in ((avg, i_avg, s / 5000), (sd, i_sd, true_sd)):
+        assert lo <= estimate <= hi and abs(estimate - truth) <= 3 * max(estimate - lo, hi - estimate)
+    assert avg == pytest.approx(s / 5000, abs=0.5) and sd == pytest.approx(true_sd, abs=1.0)
     assert med == 50 and i_med == (0.0, 100.0)

@@ -30,7 +30,7 @@ OWNER = Actor("owner1", "owner")
 QUERIES = (
     "SELECT COUNT(*) AS visits FROM visits",
     "SELECT SUM(cost) AS total_cost FROM visits",
-    "SELECT COUNT(*) AS costly_visits FROM visits WHERE cost > 1000",
+    "SELECT COUNT(*) AS costly_visits FROM visits WHERE cost > 500",   # ~250 visits: never all noise
 )
 
 

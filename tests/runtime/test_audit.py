@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sandbox import audit
 from sandbox.keys import SigningKey
 from sandbox.audit import Actor, verify_chain, verify_records
-from sandbox.persistence.models import AuditRecord
+from sandbox.persistence.models import AuditHead, AuditRecord
 
 ALICE = Actor("alice", "admin")
 
@@ -57,7 +57,7 @@ def test_records_written_before_on_behalf_of_still_verify(instance):
         s.add(AuditRecord(seq=1, format=1, time="2026-01-01T00:00:00+00:00", actor="alice", role="admin",
                           action="test.event", object_type="thing", object_id="1", payload={}, payload_digest=pd,
                           prev_hash=audit.GENESIS, hash=h, signature=instance.signer.sign(h.encode())))
-        s.add(audit.AuditHead(id=1, seq=1, hash=h))
+        s.add(AuditHead(id=1, seq=1, hash=h))
     _fill(instance, 2)
     assert _verify(instance).ok
     with instance.store.transaction() as s:

@@ -1,4 +1,4 @@
-"""Reading the audit trail (``sandbox.audit_view``, ``dp-sandbox audit list``) and
+"""Reading the audit trail (``sandbox.audit.view``, ``dp-sandbox audit list``) and
 the records of reads (previews, refused queries), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def _spent(inst) -> list[tuple[float, float]]:
 
 
 def _listed(inst, who, **filters):
-    from sandbox.audit_view import AuditFilter, list_audit
+    from sandbox.audit.view import AuditFilter, list_audit
 
     limit = filters.pop("limit", 1000)
     return list_audit(inst, who, AuditFilter.parse(**filters), limit=limit)
@@ -108,7 +108,7 @@ def test_admin_sees_every_record_newest_first_and_filters(trail):
     ({"action": "query run"}, "bad_action_filter"),
 ])
 def test_bad_filters_are_refused_with_their_code(filters, code):
-    from sandbox.audit_view import AuditFilter
+    from sandbox.audit.view import AuditFilter
 
     with pytest.raises(InvalidInput) as err:
         AuditFilter.parse(**filters)

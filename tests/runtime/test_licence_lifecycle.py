@@ -18,7 +18,7 @@ from sandbox.licences import (close_expired, extend_licence, get_licence, grant_
                               revoke_licence, top_up_licence)
 from sandbox.persistence.approval_models import QueryRequest, QueryTemplate
 from sandbox.persistence.models import AuditRecord, Budget, Licence
-from sandbox.reconcile import reconcile_state
+from sandbox.audit.reconcile import reconcile_state
 from sandbox.service import run_query
 from scenario import OWNER, build
 

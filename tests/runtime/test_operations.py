@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -38,25 +37,6 @@ from scenario import OWNER, build
 ADMIN = Actor("local:ops", "admin")
 SQL = "SELECT COUNT(*) FROM people"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def pg_url_for(request):
-    """Makes empty PostgreSQL databases (on the session's cluster) to restore into."""
-
-    def make() -> str:
-        cluster = request.getfixturevalue("pg_cluster")
-        name = f"dps_restore_{uuid.uuid4().hex[:12]}"
-        if isinstance(cluster, str):
-            import psycopg
-
-            base = cluster.replace("postgresql+psycopg://", "postgresql://")
-            with psycopg.connect(base, autocommit=True) as conn:
-                conn.execute(f'CREATE DATABASE "{name}"')
-            return cluster.rsplit("/", 1)[0] + "/" + name
-        return cluster.create_database(name)
-
-    return make
 
 
 def ran(inst: Instance) -> bool:

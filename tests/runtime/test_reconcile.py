@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sandbox.audit import Actor
 from sandbox.licences import extend_licence, revoke_licence, top_up_licence
 from sandbox.persistence.models import Budget, LedgerEntry, Licence, QueryRun, User
-from sandbox.reconcile import reconcile_state
+from sandbox.audit.reconcile import reconcile_state
 from sandbox.service import run_query
 from sandbox.users import add_user
 from scenario import OWNER, PASSWORD, build

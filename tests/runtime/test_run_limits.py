@@ -1,6 +1,7 @@
 """What bounds a run before it touches data: the floor on ε, the query cap, bad
 numbers, and the response-time grid. Each refusal has its code and leaves the
-ledger, the runs and the audit chain as they were."""
+ledger and the runs as they were; the audit chain gains only the refusal's own
+``query.refuse`` record."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sandbox.audit import Actor
 from sandbox.licences import grant_licence
 from sandbox.persistence.models import AuditRecord, Budget, QueryRun
 from sandbox.service import check_query, response_deadline, run_query
+from sandbox.vocabulary import ReadAction
 from scenario import OWNER, build
 
 SQL = "SELECT sex, COUNT(*) AS n FROM people GROUP BY sex"
@@ -31,8 +33,16 @@ def _state(inst):
         budgets = [(b.scope, b.spent_epsilon, b.reserved_epsilon, b.queries_used)
                    for b in s.execute(select(Budget).order_by(Budget.id)).scalars()]
         runs = s.execute(select(func.count()).select_from(QueryRun)).scalar_one()
-        audit = s.execute(select(func.count()).select_from(AuditRecord)).scalar_one()
+        audit = s.execute(select(func.count()).select_from(AuditRecord)
+                          .where(AuditRecord.action != ReadAction.QUERY_REFUSE)).scalar_one()
     return budgets, runs, audit
+
+
+def _refusals(inst) -> list[str]:
+    """The codes of the refusals recorded so far, oldest first."""
+    with inst.store.read() as s:
+        return [r.payload["code"] for r in s.execute(select(AuditRecord).where(
+            AuditRecord.action == ReadAction.QUERY_REFUSE).order_by(AuditRecord.seq)).scalars()]
 
 
 def test_bad_or_tiny_epsilons_are_refused_before_anything_is_reserved(world):
@@ -51,6 +61,7 @@ def test_bad_or_tiny_epsilons_are_refused_before_anything_is_reserved(world):
         run_query(inst, "operator1", "health", SQL, epsilon=1e-300)
     assert info.value.fields["floor"] == pytest.approx(0.01)
     assert _state(inst) == before
+    assert _refusals(inst) == [*cases.values(), "epsilon_below_floor"]    # each run refused is on record
 
 
 def test_an_exhausted_licence_answers_nothing_at_a_vanishing_epsilon(world):

@@ -198,6 +198,7 @@ def test_browser_templates_story(browser, live, licensed_instance):
     op.locator("#parameters").fill("city:string:Oslo|Bergen|Trondheim\nmin_age:integer:0..120")
     op.get_by_label("ε per run").fill("0.2")
     op.get_by_label("Run cap").fill("10")
+    op.get_by_label("Run cap").press("Tab")      # leave the number field, as a person moving on to the button does
     story.shoot(op, "21-operator-propose-template", both=False)
     op.locator("#propose-template").click()
     op.locator("#template-status").wait_for()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -316,6 +317,15 @@ def _record_query_read(inst: Instance, user_name: str, dataset: str, action: Rea
                   type(exc).__name__)
 
 
+def _as_asked(epsilon: Any) -> float | str | None:
+    """ε as the caller gave it: a finite number as it is, anything else (NaN, an
+    infinity, text, a flag) as its text, since JSON has no NaN and the store's
+    JSON columns refuse it."""
+    if epsilon is None or (type(epsilon) in (int, float) and math.isfinite(epsilon)):
+        return epsilon
+    return str(epsilon)
+
+
 @contextmanager
 def refusals_recorded(inst: Instance, user_name: str, dataset: str, sql: str | None, *,
                       epsilon: float | None = None, template: int | None = None,
@@ -327,7 +337,8 @@ def refusals_recorded(inst: Instance, user_name: str, dataset: str, sql: str | N
         yield
     except SandboxError as exc:
         _record_query_read(inst, user_name, dataset, ReadAction.QUERY_REFUSE, {
-            "code": exc.code, "sql": _sql(sql), "epsilon": epsilon, "template": template, "request": request})
+            "code": exc.code, "sql": _sql(sql), "epsilon": _as_asked(epsilon), "template": template,
+            "request": request})
         raise
 
 
