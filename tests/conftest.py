@@ -18,8 +18,16 @@ _db_counter = itertools.count()
 
 
 def pytest_collection_modifyitems(config, items):
-    """The ``spark`` tier runs only when asked for (``-m spark``): the default tier's
-    ``-m "not slow"`` leaves it out instead of starting a cluster's worth of queries."""
+    """Two tiers are settled here.
+
+    - The PostgreSQL variants belong to the slow tier: the README's command runs
+      every test on SQLite, and CI runs the slow tier after it, so every test that
+      has a PostgreSQL variant still runs against a real server in CI.
+    - The ``spark`` tier runs only when asked for (``-m spark``): the default tier's
+      ``-m "not slow"`` leaves it out instead of starting a cluster's worth of queries."""
+    for item in items:
+        if item.get_closest_marker("postgres") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
     if "spark" in (config.getoption("markexpr") or ""):
         return
     kept = [item for item in items if item.get_closest_marker("spark") is None]
@@ -135,11 +143,3 @@ def spark_engine(spark_master):
     finally:
         engine.stop()
 
-
-def pytest_collection_modifyitems(config, items):
-    """The PostgreSQL variants belong to the slow tier: the README's command runs
-    every test on SQLite, and CI runs the slow tier after it, so every test that
-    has a PostgreSQL variant still runs against a real server in CI."""
-    for item in items:
-        if item.get_closest_marker("postgres") and not item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.slow)
