@@ -142,4 +142,3 @@ def spark_engine(spark_master):
         yield engine
     finally:
         engine.stop()
-
