@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ from sandbox.persistence.models import (
 )
 from sandbox.persistence.store import existing_row
 from sandbox.vocabulary import SYSTEM, Role
+
+log = logging.getLogger("dp_sandbox.datasets")
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,33 @@ def add_dataset(inst: Instance, actor: Actor, policy_path: Path,
     if version_of is not None and version_of != policy.name:
         policy = replace(policy, name=version_of)
     check_open_policy(policy)
-    return _add_version(inst, actor, policy, policy_path, progress, version_of)
+    registered = _add_version(inst, actor, policy, policy_path, progress, version_of)
+    if registered.created:
+        _spark_copy(inst, policy, registered)
+    return registered
+
+
+def _spark_copy(inst: Instance, policy: DatasetPolicy, registered: RegisteredVersion) -> None:
+    """A version of a dataset whose engine is Spark is stored as encrypted Parquet
+    too (``sandbox.execution.spark_store``), now rather than by its first run. When
+    Spark cannot start here the version is registered all the same, and its first
+    Spark run makes the copy (or is refused, before reserving, naming what is missing)."""
+    from queries.vocabulary import Engine
+    from sandbox.execution.engine import engine_of
+    from sandbox.execution.storage import unwrap_key
+
+    if engine_of(policy, inst.settings.engine) is not Engine.SPARK:
+        return
+    with inst.store.read() as s:
+        ds = s.execute(select(Dataset).where(Dataset.name == registered.dataset)).scalar_one()
+        v = s.execute(select(DatasetVersion).where(DatasetVersion.dataset_id == ds.id,
+                                                   DatasetVersion.number == registered.number)).scalar_one()
+        path, wrapped = Path(v.path), v.wrapped_key
+    try:
+        inst.engine(Engine.SPARK).prepare(path, unwrap_key(wrapped, inst.master_key))
+    except Exception as exc:    # Spark missing or failing: the cause's code or class, never a message
+        cause = exc.code if isinstance(exc, SandboxError) else type(exc).__name__
+        log.warning("version %s of %s has no Parquet copy yet: %s", registered.number, registered.dataset, cause)
 
 
 def _add_version(inst: Instance, actor: Actor, policy: DatasetPolicy, policy_path: Path,

@@ -218,7 +218,8 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
         engine = engine_of(policy, inst.settings.engine)
-        check_runnable(engine, plan.bounded_sql)      # spark_unsupported / spark_missing_*: nothing reserved
+        check_runnable(engine, plan.bounded_sql, v.row_counts or {},   # spark_unsupported, rows_read_exceeded,
+                       inst.settings.spark_max_rows_read)              # spark_missing_*: nothing reserved
         loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon,
                                target if gate.template_id is None and gate.request_id is None else None)
         cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)

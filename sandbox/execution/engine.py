@@ -9,12 +9,11 @@ products and the audit log never learn which engine ran, except from the
 ``engine`` field of the run's audit records.
 
 * :class:`DuckDBEngine` is the isolated worker pool, unchanged.
-* :class:`SparkVersionEngine` decrypts the version into a private temporary
-  folder (0700, under ``DPS_WORKER_TEMP_ROOT``; tmpfs keeps it off disk), writes
-  each table as Parquet, runs the query on Spark and removes the folder. The
-  version stays encrypted at rest; the clear Parquet lives only for the run.
-  That holds where the driver and the executors share the folder (``local[N]``,
-  a standalone cluster on one host); docs/scale.md says what several machines need.
+* :class:`SparkVersionEngine` reads the version's Parquet copy, encrypted with
+  Parquet modular encryption under a key derived from the version's data key
+  (``sandbox.execution.spark_store``), making the copy first if the version has
+  none yet. The clear data exists only in a private temporary folder (0700,
+  under ``DPS_WORKER_TEMP_ROOT``) while that copy is made.
 
 The engine of a dataset is its policy's ``engine`` key, else the instance's
 ``DPS_ENGINE``: :func:`engine_of`.
@@ -23,20 +22,19 @@ The engine of a dataset is its policy's ``engine`` key, else the instance's
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import duckdb
 import pyarrow as pa
 
 from queries.dialects import emit_bounded
 from queries.policy import DatasetPolicy
 from queries.vocabulary import Engine
-from sandbox.execution.spark import SparkEngine, require_spark
-from sandbox.execution.storage import decrypt_file
+from queries.errors import SandboxError
+from sandbox.execution.spark import SparkEngine, _cause, _failure, require_spark
+from sandbox.execution.spark_store import ParquetKey, ParquetVersion, make_copy
+from sandbox.execution.worker import RUN_FAILED_MESSAGE
 
 
 class ExecutionEngine(Protocol):
@@ -61,12 +59,17 @@ def _spark_checked() -> bool:
     return True
 
 
-def check_runnable(engine: Engine, bounded_sql: str) -> None:
+def check_runnable(engine: Engine, bounded_sql: str, rows: Mapping[str, int], max_rows_read: int) -> None:
     """Before any budget is reserved: raise ``spark_unsupported`` for a plan that
-    Spark cannot run with DuckDB's semantics, or ``spark_missing_*`` when PySpark or
-    Java is missing. Nothing to check for DuckDB."""
+    Spark cannot run with DuckDB's semantics, ``rows_read_exceeded`` when the
+    stored rows of the tables it names (``rows``: the version's row counts) pass
+    ``DPS_SPARK_MAX_ROWS_READ``, or ``spark_missing_*`` when PySpark, Java or a
+    Java compiler is missing. Nothing to check for DuckDB."""
     if engine is Engine.SPARK:
-        emit_bounded(bounded_sql, engine)
+        emitted = emit_bounded(bounded_sql, engine)
+        if sum(int(rows.get(t, 0)) for t in emitted.tables) > max_rows_read:
+            raise SandboxError("the query would read more stored rows than DPS_SPARK_MAX_ROWS_READ allows",
+                               code="rows_read_exceeded", status=422, limit=max_rows_read)
         _spark_checked()
 
 
@@ -88,43 +91,29 @@ class DuckDBEngine:
         self.pool.close()
 
 
-def write_parquet_tables(database: Path, folder: Path) -> dict[str, Path]:
-    """Each table of a clear version database as ``<folder>/<table>.parquet``."""
-    con = duckdb.connect(str(database), read_only=True,
-                         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
-    try:
-        names = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall()]
-        out = {}
-        for name in names:
-            path = folder / f"{name}.parquet"
-            quoted = '"' + name.replace('"', '""') + '"'
-            con.execute(f"COPY (SELECT * FROM {quoted}) TO ? (FORMAT parquet)", [str(path)])
-            out[name] = path
-        return out
-    finally:
-        con.close()
-
-
 class SparkVersionEngine:
-    """Stored versions on Spark: decrypt, write Parquet, run, remove."""
+    """Stored versions on Spark, from their encrypted Parquet copies."""
 
     name = Engine.SPARK
 
     def __init__(self, spark: SparkEngine, temp_root: Path | None = None) -> None:
         self.spark, self.temp_root = spark, temp_root
 
+    def prepare(self, version_path: Path, data_key: bytes) -> ParquetVersion:
+        """The version's encrypted Parquet copy, made now if it has none."""
+        return make_copy(self.spark.session(), Path(version_path), data_key, self.temp_root)
+
     def execute(self, version_path: Path, data_key: bytes, sql: str, params: dict | None = None, *,
                 timeout_s: float | None = None, fingerprint: str | None = None) -> pa.Table:
-        emit_bounded(sql, Engine.SPARK)                  # refuse before decrypting anything
-        work = Path(tempfile.mkdtemp(prefix="dps-spark-", dir=self.temp_root))
-        os.chmod(work, 0o700)
+        emit_bounded(sql, Engine.SPARK)                  # refuse before touching the version
         try:
-            decrypt_file(Path(version_path), data_key, work / "ds.duckdb")
-            tables = write_parquet_tables(work / "ds.duckdb", work)
-            (work / "ds.duckdb").unlink()
-            return self.spark.execute(tables, sql, params, timeout_s=timeout_s, fingerprint=fingerprint)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+            copy = self.prepare(version_path, data_key)
+        except SandboxError:
+            raise
+        except Exception as exc:                         # Spark failed writing the copy: one outcome
+            raise _failure("run_failed", RUN_FAILED_MESSAGE, _cause(exc), fingerprint) from None
+        return self.spark.execute(copy.tables(), sql, params, key=ParquetKey.of(data_key), rows=copy.rows,
+                                  timeout_s=timeout_s, fingerprint=fingerprint)
 
     def close(self) -> None:
         self.spark.stop()

@@ -46,6 +46,7 @@ import pyarrow.parquet as pq
 from queries.dialects import emit_bounded
 from queries.errors import ExecutionFailed, SandboxError
 from queries.vocabulary import Engine
+from sandbox.execution.spark_store import ParquetKey, SparkUnavailable, kms_jar
 from sandbox.execution.worker import RUN_FAILED_MESSAGE, QueryInvalid
 
 log = logging.getLogger("dp_sandbox.spark")
@@ -70,13 +71,6 @@ DEFAULT_CONF: dict[str, str] = {
 }
 
 
-class SparkUnavailable(SandboxError):
-    """The Spark engine cannot start on this machine: PySpark or Java is missing."""
-
-    code = "spark_unavailable"
-    status = 503
-
-
 def _java_major(java: str) -> int | None:
     try:
         out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30, check=False)
@@ -98,7 +92,8 @@ def find_java() -> str | None:
 
 def require_spark() -> None:
     """Raise :class:`SparkUnavailable` naming what is missing: ``spark_missing_pyspark``
-    (install the ``spark`` extra), ``spark_missing_java`` or ``spark_java_too_old``."""
+    (install the ``spark`` extra), ``spark_missing_java``, ``spark_java_too_old``, or
+    ``spark_missing_javac`` (the key service of encrypted versions is compiled once)."""
     if importlib.util.find_spec("pyspark") is None:
         raise SparkUnavailable("the Spark engine needs PySpark: pip install 'dp-sandbox[spark]'",
                                code="spark_missing_pyspark", missing="pyspark")
@@ -110,6 +105,7 @@ def require_spark() -> None:
     if major is None or major < MIN_JAVA:
         raise SparkUnavailable(f"the Spark engine needs Java {MIN_JAVA} or newer; {java} is older",
                                code="spark_java_too_old", missing="java", found=major)
+    kms_jar()                                   # spark_missing_javac when it must be built and cannot
 
 
 def parse_conf(text: str) -> dict[str, str]:
@@ -163,8 +159,10 @@ class SparkEngine:
                 from pyspark.sql import SparkSession
 
                 self._owned = SparkContext._active_spark_context is None   # stop only what this engine started
+                jar = str(kms_jar())                     # the key service of encrypted versions
+                conf = {**self.conf, "spark.driver.extraClassPath": jar, "spark.executor.extraClassPath": jar}
                 builder = SparkSession.builder.master(self.master).appName(self.app_name)
-                for key, value in self.conf.items():
+                for key, value in conf.items():
                     builder = builder.config(key, value)
                 self._spark = builder.getOrCreate()
                 self._spark.sparkContext.setLogLevel("ERROR")
@@ -185,18 +183,26 @@ class SparkEngine:
         return total
 
     def execute(self, tables: Mapping[str, Path], bounded_sql: str, params: Mapping[str, Any] | None = None, *,
+                key: ParquetKey | None = None, rows: Mapping[str, int] | None = None,
                 timeout_s: float | None = None, fingerprint: str | None = None) -> pa.Table:
         """Run one plan's bounded SQL (DuckDB text) over ``tables`` (name → Parquet
-        file or folder) and return the exact bounded aggregates as Arrow."""
+        file or folder) and return the exact bounded aggregates as Arrow.
+
+        ``key`` reads files encrypted under a version's Parquet key
+        (``sandbox.execution.spark_store``); ``rows`` are their stored row counts
+        (an encrypted footer cannot be read without the key)."""
         emitted = emit_bounded(bounded_sql, Engine.SPARK)   # QueryRejected(spark_unsupported) before anything
         missing = [t for t in emitted.tables if t not in tables]
         if missing:
             raise SandboxError("the version holds no such table", code="unknown_table", status=422, tables=missing)
-        read = self.rows_stored({t: tables[t] for t in emitted.tables})
+        read = (sum(rows[t] for t in emitted.tables) if rows is not None
+                else self.rows_stored({t: tables[t] for t in emitted.tables}))
         if read > self.limits.max_rows_read:
             raise SandboxError("the query would read more stored rows than DPS_SPARK_MAX_ROWS_READ allows",
                                code="rows_read_exceeded", status=422, limit=self.limits.max_rows_read)
         spark = self.session().newSession()
+        for name, value in (key.read_settings() if key else {}).items():
+            spark.conf.set(name, value)
         args = {k: v for k, v in dict(params or {}).items() if f":{k}" in emitted.sql}
         frames = {t: spark.read.parquet(str(tables[t])) for t in emitted.tables}
         try:                                  # the empty twin: same schema, no rows

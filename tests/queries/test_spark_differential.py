@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime
 import decimal
 import math
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -23,7 +25,9 @@ from queries import plan_query
 from queries.centring import fixed_point_step
 from queries.dialects import emit_bounded
 from queries.errors import QueryRejected
+from privacy import PrivacyLoss, release
 from queries.vocabulary import Engine
+from sandbox.execution.spark_store import ParquetKey, write_encrypted
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sql"
 
@@ -58,14 +62,28 @@ def _params():
     return out
 
 
+@dataclass(frozen=True)
+class EncryptedTables:
+    """The demo tables as Spark reads a stored version: Parquet encrypted under a
+    version's key (``sandbox.execution.spark_store``), with their row counts."""
+
+    tables: dict[str, Path]
+    rows: dict[str, int]
+    key: ParquetKey
+
+
 @pytest.fixture(scope="session")
-def spark_tables(health_db, tmp_path_factory):
+def spark_tables(health_db, tmp_path_factory, spark_engine) -> EncryptedTables:
+    clear_folder = tmp_path_factory.mktemp("spark-health-clear")
     folder = tmp_path_factory.mktemp("spark-health")
-    tables = {}
+    clear, rows = {}, {}
     for name in ("people", "visits", "clinics"):
-        tables[name] = folder / f"{name}.parquet"
-        health_db.execute(f"COPY ds.{name} TO '{tables[name]}' (FORMAT parquet)")
-    return tables
+        clear[name] = clear_folder / f"{name}.parquet"
+        health_db.execute(f"COPY ds.{name} TO '{clear[name]}' (FORMAT parquet)")
+        rows[name] = health_db.execute(f"SELECT COUNT(*) FROM ds.{name}").fetchone()[0]
+    key = ParquetKey.of(secrets.token_bytes(32))
+    write_encrypted(spark_engine.session(), clear, folder, key)
+    return EncryptedTables({name: folder / name for name in clear}, rows, key)
 
 
 def _kind(dtype: pa.DataType) -> str:
@@ -95,7 +113,8 @@ def test_bounded_aggregates_equal_on_duckdb_and_spark(block, loose_policy, healt
         return
     duck = health_db.cursor().sql(plan.bounded_sql, params=plan.params if "$salt" in plan.bounded_sql else None)
     expected = duck.to_arrow_table()
-    got = spark_engine.execute(spark_tables, plan.bounded_sql, plan.params)
+    got = spark_engine.execute(spark_tables.tables, plan.bounded_sql, plan.params, key=spark_tables.key,
+                               rows=spark_tables.rows)
     assert got.column_names == expected.column_names
     assert [_kind(t) for t in got.schema.types] == [_kind(t) for t in expected.schema.types]
     assert got.num_rows == expected.num_rows > 0
@@ -112,3 +131,8 @@ def test_bounded_aggregates_equal_on_duckdb_and_spark(block, loose_policy, healt
                 assert type(value) in (int, str, bool, decimal.Decimal, datetime.date, datetime.datetime,
                                        float, type(None))
                 assert value == other, column
+    # the released noise: the same mechanisms, scales and loss from either engine's aggregates
+    loss = PrivacyLoss(epsilon=1.0, delta=1e-7)
+    from_duck, from_spark = release(plan, expected, loss), release(plan, got, loss)
+    assert from_spark.mechanisms == from_duck.mechanisms and from_spark.loss == from_duck.loss
+    assert from_spark.columns == from_duck.columns
