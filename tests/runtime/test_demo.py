@@ -18,6 +18,7 @@ def _dps(home: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow        # the whole demo twice, in subprocesses: CI runs it in the slow tier
 def test_demo_twice(tmp_path):
     home = tmp_path / "demo-home"
     first = _dps(home, "demo", "--no-serve", "--people", "5000")

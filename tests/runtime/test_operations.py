@@ -306,6 +306,7 @@ def wait_for_writes(writers: list[subprocess.Popen]) -> None:
         assert line.strip(), w.stderr.read() if w.stderr else ""
 
 
+@pytest.mark.slow        # many processes for several seconds: CI runs it in the slow tier
 def test_backup_under_concurrent_writers_restores_and_verifies(make_instance, store_url, tmp_path, pg_url_for):
     pg = store_url.startswith("postgresql")
     inst = make_instance(store_url)

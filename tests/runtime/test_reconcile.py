@@ -203,6 +203,7 @@ def test_audit_verify_reports_the_state(busy, monkeypatch):
     assert human.exit_code == 1 and "state DIFFERS from the chain in 1 place(s)" in human.stdout
 
 
+@pytest.mark.slow        # many processes for several seconds: CI runs it in the slow tier
 def test_state_read_while_runs_commit_from_other_processes_always_follows(instance, tmp_path_factory):
     """Processes run queries while the state is reconciled again and again: each
     reconciliation reads the records and the tables in one snapshot, so a run

@@ -35,6 +35,7 @@ def test_200_concurrent_queries_charge_exactly_k(instance, tmp_path_factory):
         assert verify_chain(s, instance.signer.public).ok
 
 
+@pytest.mark.slow        # many processes for several seconds: CI runs it in the slow tier
 def test_one_operator_never_has_more_runs_in_flight_than_allowed(instance, tmp_path_factory):
     """Six processes start a run for one operator at once with the default limit of
     one run in flight: the runs that went through never overlapped, the others were
