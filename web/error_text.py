@@ -194,6 +194,9 @@ ZH_ERRORS: dict[str, ZhError] = {
     "spark_missing_pyspark": ZhError("本实例未安装 PySpark，Spark 引擎无法运行；未扣除预算。"),
     "spark_missing_java": ZhError("本实例未安装 Java 17 或更高版本，Spark 引擎无法运行；未扣除预算。"),
     "spark_java_too_old": ZhError("本实例的 Java 版本低于 17，Spark 引擎无法运行；未扣除预算。"),
+    "spark_missing_javac": ZhError("本实例未安装 JDK 17 或更高版本（缺少 javac，无法构建加密版本所需的密钥服务），"
+                                   "Spark 引擎无法运行；未扣除预算。"),
+    "spark_kms_build_failed": ZhError("Spark 引擎的密钥服务无法用本实例的 JDK 和 PySpark 编译，Spark 引擎无法运行；未扣除预算。"),
     # running (docs/privacy.md, docs/sandbox-security.md)
     "query_invalid": ZhError("查询在空数据上试运行时失败，未读取任何数据，也未扣除预算。错误编号 {error_id}。"),
     "run_failed": ZhError("查询运行失败（已扣除预算）。如需帮助，请向本实例的运维人员提供错误编号 {error_id}。"),
