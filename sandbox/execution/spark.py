@@ -61,10 +61,10 @@ FIXED_CONF: dict[str, str] = {
     "spark.ui.showConsoleProgress": "false",
     "spark.sql.catalogImplementation": "in-memory",
     "spark.sql.parquet.enableVectorizedReader": "true",
-    "spark.driver.host": "127.0.0.1",
-    "spark.driver.bindAddress": "127.0.0.1",
 }
 DEFAULT_CONF: dict[str, str] = {
+    "spark.driver.host": "127.0.0.1",            # a cluster on other hosts sets the driver's routable address
+    "spark.driver.bindAddress": "127.0.0.1",
     "spark.sql.shuffle.partitions": "4",
     "spark.default.parallelism": "2",
     "spark.driver.memory": "2g",
