@@ -295,6 +295,10 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
     if skip:
         plan_rows, plan_groups = 1, 1
         notes.append("bounding skipped: rows_per_unit = 1")
+    elif group_keys and plan_groups > 1 and (sources := _keys_follow_unit(canonical_keys, scope)):
+        plan_groups = 1
+        notes.append(f"one group per unit: the group keys are columns of {', '.join(sources)} (one row per unit), "
+                     "so max_groups = 1, still enforced")
     _check_magnitudes(aggs, plan_rows, sql)
     key_filter = domain_filter([(c, k.domain, k.domain is not None and typed_membership(bound, k.domain, scope.type_of))
                                 for (c, _), k, (bound, _) in zip(key_cols, group_keys, canonical_keys)])
@@ -346,6 +350,31 @@ def _check_magnitudes(aggs: _Aggregates, max_rows: int, sql: str) -> None:
 
 def _aggregate_like(name: str) -> bool:
     return name[:1].lower() == "a" and name[1:].isdigit()
+
+
+def _keys_follow_unit(keys: list[tuple[exp.Expr, exp.Expr]], scope: Scope) -> list[str]:
+    """The tables whose columns every group key is built from, when each is a private
+    relation with one row per unit (a ``rows_per_unit = 1`` table, or a subquery
+    aggregated per unit); otherwise none.
+
+    Private relations are joined on the unit, so every joined row of a unit sees
+    that unit's one row of such a relation: a key computed from its columns alone
+    takes one value per unit, and each unit is in one group. The planner then
+    charges ``max_groups = 1``; the bounded SQL still keeps at most one group per
+    unit (the keyed-hash window), so the bound holds even where the inference would
+    not. A key with a column of any other relation (a table with several rows per
+    unit, or a public table) leaves the policy's bound."""
+    by_alias = {r.alias: r for r in scope.relations}
+    sources: list[str] = []
+    for bound, _ in keys:
+        for column in bound.find_all(exp.Column):
+            rel = by_alias.get(column.table)
+            if rel is None or not (rel.private and rel.one_per_unit):
+                return []
+            label = "/".join(sorted(rel.tables))
+            if label not in sources:
+                sources.append(label)
+    return sources
 
 
 def _reserved(name: str) -> bool:
