@@ -11,6 +11,16 @@ whose per-row contribution is at most ``c`` in absolute value changes by at most
 * L2: ``sqrt(max_groups) * d``
 * L-inf (per group, used by quantile scores): ``d``
 
+When the plan also bounds a unit's rows across all groups (``max_total``, the
+policy's ``max_total_rows_per_unit``), the changes over all groups add up to at
+most ``T = max_total * c`` (plus the fixed-point slack of each group reached), so
+
+* L1 is at most ``T``;
+* L2 is at most ``sqrt(d * T)`` (the sum of the squared changes is at most the
+  largest change times their sum).
+
+Quantile scores are charged per group and keep ``max_groups * d``.
+
 Every noised measure is an integer. Counts and integer sums are integers
 already. Non-integer measures are released on a fixed-point grid of step
 ``fixed_point_step(c)`` (a power of two about 2^-20 of the bound), see
@@ -49,14 +59,17 @@ class MeasureSensitivity:
     per_group: int         # L-inf bound in grid units (d)
     max_groups: int        # groups one unit can touch (G)
     weight: float = 1.0    # error weight within its aggregate (see accounting)
+    total: int | None = None   # bound on the changes of all groups together, in grid units (T)
 
     @property
     def l1(self) -> int:
-        return self.max_groups * self.per_group
+        full = self.max_groups * self.per_group
+        return full if self.total is None else min(full, self.total)
 
     @property
     def l2(self) -> float:
-        return math.sqrt(self.max_groups) * self.per_group
+        full = math.sqrt(self.max_groups) * self.per_group
+        return full if self.total is None else min(full, math.sqrt(self.per_group * self.total))
 
 
 def rows_per_group(plan: BoundedPlan, agg: Aggregate) -> int:
@@ -95,26 +108,39 @@ def measure_sensitivities(plan: BoundedPlan, agg: Aggregate) -> tuple[MeasureSen
     g = int(plan.max_groups)
     m = rows_per_group(plan, agg)
     kind = agg.kind
+    # the bound over all groups: only on the plan's own rows (an aggregate with rows of its own has none)
+    t = int(plan.max_total) if plan.max_total is not None and agg.max_rows is None else None
+
+    def total(per_row: float, step: float, integer: bool = agg.integer) -> int | None:
+        if t is None:
+            return None
+        if integer:
+            return max(int(math.ceil(t * per_row)), 0)
+        return int(math.ceil(t * per_row / step)) + FLOAT_SLACK_UNITS * min(g, t)
+
     if kind == AggregateKind.COUNT:
-        return (MeasureSensitivity(agg.name, "count", 1.0, m, g),)
+        return (MeasureSensitivity(agg.name, "count", 1.0, m, g, total=total(1.0, 1.0, True)),)
     if kind == AggregateKind.COUNT_UNITS:
         return (MeasureSensitivity(agg.name, "count", 1.0, 1, g),)
     if kind == AggregateKind.SUM:
         c = max(abs(float(agg.lower)), abs(float(agg.upper)))
         step = 1.0 if agg.integer else fixed_point_step(c)
-        return (MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g),)
+        return (MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, total=total(c, step)),)
     if kind == AggregateKind.AVG:
         _, c, step = centre(agg)
         # error of mid + S/N is about (sigma_S + |mean - mid| sigma_N) / N, |mean - mid| <= c
-        return (MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, weight=1.0),
-                MeasureSensitivity(agg.name, "count", 1.0, m, g, weight=c))
+        return (MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, weight=1.0,
+                                   total=total(c, step)),
+                MeasureSensitivity(agg.name, "count", 1.0, m, g, weight=c, total=total(1.0, 1.0, True)))
     if kind in VARIANCE_KINDS:
         _, c, step = centre(agg)
         step_q = 1.0 if agg.integer else fixed_point_step(c * c)
         # d var = dQ/N - 2 mean dS/N + (2 mean^2 - Q/N) dN/N, each coefficient bounded by 1, 2c, c^2
-        return (MeasureSensitivity(agg.name, "sumsq", step_q, _units(m * c * c, step_q, agg.integer), g, weight=1.0),
-                MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, weight=2 * c),
-                MeasureSensitivity(agg.name, "count", 1.0, m, g, weight=c * c))
+        return (MeasureSensitivity(agg.name, "sumsq", step_q, _units(m * c * c, step_q, agg.integer), g, weight=1.0,
+                                   total=total(c * c, step_q)),
+                MeasureSensitivity(agg.name, "sum", step, _units(m * c, step, agg.integer), g, weight=2 * c,
+                                   total=total(c, step)),
+                MeasureSensitivity(agg.name, "count", 1.0, m, g, weight=c * c, total=total(1.0, 1.0, True)))
     if kind == AggregateKind.QUANTILE:
         if not agg.candidates:
             raise PrivacyError(f"aggregate {agg.name} has no quantile candidates", code="invalid_quantile")

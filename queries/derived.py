@@ -69,7 +69,7 @@ def derive(ctx: Context, select: exp.Select, name: str | None, outer_ctes: dict)
         return Relation(name=name, alias=alias, source_sql=f"({text})", columns=columns, private=rs.private,
                         unit=UNIT if rs.private else None, max_rows=max_rows, one_per_unit=one,
                         max_groups=rs.max_groups, tables=rs.tables, public_rows=_public_rows(rs),
-                        per_value=per_value or {}, fan_out=rs.public_fan_out)
+                        per_value=per_value or {}, fan_out=rs.public_fan_out, max_total=1 if one else None)
 
     if not aggregated:
         row_items: list[tuple[str, str]] = []

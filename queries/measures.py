@@ -165,13 +165,28 @@ def _group_by(keys: list[str]) -> str:
     return f" GROUP BY {', '.join(keys)}" if keys else ""
 
 
+def total_layer(keys: list[str], values: list[str], max_total: int) -> str:
+    """At most ``max_total`` rows of each unit, all groups together, chosen by the
+    keyed hash of the whole row (ties among equal rows are equal contributions)."""
+    columns = [*keys, *values]
+    order = ", ".join([UNIT, *columns, "$salt"])
+    tie = "".join(f", {c}" for c in columns)
+    return (f"SELECT * FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY {UNIT} ORDER BY hash({order}){tie}) "
+            f"AS __total_rank FROM __all_rows) AS __t WHERE __total_rank <= {int(max_total)}")
+
+
 def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, shape: str,
                 key_filter: str | None, max_rows: int, max_groups: int | None,
-                units_column: str | None) -> str:
+                units_column: str | None, max_total: int | None = None) -> str:
     """The whole bounded SQL: one row per group, keys then each aggregate's
     measure columns in order, then ``units_column``. ``max_groups=None`` means the
-    group limit cannot bind (no window)."""
-    ctes = [("__rows", rows_sql)]
+    group limit cannot bind (no window); ``max_total`` keeps at most that many rows
+    of each unit before any other bound."""
+    if max_total is not None and shape != "rows":
+        values = sorted({m.value for m in measured if m.value})
+        ctes = [("__all_rows", rows_sql), ("__rows", total_layer(keys, values, max_total))]
+    else:
+        ctes = [("__rows", rows_sql)]
     if shape == "units":
         partials = UnitPartials()
         measures = [cm for m in measured for cm in unit_measures(m, partials, max_rows)]

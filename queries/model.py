@@ -102,6 +102,7 @@ class BoundedPlan:
     notes: tuple[str, ...] = ()     # human-readable planning notes (bounding skipped, ...)
     user_scalars: tuple[str, ...] = ()  # text of every (total) user scalar in bounded_sql
     public_fan_out: int = 1         # bound on the rows public joins make of one private row
+    max_total: int | None = None    # rows of one unit across all groups (None: max_rows · max_groups)
 
     def summary(self) -> dict[str, Any]:
         """What the release manifest and the preview show of the plan."""
@@ -116,6 +117,7 @@ class BoundedPlan:
             ],
             "max_groups": self.max_groups,
             "max_rows": self.max_rows,
+            **({"max_total": self.max_total} if self.max_total is not None else {}),
             "partition_selection": self.partition_selection,
             "fingerprint": self.fingerprint,
         }

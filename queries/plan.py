@@ -299,6 +299,15 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         plan_groups = 1
         notes.append(f"one group per unit: the group keys are columns of {', '.join(sources)} (one row per unit), "
                      "so max_groups = 1, still enforced")
+    plan_total = None if skip else rs.max_total
+    if plan_total is not None:
+        # a unit's rows across all groups bound its rows in each group and the groups it reaches
+        plan_rows, plan_groups = min(plan_rows, plan_total), min(plan_groups, plan_total)
+        if plan_total >= plan_rows * plan_groups:
+            plan_total = None                       # implied by the other two bounds: nothing to enforce
+        else:
+            notes.append(f"at most {plan_total} rows per unit in total (max_total_rows_per_unit), "
+                         f"{plan_rows} in one group, {plan_groups} groups")
     _check_magnitudes(aggs, plan_rows, sql)
     key_filter = domain_filter([(c, k.domain, k.domain is not None and typed_membership(bound, k.domain, scope.type_of))
                                 for (c, _), k, (bound, _) in zip(key_cols, group_keys, canonical_keys)])
@@ -319,7 +328,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         notes.append(f"group limit not binding: max_groups = {plan_groups} covers every group")
     bounded_sql = build_bounded_sql(rows, [c for c, _ in key_cols], aggs.measured, shape=shape,
                                     key_filter=key_filter, max_rows=plan_rows, max_groups=group_limit,
-                                    units_column=units_column)
+                                    units_column=units_column, max_total=plan_total)
     if rs.fan_out > 1:
         notes.append(f"join fan-out {rs.fan_out} folded into max_rows")
     fingerprint = plan_fingerprint(policy.name, bounded_sql, canonical_outputs, canonical_post, limit)
@@ -329,7 +338,7 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         max_groups=plan_groups, max_rows=plan_rows, fingerprint=fingerprint, params={"salt": salt},
         partition_selection=partition_selection, units_column=units_column, having=having,
         order_by=order_by, limit=limit, fan_out=rs.fan_out, sql=sql, notes=tuple(notes),
-        user_scalars=tuple(ctx.scalars.texts), public_fan_out=rs.public_fan_out,
+        user_scalars=tuple(ctx.scalars.texts), public_fan_out=rs.public_fan_out, max_total=plan_total,
     )
 
 

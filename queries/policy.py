@@ -27,7 +27,7 @@ _DATASET_KEYS = {
 }
 _BUDGET_KEYS = {"epsilon", "delta", "max_epsilon_per_query", "max_delta_per_query", "min_epsilon_per_query"}
 _TABLE_KEYS = {
-    "source", "rows_per_unit", "max_rows_per_unit", "max_groups_per_unit", "public",
+    "source", "rows_per_unit", "max_rows_per_unit", "max_groups_per_unit", "max_total_rows_per_unit", "public",
     "description", "columns",
 }
 _COLUMN_KEYS = {"class", "min", "max", "domain", "type", "description", "source"}
@@ -69,7 +69,8 @@ class TablePolicy:
     """One table. ``public`` tables (lookup tables) hold no privacy unit and may be
     joined freely. ``rows_per_unit = 1`` proves each unit has at most one row, so
     no bounding work is needed; otherwise ``max_rows_per_unit`` bounds a unit's
-    contribution."""
+    contribution in each group and ``max_groups_per_unit`` the groups it reaches;
+    ``max_total_rows_per_unit`` bounds its rows across all groups together."""
 
     name: str
     source: str
@@ -79,6 +80,7 @@ class TablePolicy:
     max_groups_per_unit: int | None = None
     public: bool = False
     description: str = ""
+    max_total_rows_per_unit: int | None = None
 
     def column(self, name: str) -> ColumnPolicy | None:
         for col in self.columns:
@@ -140,6 +142,9 @@ class DatasetPolicy:
         from dataclasses import asdict
 
         data = asdict(self)
+        for table in data["tables"]:             # absent, not null, so older policies keep their hash
+            if table.get("max_total_rows_per_unit") is None:
+                table.pop("max_total_rows_per_unit", None)
         for table in data["tables"]:             # "source" only where a header is mapped: older hashes hold
             for col in table["columns"]:
                 if col.get("source") is None:
@@ -343,6 +348,12 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
     max_groups = t.get("max_groups_per_unit")
     if max_groups is not None:
         r.number(max_groups, *path, "max_groups_per_unit", positive=True, integer=True)
+    max_total = t.get("max_total_rows_per_unit")
+    if max_total is not None:
+        r.number(max_total, *path, "max_total_rows_per_unit", positive=True, integer=True)
+        if public:
+            raise r.fail("a public table has no privacy unit to bound", *path, "max_total_rows_per_unit")
+        max_total = int(min(max_total, rows_per_unit)) if rows_per_unit is not None else int(max_total)
     raw_cols = t.get("columns")
     if not isinstance(raw_cols, dict) or not raw_cols:
         raise PolicyError("a table needs at least one column", key=f"tables.{tname}.columns")
@@ -397,7 +408,7 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
     table = TablePolicy(
         name=tname, source=source, columns=tuple(columns), rows_per_unit=rows_per_unit,
         max_rows_per_unit=int(max_rows), max_groups_per_unit=max_groups, public=public,
-        description=str(t.get("description", "")),
+        description=str(t.get("description", "")), max_total_rows_per_unit=max_total,
     )
     if not public and unit:
         col = table.column(unit)

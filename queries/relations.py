@@ -60,6 +60,7 @@ class RowSource:
     tables: frozenset[str]
     conjuncts: list[exp.Expr] = field(default_factory=list)   # bound ON and WHERE conjuncts
     public_fan_out: int = 1             # rows public joins can make of one private row
+    max_total: int | None = None        # joined rows of one unit, all groups together (None: not declared)
 
 
 def check_clauses(select: exp.Select, sql: str, *, top: bool) -> None:
@@ -131,6 +132,7 @@ def base_relation(ctx: Context, table: TablePolicy, name: str, node: exp.Expr | 
         max_rows=max(1, table.max_rows_per_unit), one_per_unit=table.rows_per_unit == 1,
         max_groups=table.max_groups_per_unit or ctx.policy.max_groups_per_unit,
         tables=frozenset({table.name}), public_rows=public_rows, per_value=per_value,
+        max_total=1 if table.rows_per_unit == 1 else table.max_total_rows_per_unit,
     )
 
 
@@ -315,6 +317,10 @@ def row_source(ctx: Context, select: exp.Select, ctes: dict[str, exp.CTE]) -> Ro
         max_groups=max((r.max_groups for r in private), default=1),
         tables=frozenset().union(*(r.tables for r in scope.relations)),
         conjuncts=conjuncts, public_fan_out=public_factor,
+        # private tables join on the unit, so one unit's joined rows are at most the product of
+        # each table's; a table without a declared total leaves the total unbounded
+        max_total=(math.prod(r.max_total for r in private if r.max_total is not None)
+                   if private and all(r.max_total is not None for r in private) else None),
     )
 
 

@@ -69,6 +69,7 @@ class Relation:
     one_per_unit: bool = False
     max_groups: int = 1
     tables: frozenset[str] = frozenset()
+    max_total: int | None = None   # rows of one unit across all groups (None: not declared)
     # public fan-out (``queries.fan_out``): rows of a public relation (None: unknown),
     # the most rows sharing one value of each of its SQL columns, and for a derived
     # relation the fan-out of the public joins inside it

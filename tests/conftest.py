@@ -17,22 +17,17 @@ from pgcluster import PgCluster
 _db_counter = itertools.count()
 
 
-@pytest.hookimpl(tryfirst=True)       # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Two tiers, and one group, are settled here.
+    """Two tiers are settled here.
 
     - The PostgreSQL variants belong to the slow tier: the README's command runs
       every test on SQLite, and CI runs the slow tier after it, so every test that
       has a PostgreSQL variant still runs against a real server in CI.
     - The ``spark`` tier runs only when asked for (``-m spark``): the default tier's
-      ``-m "not slow"`` leaves it out instead of starting a cluster's worth of queries.
-    - The tests that use Spark share one xdist group (``--dist loadgroup``), so one
-      worker starts one JVM for all of them."""
+      ``-m "not slow"`` leaves it out instead of starting a cluster's worth of queries."""
     for item in items:
         if item.get_closest_marker("postgres") and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
-        if "spark_engine" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("spark"))
     if "spark" in (config.getoption("markexpr") or ""):
         return
     kept = [item for item in items if item.get_closest_marker("spark") is None]

@@ -11,7 +11,7 @@ from queries.model import Aggregate, BoundedPlan, GroupKey, OutputColumn
 
 
 def make_plan(aggregates, *, keys=(), outputs=None, max_groups=1, max_rows=1, selection=False,
-              having=None, order_by=None, limit=None):
+              having=None, order_by=None, limit=None, max_total=None):
     if outputs is None:
         outputs = tuple(OutputColumn(k.name, k.name, is_key=True) for k in keys) + tuple(
             OutputColumn(f"out_{a.name}", a.name, (a.name,)) for a in aggregates)
@@ -19,7 +19,7 @@ def make_plan(aggregates, *, keys=(), outputs=None, max_groups=1, max_rows=1, se
                        outputs=tuple(outputs), bounded_sql="SELECT 1", max_groups=max_groups,
                        max_rows=max_rows, fingerprint="test", partition_selection=selection,
                        units_column="units" if selection else None, having=having,
-                       order_by=order_by, limit=limit)
+                       order_by=order_by, limit=limit, max_total=max_total)
 
 
 def count(name="a0", column="c", **kw):

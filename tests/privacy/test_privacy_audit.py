@@ -56,6 +56,23 @@ def test_audit_catches_sensitivity_that_ignores_max_rows(monkeypatch):
     assert lower > loss.epsilon
 
 
+def test_total_bound_audit_within_charged_epsilon_and_catches_a_bound_ignored(monkeypatch):
+    """A unit reaches up to 5 groups with up to 5 rows in each, but at most 5 rows in
+    total (``max_total``): the noise is set by the total, L1 = 5, not 5 · 5. The
+    worst neighbour puts all 5 rows in one group; the audit's bound stays within the
+    charged ε and is close to it. With the per-group bound ignored (L1 = total = 1)
+    the same audit shows the loss exceeds what is charged."""
+    plan = make_plan([count()], keys=[public_key(GROUPS)], max_groups=5, max_rows=5, max_total=5)
+    assert sensitivity.measure_sensitivities(plan, plan.aggregates[0])[0].l1 == 5
+    d0, d1 = count_pair(5)
+    lower, loss = audit(plan, d0, d1, threshold=105)
+    assert 0.5 < lower <= loss.epsilon
+    broken = make_plan([count()], keys=[public_key(GROUPS)], max_groups=5, max_rows=1, max_total=1)
+    monkeypatch.setattr(sensitivity, "rows_per_group", lambda plan, agg: 1)
+    lower, loss = audit(broken, d0, d1, threshold=105)
+    assert loss.epsilon == pytest.approx(EPS) and lower > loss.epsilon
+
+
 def test_sum_audit_with_extreme_values():
     plan = make_plan([total(column="s", lower=-50, upper=200)], keys=[public_key(GROUPS)], max_rows=2)
     d0 = table(g0=KEYS, s=[1000] * GROUPS)

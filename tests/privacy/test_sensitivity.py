@@ -68,6 +68,31 @@ def test_quantile_score_sensitivity_matches_opendp_rule():
     assert by_role(plan, plan.aggregates[0])["score"].per_group == 3 * max(num, den - num)
 
 
+def test_total_bound_caps_l1_and_l2():
+    """At most T rows of a unit in all groups: L1 <= T·c and L2 <= sqrt(d·T·c)."""
+    plan = make_plan([count()], max_groups=4, max_rows=5, max_total=6)
+    s = by_role(plan, plan.aggregates[0])["count"]
+    assert (s.per_group, s.l1) == (5, 6)                      # not 4 · 5
+    assert s.l2 == pytest.approx(math.sqrt(5 * 6))            # not 2 · 5
+    plan = make_plan([total(lower=-30, upper=20)], max_groups=4, max_rows=5, max_total=6)
+    assert by_role(plan, plan.aggregates[0])["sum"].l1 == 6 * 30
+    plan = make_plan([count()], max_groups=2, max_rows=3, max_total=100)
+    assert by_role(plan, plan.aggregates[0])["count"].l1 == 6   # a total above G · m changes nothing
+
+
+def test_total_bound_on_a_fixed_point_grid_keeps_the_slack_of_each_group():
+    plan = make_plan([total(lower=0.0, upper=5000.0, integer=False)], max_groups=3, max_rows=4, max_total=5)
+    s = by_role(plan, plan.aggregates[0])["sum"]
+    assert s.total == math.ceil(5 * 5000.0 / s.step) + FLOAT_SLACK_UNITS * 3
+    assert s.l1 == s.total < 3 * s.per_group
+
+
+def test_an_aggregate_with_rows_of_its_own_ignores_the_plans_total():
+    agg = Aggregate("a0", "count", {"count": "c"}, max_rows=2)
+    plan = make_plan([agg], max_groups=3, max_rows=10, max_total=1)
+    assert by_role(plan, agg)["count"].l1 == 6
+
+
 def test_partition_selection_units():
     assert units_sensitivity(make_plan([count()], max_groups=5)).l1 == 5
 
