@@ -150,15 +150,24 @@ def quantile_code(m: Measured) -> str:
 
 
 def quantile_lists(m: Measured, keys: list[str], histogram: str) -> str:
-    """One row per group with the ``lt``/``gt`` lists, from the histogram's rows
-    crossed with the candidate indexes (at most ~2K+1 rows per group and index)."""
+    """One row per group with the ``lt``/``gt`` lists, from the histogram's rows:
+    the codes ``0..2K`` made dense per group (zeros where no value fell), their
+    running sum, then ``lt[i]`` = the running sum at code ``2i`` and ``gt[i]`` = the
+    group's total less the running sum at code ``2i + 1``. The work is linear in
+    the candidates (``2K + 1`` rows per group), so the grid can be fine."""
     k, cols = len(m.agg.candidates), m.agg.columns
     head = "".join(f"{key}, " for key in keys)
-    per_candidate = (f"SELECT {head}__i, COALESCE(SUM(__n) FILTER (WHERE __c <= 2 * __i), 0) AS __lt, "
-                     f"COALESCE(SUM(__n) FILTER (WHERE __c >= 2 * __i + 2), 0) AS __gt "
-                     f"FROM {histogram} CROSS JOIN (SELECT unnest(range({k})) AS __i) AS __r{_group_by([*keys, '__i'])}")
-    return (f"SELECT {head}CAST(list(__lt ORDER BY __i) AS BIGINT[]) AS {cols['lt']}, "
-            f"CAST(list(__gt ORDER BY __i) AS BIGINT[]) AS {cols['gt']} FROM ({per_candidate}) AS __l{_group_by(keys)}")
+    codes = f"(SELECT unnest(range({2 * k + 1})) AS __c) AS __r"
+    zeros = (f"SELECT {head}__c, 0 AS __n FROM (SELECT DISTINCT {', '.join(keys)} FROM {histogram}) AS __k "
+             f"CROSS JOIN {codes}" if keys else f"SELECT __c, 0 AS __n FROM {codes}")
+    dense = (f"SELECT {head}__c, SUM(__n) AS __n FROM (SELECT {head}__c, __n FROM {histogram} UNION ALL {zeros}) "
+             f"AS __u{_group_by([*keys, '__c'])}")
+    part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    running = (f"SELECT {head}__c, SUM(__n) OVER ({part}ORDER BY __c ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
+               f"AS __cum, SUM(__n) OVER ({part.strip()}) AS __tot FROM ({dense}) AS __d")
+    return (f"SELECT {head}CAST(list(__cum ORDER BY __c) FILTER (WHERE __c % 2 = 0 AND __c < {2 * k}) AS BIGINT[]) "
+            f"AS {cols['lt']}, CAST(list(__tot - __cum ORDER BY __c) FILTER (WHERE __c % 2 = 1) AS BIGINT[]) "
+            f"AS {cols['gt']} FROM ({running}) AS __s{_group_by(keys)}")
 
 
 def _group_by(keys: list[str]) -> str:

@@ -117,7 +117,7 @@ def domain_filter(keys: list[tuple[str, tuple[Any, ...] | None, bool]]) -> str |
     return " AND ".join(parts) if parts else None
 
 
-def candidate_grid(bounds: Interval, count: int = 128) -> tuple[float, int, tuple[float, ...]]:
+def candidate_grid(bounds: Interval, count: int = 1024) -> tuple[float, int, tuple[float, ...]]:
     """(step, base, candidates) for quantiles over [lower, upper]: every integer
     when an integer range has at most ``count`` values, else the multiples
     ``(base + i)·step`` inside the range of a power-of-two ``step`` giving at most
