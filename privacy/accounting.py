@@ -15,7 +15,7 @@ the threshold is recomputed here and the larger of OpenDP's and ours is charged
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 import opendp.prelude as dp
@@ -23,10 +23,11 @@ import opendp.prelude as dp
 from privacy import mechanisms as mech
 from privacy.composition import composed_measurement
 from privacy.model import MechanismRecord, PrivacyLoss
-from privacy.sensitivity import MeasureSensitivity, measure_sensitivities, units_sensitivity
+from privacy.sensitivity import MeasureSensitivity, measure_sensitivities, rows_per_group, units_sensitivity
 from privacy.vocabulary import AUTO, Accounting, AccountingOption, Mechanism, NoiseFamily
 from queries.errors import PrivacyError
-from queries.model import BoundedPlan
+from queries.model import Aggregate, BoundedPlan
+from queries.vocabulary import AggregateKind
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class NoisyMeasure:
     family: NoiseFamily
     scale: float           # in grid units (scores for quantiles)
     share: float           # ε (approx) or ρ (zcdp) of this branch
+    # released by partition selection: its threshold mechanism's noisy unit counts are this
+    # count (no branch of its own, no loss of its own)
+    fused: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,19 @@ class NoiseDesign:
 
 def needs_selection(plan: BoundedPlan) -> bool:
     return bool(plan.partition_selection) and any(k.domain is None for k in plan.group_keys)
+
+
+def counts_units(plan: BoundedPlan, agg: Aggregate) -> bool:
+    """Whether ``agg``'s exact value in every group is the group's unit count, the
+    value partition selection adds noise to: ``COUNT(DISTINCT unit)``, or ``COUNT(*)``
+    when each unit keeps at most one row in a group."""
+    if agg.kind == AggregateKind.COUNT_UNITS:
+        return True
+    return agg.kind == AggregateKind.COUNT and agg.counts_rows and rows_per_group(plan, agg) == 1
+
+
+def _threshold_mechanism(family: NoiseFamily) -> Mechanism:
+    return Mechanism.LAPLACE_THRESHOLD if family == NoiseFamily.LAPLACE else Mechanism.GAUSSIAN_THRESHOLD
 
 
 def _weights(sens: tuple[MeasureSensitivity, ...], family: NoiseFamily) -> list[float]:
@@ -151,12 +168,16 @@ def design_noise(plan: BoundedPlan, budget: PrivacyLoss,
         total = budget.epsilon
     else:
         total = rho_for(budget.epsilon, budget.delta - delta_selection)
-    # equal share per aggregate and one for partition selection
-    parts = len(plan.aggregates) + (1 if selecting else 0)
+    # equal share per aggregate and one for partition selection; a count of the units that
+    # selection already counts is released from selection's own noisy counts
+    fused = [agg for agg in plan.aggregates if selecting and counts_units(plan, agg)]
+    parts = len(plan.aggregates) - len(fused) + (1 if selecting else 0)
     share = total / parts * (1 - 1e-12)
 
     measures: list[NoisyMeasure] = []
     for agg in plan.aggregates:
+        if agg in fused:
+            continue
         sens = measure_sensitivities(plan, agg)
         for s, w in zip(sens, _weights(sens, family)):
             target = share * w
@@ -175,8 +196,11 @@ def design_noise(plan: BoundedPlan, budget: PrivacyLoss,
             raise PrivacyError("no partition-selection threshold meets the delta budget",
                                code="delta_too_small") from exc
         selection = PartitionSelection(family, scale, threshold, share, 0.0)
+        for agg in fused:
+            measures.append(NoisyMeasure(replace(us, aggregate=agg.name, role="count"), family, scale, 0.0,
+                                         fused=True))
 
-    composed = composed_measurement(plan, family, measures, selection)
+    composed = composed_measurement(plan, family, [m for m in measures if not m.fused], selection)
     loss, selection, records = composed_loss(plan, accounting, family, composed, measures, selection,
                                              budget.delta - delta_selection)
     if not budget.covers(loss):
@@ -205,7 +229,8 @@ def composed_loss(plan, accounting, family, composed, measures, selection, delta
     for m in measures:
         records.append(MechanismRecord(
             aggregate=m.sens.aggregate, measure=m.sens.role,
-            mechanism=(Mechanism.EXPONENTIAL_QUANTILE if m.sens.role == "score"
+            mechanism=(_threshold_mechanism(family) if m.fused
+                       else Mechanism.EXPONENTIAL_QUANTILE if m.sens.role == "score"
                        else Mechanism.DISCRETE_LAPLACE if family == NoiseFamily.LAPLACE
                        else Mechanism.DISCRETE_GAUSSIAN),
             scale=m.scale * m.sens.step, sensitivity=m.sens.per_group * m.sens.step,
@@ -214,8 +239,7 @@ def composed_loss(plan, accounting, family, composed, measures, selection, delta
     if selection is not None:
         records.append(MechanismRecord(
             aggregate="partition_selection", measure="units",
-            mechanism=(Mechanism.LAPLACE_THRESHOLD if family == NoiseFamily.LAPLACE
-                       else Mechanism.GAUSSIAN_THRESHOLD),
+            mechanism=_threshold_mechanism(family),
             scale=selection.scale, sensitivity=1.0,
             epsilon=selection.share if family == NoiseFamily.LAPLACE else 0.0,
             rho=selection.share if family == NoiseFamily.GAUSSIAN else 0.0, delta=selection.delta))

@@ -54,13 +54,16 @@ def release(plan: BoundedPlan, exact: pa.Table, budget: PrivacyLoss, *,
 
     outputs = design.measurement(groups.exact)   # the one OpenDP invocation
     noisy: dict[str, dict[str, list]] = {a.name: {} for a in plan.aggregates}
-    for m, out in zip(design.measures, outputs):
+    for m, out in zip([m for m in design.measures if not m.fused], outputs):
         noisy[m.sens.aggregate][m.sens.role] = list(out)
 
     kept = list(range(len(groups.keys)))
     if selecting:   # the selected keys are an output of the measurement; how many were dropped is not
         chosen = outputs[-1]
         kept = [i for i in kept if str(i) in chosen]
+        for m in design.measures:   # a count of units is selection's own noisy count of the group
+            if m.fused:
+                noisy[m.sens.aggregate]["count"] = [round(chosen.get(str(i), 0)) for i in range(len(groups.keys))]
 
     table: dict[str, list] = {}
     for pos, key in enumerate(plan.group_keys):

@@ -70,6 +70,7 @@ class Aggregate:
     sql: str = ""                   # the aggregate as written, for display
     max_rows: int | None = None     # per-(unit, group) row limit for this aggregate,
                                     # when it differs from the plan's (e.g. pre-aggregated)
+    counts_rows: bool = False       # COUNT(*): every row counts, NULLs included
 
 
 @dataclass(frozen=True)

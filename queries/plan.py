@@ -114,7 +114,8 @@ class _Aggregates:
         if kind == AggregateKind.QUANTILE:
             step, base, candidates = candidate_grid(Interval(lower, upper, integer))
         agg_ = Aggregate(name=name, kind=kind, columns=columns, lower=lower, upper=upper, integer=integer,
-                         quantile=q, candidates=candidates, sql=render(_display(agg)))
+                         quantile=q, candidates=candidates, sql=render(_display(agg)),
+                         counts_rows=kind == AggregateKind.COUNT and value is None)
         self.list.append(agg_)
         self.nodes.append(agg)
         self.measured.append(Measured(agg_, value, step, base))
