@@ -63,8 +63,16 @@ def final_table(plan: BoundedPlan, noisy: dict[str, list], intervals: dict[str, 
     """``noisy``: column name (key names and aggregate names) -> values per group;
     ``intervals``: aggregate name -> (lo, hi) per group."""
     n = len(next(iter(noisy.values()))) if noisy else 0
-    table = pa.table({"__row": list(range(n)), **noisy})
     outputs = plan.outputs
+    plain = [_plain_column(o.expr) for o in outputs]
+    if not (plan.having or plan.order_by or plan.limit is not None) and all(c in noisy for c in plain):
+        # every output is a key or an aggregate as released, in group order: nothing to compute
+        rows = [tuple(noisy[c][i] for c in plain) for i in range(n)]
+        cells = [tuple(None if o.is_key or not o.aggregates else
+                       (float(intervals[c][i][0]), float(intervals[c][i][1])) if c in intervals else None
+                       for o, c in zip(outputs, plain)) for i in range(n)]
+        return FinalTable(tuple(o.name for o in outputs), tuple(rows), tuple(cells), 0)
+    table = pa.table({"__row": list(range(n)), **noisy})
     select = ", ".join(f"{o.expr} AS {_quote(o.name)}" for o in outputs)
     # HAVING / ORDER BY may name outputs, keys or aggregates (a0, ...): keep the noisy
     # columns whose names no output takes visible to them
@@ -99,6 +107,15 @@ def final_table(plan: BoundedPlan, noisy: dict[str, list], intervals: dict[str, 
                 cell.append(corner_ranges.get(o.name, {}).get(row_id))
         cells.append(tuple(cell))
     return FinalTable(tuple(o.name for o in outputs), tuple(rows), tuple(cells), n - len(rows))
+
+
+def _plain_column(expr: str) -> str:
+    """The column an output expression names when it is only a column (``a0``,
+    ``"city"``), else the expression itself."""
+    text = expr.strip()
+    if len(text) > 1 and text[0] == text[-1] == '"' and '"' not in text[1:-1]:
+        return text[1:-1]
+    return text
 
 
 def _corner_ranges(db: duckdb.DuckDBPyConnection, plan: BoundedPlan, noisy: dict[str, list],
