@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import socket
 import statistics
 import subprocess
@@ -24,6 +25,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
+from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -40,7 +43,12 @@ RUNS = ("SELECT sex, COUNT(*) AS n FROM people GROUP BY sex",
         "SELECT SUM(income) AS total FROM people")
 
 
-def build(home: Path, people: int, clients: int) -> None:
+def build(home: Path, people: int, clients: int, *, licence_epsilon: float = 0.4,
+          dataset_epsilon: float | None = None, database_url: str = "") -> None:
+    """An instance at ``home`` (its store at ``database_url``; empty: SQLite in the
+    home) with owner1, the health dataset of ``people`` people (its total ε
+    ``dataset_epsilon``; None: the demo policy's) and operators op0, op1, ... each
+    holding a licence of ``licence_epsilon``."""
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
     from sandbox.demo.data import write_health
@@ -49,17 +57,23 @@ def build(home: Path, people: int, clients: int) -> None:
     from sandbox.settings import load_settings
     from sandbox.users import add_user
 
-    settings = load_settings(env={}, home=str(home))
+    settings = load_settings(env={}, home=str(home), database_url=database_url)
     init_home(settings)
     with Instance.open(settings) as inst:
         setup = Actor("load-setup", "admin")
         add_user(inst, setup, "owner1", "owner", PASSWORD)
         policy = write_health(home / "src", people=people)
+        if dataset_epsilon is not None:
+            text, n = re.subn(r"^epsilon = .*$", f"epsilon = {dataset_epsilon!r}", policy.read_text(), flags=re.M)
+            if n != 1:
+                raise RuntimeError("the health policy should declare exactly one total epsilon")
+            policy.write_text(text)
         add_dataset(inst, Actor("owner1", "owner"), policy)
         for i in range(clients):
             add_user(inst, setup, f"op{i}", "operator", PASSWORD)
-            grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator=f"op{i}", epsilon=0.4,
-                          delta=1e-7, purpose="load test", expires=date.today() + timedelta(days=2))
+            grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator=f"op{i}",
+                          epsilon=licence_epsilon, delta=1e-7, purpose="load test",
+                          expires=date.today() + timedelta(days=2))
 
 
 def free_port() -> int:
@@ -68,12 +82,46 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(home: Path, port: int, threads: int, log: Path, env: Mapping[str, str] | None = None
+                 ) -> subprocess.Popen:
+    """``dp-sandbox serve`` on the instance at ``home`` in a process of its own,
+    its output in ``log`` (waitress reports its queue depth there); ``env`` adds
+    to or overrides the server's environment (two query workers by default)."""
+    server_env = {**os.environ, "DPS_HOME": str(home), "DPS_WORKERS": "2", **(env or {})}
+    with open(log, "wb") as out:
+        return subprocess.Popen([sys.executable, "-c", "from sandbox.cli import main; main()", "serve",
+                                 "--port", str(port), "--threads", str(threads)], env=server_env, cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for_server(base: str) -> bool:
+    """Whether the server at ``base`` answered within 20 s."""
+    for _ in range(200):
+        try:
+            httpx.get(f"{base}/api/v1/keys", timeout=1)
+            return True
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return False
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def operator_client(base: str, user: str) -> httpx.Client:
+    """An API client of ``base`` holding a fresh bearer token of ``user``."""
+    http = httpx.Client(base_url=base, timeout=120)
+    token = http.post("/api/v1/tokens", json={"user": user, "password": PASSWORD}).json()["data"]["token"]
+    http.headers["Authorization"] = f"Bearer {token}"
+    return http
+
+
 def client_loop(base: str, user: str, deadline: float, budget: list[int], lock: threading.Lock,
                 out: list[tuple[str, float, int, str]], seed: int) -> None:
     rng = random.Random(seed)    # picks the request mix only; no privacy noise here
-    with httpx.Client(base_url=base, timeout=120) as http:
-        token = http.post("/api/v1/tokens", json={"user": user, "password": PASSWORD}).json()["data"]["token"]
-        http.headers["Authorization"] = f"Bearer {token}"
+    with closing(operator_client(base, user)) as http:
         while time.monotonic() < deadline:
             with lock:
                 if budget[0] <= 0:
@@ -96,7 +144,7 @@ def client_loop(base: str, user: str, deadline: float, budget: list[int], lock: 
             out.append((kind, time.perf_counter() - t0, resp.status_code, code))
 
 
-def overspent(home: Path) -> list[str]:
+def overspent(home: Path, database_url: str = "") -> list[str]:
     from sqlalchemy import select
 
     from sandbox.instance import Instance
@@ -104,7 +152,8 @@ def overspent(home: Path) -> list[str]:
     from sandbox.settings import load_settings
 
     bad = []
-    with Instance.open(load_settings(env={}, home=str(home))) as inst, inst.store.read() as s:
+    settings = load_settings(env={}, home=str(home), database_url=database_url)
+    with Instance.open(settings) as inst, inst.store.read() as s:
         for b in s.execute(select(Budget)).scalars():
             if b.spent_epsilon + b.reserved_epsilon > b.epsilon * (1 + 1e-9) + 1e-12:
                 bad.append(f"budget {b.id} ({b.scope}): spent {b.spent_epsilon} + reserved {b.reserved_epsilon} "
@@ -131,19 +180,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"building instance ({args.people:,} people, {args.clients} operators) in {home} ...", flush=True)
     build(home, args.people, args.clients)
     port = free_port()
-    env = {**os.environ, "DPS_HOME": str(home), "DPS_WORKERS": "2"}
-    server_log = open(home / "logs" / "bench-server.log", "wb")   # waitress reports its queue depth there
-    server = subprocess.Popen([sys.executable, "-c", "from sandbox.cli import main; main()", "serve",
-                               "--port", str(port), "--threads", str(args.threads)], env=env, cwd=ROOT,
-                              stdout=server_log, stderr=subprocess.STDOUT)
+    server = start_server(home, port, args.threads, home / "logs" / "bench-server.log")
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{base}/api/v1/keys", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_for_server(base)
         results: list[tuple[str, float, int, str]] = []
         lock, budget = threading.Lock(), [args.max_requests]
         t0 = time.monotonic()
@@ -156,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             t.join()
         elapsed = time.monotonic() - t0
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-        server_log.close()
+        stop_server(server)
 
     errors = [r for r in results if r[2] >= 400 and r[3] != "budget_exceeded"]
     refused = sum(1 for r in results if r[3] == "budget_exceeded")
