@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 
 def verify_export(jsonl: Path, keys_json: Path, published: dict | None = None) -> tuple[bool, str]:
     """docs/audit.md, "The recipe", step by step. Returns (ok, reason)."""
@@ -137,6 +139,7 @@ def _export(inst, out: Path, since: int = 0) -> Path:
     return Path(str(out) + ".keys.json")
 
 
+@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_recipe_verifies_an_exported_chain_and_fails_on_tampered_copies(instance, tmp_path):
     published = json.loads(json.dumps(_build(instance, 1_000)))
     out = tmp_path / "chain.jsonl"

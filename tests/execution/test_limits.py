@@ -117,6 +117,7 @@ def test_worker_runs_under_os_limits(tight_pool, version, data_key):
         assert row["Max core file size"][:2] == ["0", "0"]
 
 
+@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_cpu_limit_kills_a_busy_query(version, data_key, tmp_path):
     limits = WorkerLimits(memory_mb=256, threads=1, timeout_s=30, address_space_mb=1536, cpu_seconds=1)
     with WorkerPool(1, limits, log_dir=tmp_path / "log", temp_root=tmp_path) as pool:

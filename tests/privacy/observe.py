@@ -307,5 +307,13 @@ def _shape(line: str, city: str) -> str:
 
 
 def leaked(texts: list[str], canaries: tuple[str, ...]) -> list[str]:
-    """The canaries (T's distinctive values) found in any of ``texts``."""
-    return sorted({c for c in canaries for t in texts if c in t})
+    """The canaries (T's distinctive values) found in any of ``texts``. A numeric
+    canary counts only as a whole number: ``987654`` or ``987654.0``, not the same
+    digits inside a longer noisy number such as ``79687.57098765433``, which a
+    release prints by chance."""
+    patterns = {c: re.compile(rf"(?<![\d.]){re.escape(c)}(?!\d)") if c.isdigit() else None for c in canaries}
+    found = set()
+    for c, pattern in patterns.items():
+        if any((pattern.search(t) is not None) if pattern else (c in t) for t in texts):
+            found.add(c)
+    return sorted(found)

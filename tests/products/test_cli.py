@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from cli_identity import SignedInRunner
 from products_world import CITY_ROWS, CITY_SQL, PASSWORD, build_world
 from sandbox.cli import main
 
 
+@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_product_commands_end_to_end(make_instance, tmp_path):
     w = build_world(make_instance())
     home = str(w.inst.home)

@@ -79,6 +79,7 @@ def test_query_check_refusal_has_code_and_span(home):
     assert "error [" in out.stderr and "^" in out.stderr
 
 
+@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_query_run_charges_and_records(home):
     before = json.loads(dps(home, "licence", "list", "--json").stdout)[0]["budget"]["spent"]["epsilon"]
     out = dps(home, "query", "run", "--as", "operator1", "--dataset", "health", "--epsilon", "0.3", "--json",

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from click.testing import CliRunner
 
 from sandbox.cli import main
@@ -27,6 +29,7 @@ def _cli(home: str):
     return call
 
 
+@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_query_approvals_decide_and_run(make_instance, tmp_path):
     inst = make_instance()
     build(inst, tmp_path / "src", approval="each")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from sqlalchemy import select
 
 from sharing_world import HEALTH, write_registry
@@ -69,6 +71,7 @@ def test_on_demand_request_with_a_tracked_deadline(world):
         assert s.execute(select(ShareDemand.status)).scalar_one() == "listed"
 
 
+@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_cli_share_flow(sqlite_world, tmp_path):
     """The commands of the issue, end to end through the CLI (SQLite)."""
     import json
