@@ -112,7 +112,6 @@ def test_back_off_answers_429_with_retry_after_in_the_api(client, clock):
     assert 0 < int(r.headers["Retry-After"]) <= 60
 
 
-@pytest.mark.slow        # an end-to-end run of several seconds: CI runs it in the slow tier
 def test_one_address_guessing_many_users_is_limited(client, clock):
     for i in range(20):
         _login(client, f"nobody{i}", "bad-password", addr="203.0.113.9")
