@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import re
 import secrets
-import shutil
 import subprocess
 import threading
 from collections.abc import Mapping
@@ -46,7 +44,7 @@ import pyarrow.parquet as pq
 from queries.dialects import emit_bounded
 from queries.errors import ExecutionFailed, SandboxError
 from queries.vocabulary import Engine
-from sandbox.execution.spark_store import ParquetKey, SparkUnavailable, kms_jar
+from sandbox.execution.spark_store import ParquetKey, SparkUnavailable, find_jdk_tool, kms_jar
 from sandbox.execution.worker import RUN_FAILED_MESSAGE, QueryInvalid
 
 log = logging.getLogger("dp_sandbox.spark")
@@ -83,13 +81,6 @@ def _java_major(java: str) -> int | None:
     return int(found.group(2) or 0) if major == 1 else major
 
 
-def find_java() -> str | None:
-    home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "java").exists():
-        return str(Path(home) / "bin" / "java")
-    return shutil.which("java")
-
-
 def require_spark() -> None:
     """Raise :class:`SparkUnavailable` naming what is missing: ``spark_missing_pyspark``
     (install the ``spark`` extra), ``spark_missing_java``, ``spark_java_too_old``, or
@@ -97,7 +88,7 @@ def require_spark() -> None:
     if importlib.util.find_spec("pyspark") is None:
         raise SparkUnavailable("the Spark engine needs PySpark: pip install 'dp-sandbox[spark]'",
                                code="spark_missing_pyspark", missing="pyspark")
-    java = find_java()
+    java = find_jdk_tool("java")
     if java is None:
         raise SparkUnavailable(f"the Spark engine needs Java {MIN_JAVA} or newer on PATH or in JAVA_HOME",
                                code="spark_missing_java", missing="java")

@@ -69,11 +69,12 @@ class SparkUnavailable(SandboxError):
 
 # ---------------------------------------------------------------- the key service
 
-def find_javac() -> str | None:
+def find_jdk_tool(name: str) -> str | None:
+    """``java`` or ``javac``: in ``$JAVA_HOME/bin``, else on ``PATH``."""
     home = os.environ.get("JAVA_HOME")
-    if home and (Path(home) / "bin" / "javac").exists():
-        return str(Path(home) / "bin" / "javac")
-    return shutil.which("javac")
+    if home and (Path(home) / "bin" / name).exists():
+        return str(Path(home) / "bin" / name)
+    return shutil.which(name)
 
 
 def _cache_dir() -> Path:
@@ -93,7 +94,7 @@ def kms_jar(cache: Path | None = None) -> Path:
     jar = folder / f"dps-kms-{hashlib.sha256(source).hexdigest()[:16]}.jar"
     if jar.exists():
         return jar
-    javac = find_javac()
+    javac = find_jdk_tool("javac")
     if javac is None:
         raise SparkUnavailable("the Spark engine builds its key service with a Java compiler: install a JDK 17 "
                               "or newer (javac on PATH or in JAVA_HOME)", code="spark_missing_javac",
