@@ -28,7 +28,7 @@ _DATASET_KEYS = {
 _BUDGET_KEYS = {"epsilon", "delta", "max_epsilon_per_query", "max_delta_per_query", "min_epsilon_per_query"}
 _TABLE_KEYS = {
     "source", "rows_per_unit", "max_rows_per_unit", "max_groups_per_unit", "max_total_rows_per_unit", "public",
-    "description", "columns",
+    "description", "columns", "rows_bound",
 }
 _COLUMN_KEYS = {"class", "min", "max", "domain", "type", "description", "source"}
 
@@ -70,7 +70,10 @@ class TablePolicy:
     joined freely. ``rows_per_unit = 1`` proves each unit has at most one row, so
     no bounding work is needed; otherwise ``max_rows_per_unit`` bounds a unit's
     contribution in each group and ``max_groups_per_unit`` the groups it reaches;
-    ``max_total_rows_per_unit`` bounds its rows across all groups together."""
+    ``max_total_rows_per_unit`` bounds its rows across all groups together.
+    ``rows_bound`` is the owner's public bound on the table's total number of
+    rows (checked at ingestion): what a run may read and hold is estimated from
+    it, never from the exact count (``queries.resources``); None: not declared."""
 
     name: str
     source: str
@@ -81,6 +84,7 @@ class TablePolicy:
     public: bool = False
     description: str = ""
     max_total_rows_per_unit: int | None = None
+    rows_bound: int | None = None
 
     def column(self, name: str) -> ColumnPolicy | None:
         for col in self.columns:
@@ -145,6 +149,8 @@ class DatasetPolicy:
         for table in data["tables"]:             # absent, not null, so older policies keep their hash
             if table.get("max_total_rows_per_unit") is None:
                 table.pop("max_total_rows_per_unit", None)
+            if table.get("rows_bound") is None:
+                table.pop("rows_bound", None)
         for table in data["tables"]:             # "source" only where a header is mapped: older hashes hold
             for col in table["columns"]:
                 if col.get("source") is None:
@@ -354,6 +360,9 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
         if public:
             raise r.fail("a public table has no privacy unit to bound", *path, "max_total_rows_per_unit")
         max_total = int(min(max_total, rows_per_unit)) if rows_per_unit is not None else int(max_total)
+    rows_bound = t.get("rows_bound")
+    if rows_bound is not None:
+        rows_bound = int(r.number(rows_bound, *path, "rows_bound", positive=True, integer=True))
     raw_cols = t.get("columns")
     if not isinstance(raw_cols, dict) or not raw_cols:
         raise PolicyError("a table needs at least one column", key=f"tables.{tname}.columns")
@@ -408,7 +417,7 @@ def _parse_table(r: _Reader, tname: str, t: Any, unit: str | None) -> TablePolic
     table = TablePolicy(
         name=tname, source=source, columns=tuple(columns), rows_per_unit=rows_per_unit,
         max_rows_per_unit=int(max_rows), max_groups_per_unit=max_groups, public=public,
-        description=str(t.get("description", "")), max_total_rows_per_unit=max_total,
+        description=str(t.get("description", "")), max_total_rows_per_unit=max_total, rows_bound=rows_bound,
     )
     if not public and unit:
         col = table.column(unit)

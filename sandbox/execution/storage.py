@@ -380,6 +380,15 @@ def _check_rows_per_unit(con: duckdb.DuckDBPyConnection, policy: DatasetPolicy, 
                           key=f"tables.{table.name}.rows_per_unit")
 
 
+def _check_rows_bound(table: TablePolicy, rows: int) -> None:
+    """``rows_bound`` is the public size the planner sizes runs by (``queries.resources``),
+    so it is a claim the stored table must meet. The owner sees their own count."""
+    if table.rows_bound is not None and rows > table.rows_bound:
+        raise PolicyError(f"table '{table.name}' holds {rows:,} rows, more than its rows_bound = "
+                          f"{table.rows_bound:,}; raise the bound or split the data",
+                          key=f"tables.{table.name}.rows_bound", code="rows_bound_exceeded")
+
+
 # One unit's rows in a private table are stored up to this many times its contribution
 # bound (``max_rows_per_unit``): every query reads a unit's rows before bounding them, so
 # a unit with unbounded rows would make a run's *time* depend on that one unit.
@@ -489,6 +498,7 @@ def ingest_version(policy: DatasetPolicy, source_dir: Path, dest_dir: Path, mast
                 quality[table.name] = _quality(con, table, table_types)
                 quality[table.name]["rows_over_stored_cap"] = dropped
                 row_counts[table.name] = quality[table.name]["rows"]
+                _check_rows_bound(table, row_counts[table.name])
                 types[table.name] = table_types
                 report(f"read {table.name}", row_counts[table.name])
             stats_sql, labels = public_stats_query(policy)
