@@ -37,6 +37,7 @@ max_delta_per_query = 1e-7
 
 [tables.people]
 source = "people.parquet"
+rows_bound = 12_000_000
 rows_per_unit = 1
 columns.person_id = { class = "identifier" }
 columns.age       = { class = "quasi", min = 0, max = 120 }
@@ -47,6 +48,7 @@ columns.diagnosis = { class = "sensitive" }
 
 [tables.visits]
 source = "visits.csv"
+rows_bound = 25_000_000
 max_rows_per_unit = 10
 max_groups_per_unit = 5
 columns.visit_id   = { class = "identifier" }

@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from queries.dialects import emit_bounded
 from queries.policy import DatasetPolicy
+from queries.resources import ResourceNeed
 from queries.vocabulary import Engine
 from queries.errors import SandboxError
 from sandbox.execution.spark import SparkEngine, _cause, _failure, require_spark
@@ -59,15 +60,33 @@ def _spark_checked() -> bool:
     return True
 
 
-def check_runnable(engine: Engine, bounded_sql: str, rows: Mapping[str, int], max_rows_read: int) -> None:
+def check_runnable(engine: Engine, bounded_sql: str, rows: ResourceNeed | Mapping[str, int],
+                   max_rows_read: int) -> None:
     """Before any budget is reserved: raise ``spark_unsupported`` for a plan that
-    Spark cannot run with DuckDB's semantics, ``rows_read_exceeded`` when the
-    stored rows of the tables it names (``rows``: the version's row counts) pass
-    ``DPS_SPARK_MAX_ROWS_READ``, or ``spark_missing_*`` when PySpark, Java or a
-    Java compiler is missing. Nothing to check for DuckDB."""
+    Spark cannot run with DuckDB's semantics, ``rows_read_exceeded`` when the rows
+    the tables it names may hold pass ``DPS_SPARK_MAX_ROWS_READ``, or
+    ``spark_missing_*`` when PySpark, Java or a Java compiler is missing. Nothing
+    to check for DuckDB.
+
+    ``rows`` is the plan's :class:`queries.resources.ResourceNeed`: the tables'
+    sizes are their declared ``rows_bound`` (public tables: their row count), so
+    the refusal is a function of the SQL, the policy, public tables and the
+    setting; an unknown need (a private table without a bound) is not refused.
+    A mapping of the version's exact row counts is the former call, still
+    accepted until every caller passes the need: it makes the refusal depend on
+    the data, so it names no count."""
     if engine is Engine.SPARK:
         emitted = emit_bounded(bounded_sql, engine)
-        if sum(int(rows.get(t, 0)) for t in emitted.tables) > max_rows_read:
+        if isinstance(rows, ResourceNeed):
+            if rows.known:
+                total = sum(int(rows.rows_read.get(t, 0)) for t in emitted.tables)
+                if total > max_rows_read:
+                    raise SandboxError(
+                        f"the query may read {total:,} stored rows (from the tables' declared sizes), more than "
+                        f"DPS_SPARK_MAX_ROWS_READ = {max_rows_read:,} allows; query fewer tables or ask the "
+                        "dataset's owner about its rows_bound", code="rows_read_exceeded", status=422,
+                        limit=max_rows_read, need_rows=total)
+        elif sum(int(rows.get(t, 0)) for t in emitted.tables) > max_rows_read:
             raise SandboxError("the query would read more stored rows than DPS_SPARK_MAX_ROWS_READ allows",
                                code="rows_read_exceeded", status=422, limit=max_rows_read)
         _spark_checked()
