@@ -169,18 +169,59 @@ class Instance:
                 from sandbox.execution.worker import WorkerLimits, WorkerPool
 
                 s = self.settings
+                limits = WorkerLimits(memory_mb=s.worker_memory_mb, threads=s.worker_threads,
+                                      timeout_s=s.query_timeout_s, address_space_mb=s.worker_address_space_mb,
+                                      cpu_seconds=s.worker_cpu_seconds, spill_mb=s.worker_spill_mb)
                 self._pool = WorkerPool(
                     size=s.workers,
-                    limits=WorkerLimits(memory_mb=s.worker_memory_mb, threads=s.worker_threads,
-                                        timeout_s=s.query_timeout_s,
-                                        address_space_mb=s.worker_address_space_mb,
-                                        cpu_seconds=s.worker_cpu_seconds),
+                    limits=limits,
                     log_dir=self.log_dir,
                     temp_root=Path(s.worker_temp_root) if s.worker_temp_root else None,
                     log_max_bytes=s.log_max_bytes, log_backups=s.log_backups,
                     debug_engine_messages=s.debug_engine_messages,
+                    preload=self._versions_to_preload(limits.cached_versions),
                 )
             return self._pool
+
+    def _versions_to_preload(self, count: int) -> list[tuple[Path, bytes]]:
+        """The current version of each queryable (conditional) dataset that runs on
+        DuckDB, most recently queried or added first, at most ``count``, with its
+        data key: what the workers open before their first query. Best effort:
+        a failure here only means nothing is preloaded."""
+        from sqlalchemy import func, select
+
+        from queries.policy import DatasetPolicy
+        from queries.vocabulary import Classification, Engine
+        from sandbox.execution.engine import engine_of
+        from sandbox.execution.storage import unwrap_key
+        from sandbox.persistence.models import Dataset, DatasetVersion, QueryRun
+
+        try:
+            with self.store.read() as s:
+                newest = (select(DatasetVersion.dataset_id, func.max(DatasetVersion.number).label("number"))
+                          .group_by(DatasetVersion.dataset_id).subquery())
+                current = s.execute(
+                    select(DatasetVersion).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
+                    .join(newest, (newest.c.dataset_id == DatasetVersion.dataset_id)
+                          & (newest.c.number == DatasetVersion.number))
+                    .where(Dataset.classification == Classification.CONDITIONAL)).scalars().all()
+                duckdb = [v for v in current
+                          if engine_of(DatasetPolicy.from_dict(v.policy), self.settings.engine) is Engine.DUCKDB]
+                last_run = dict(s.execute(
+                    select(QueryRun.version_id, func.max(QueryRun.created_at))
+                    .where(QueryRun.version_id.in_([v.id for v in duckdb])).group_by(QueryRun.version_id)).all())
+                duckdb.sort(key=lambda v: max(filter(None, (v.created_at, last_run.get(v.id)))), reverse=True)
+                chosen = [(Path(v.path), v.wrapped_key) for v in duckdb[:max(0, count)]]
+        except Exception as exc:    # the class only: never a message that could carry a key or a path
+            log.warning("no versions preloaded into the workers: %s", type(exc).__name__)
+            return []
+        preload = []
+        for path, wrapped in chosen:
+            try:
+                preload.append((path, unwrap_key(wrapped, self.master_key)))
+            except SandboxError as exc:
+                log.warning("a version is not preloaded into the workers: %s", exc.code)
+        return preload
 
     def engine(self, name: str):
         """The execution engine ``name`` (``duckdb``: the worker pool; ``spark``: one

@@ -92,6 +92,10 @@ class Settings:
     worker_address_space_mb: int = _setting(
         4096, "Address-space limit (RLIMIT_AS) of each worker process, in MiB.", _at_least(1))
     worker_cpu_seconds: int = _setting(120, "CPU-time limit of each query in a worker, in seconds.", _at_least(1))
+    worker_spill_mb: int = _setting(
+        8192, "Most a worker's query may spill to disk beyond its memory limit, in MiB, into a private dir "
+              "under the worker temp root (removed with it); 0 means no spilling: a query over the memory "
+              "limit fails.", _at_least(0))
     worker_temp_root: str = _setting(
         "", "Where workers keep decrypted versions (mode 0700); empty means the system temp dir. "
             "Point it at tmpfs to keep them off disk.")

@@ -11,12 +11,43 @@ the pool then starts a replacement and removes the dead worker's temp dir.
 Inside, a version is decrypted once into the worker's private temp dir (0700)
 as ``ds.duckdb`` and opened READ_ONLY, so the bounded SQL reads ``ds.<table>``;
 the database is opened with the one hardening recipe, ``queries.hardened_duckdb``
-(no external access, no extension loading, no local file system, no spilling to
-disk, memory/thread/time limits, configuration locked) and cached for later
-queries on that version, together with its *empty twin*: the same catalog,
-tables and column types with zero rows, opened the same way. Each query runs
-through the recipe's ``run_select``: a fresh cursor, so temp macros, temp views
-and variables never outlive it, and only a single SELECT statement.
+(no external access, no extension loading, memory/thread/time limits,
+configuration locked) and cached for later queries on that version, together
+with its *empty twin*: the same catalog, tables and column types with zero rows,
+opened the same way. Each query runs through the recipe's ``run_select``: a
+fresh cursor, so temp macros, temp views and variables never outlive it, and
+only a single SELECT statement.
+
+Spilling. With ``spill_mb`` > 0 (``DPS_WORKER_SPILL_MB``) each of the two
+databases spills what exceeds ``memory_mb`` into its own directory inside the
+version's folder (``<folder>/spill`` and ``<folder>/empty/spill``, 0700), up to
+``spill_mb`` MiB each; one query runs at a time and DuckDB truncates its temp
+files after each, so a worker's spill stays within ``spill_mb`` (the twin, with
+no rows, spills next to nothing). The spill dirs go with the version's folder
+(evicted, worker stopped or killed). A spilling database keeps DuckDB's local
+file system enabled (it cannot spill without it), reaching only its own spill
+dir and database file: ``queries.hardened_duckdb`` explains why that is the
+narrowest working combination. With ``spill_mb`` = 0 nothing spills and a query
+over ``memory_mb`` fails (``run_failed``).
+
+Preloading. A pool may be given versions to open ahead of queries (at most
+``cached_versions``, most wanted first). Each worker, its own replacements
+included, opens them in its own process while it is idle: before each one it
+looks for a waiting message and serves that first, and it only fills free cache
+slots, so a preload never evicts a version a query opened. The parent does not
+wait for any of it; a query waits for its worker as always, under
+``load_timeout_s``. A version that fails to open (a damaged file, a wrong key)
+is simply not cached; a query on it then fails as it would have.
+
+The empty twin runs once per SQL text. Each cached version remembers the
+(SQL text, parameter names and value types) that already passed its twin and
+skips the twin for them. Whether a statement fails on zero rows is decided by
+DuckDB from the statement, the parameters and the schema — the twin holds no
+data, so no data value enters it — and a cached version's schema never changes.
+Keying on parameter *types* rather than values assumes that no value can make
+the twin fail: true of the one parameter the planner emits, ``$salt`` (fresh
+per run, used only as an argument of ``hash``, which accepts any text). Only
+passes are remembered; a failure runs the twin again next time.
 
 A query runs on the empty twin first. What fails there fails whatever the data
 hold, so the pool refuses it as :class:`QueryInvalid` (``query_invalid``, HTTP
@@ -53,7 +84,8 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
@@ -62,7 +94,7 @@ import duckdb
 import pyarrow as pa
 
 from queries.errors import ExecutionFailed, InvalidInput
-from queries.hardened_duckdb import LOCKED_DOWN, EngineLimits, StatementRefused, open_hardened, run_select
+from queries.hardened_duckdb import LOCKED_DOWN, EngineLimits, Spill, StatementRefused, open_hardened, run_select
 from sandbox.logs import PrivateLogFile, private_logger
 from sandbox.execution.storage import VersionCorrupt, decrypt_file, unwrap_key
 
@@ -101,16 +133,33 @@ class WorkerLimits(EngineLimits):
     cpu_seconds: int = 120          # RLIMIT_CPU budget per query
     cached_versions: int = 2        # decrypted versions a worker keeps open
     load_timeout_s: float = 120.0   # worker start + decrypting a version
+    spill_mb: int = 8192            # max_temp_directory_size of each version database; 0: no spilling
+
+
+# (SQL text, sorted (parameter name, value type) pairs): what the empty twin decides on
+TwinKey = tuple[str, tuple[tuple[str, str], ...]]
+TWIN_PASSES_KEPT = 1024             # per cached version, least recently used out
 
 
 # ---------------------------------------------------------------- inside the worker
+
+def _spill(folder: Path, limits: WorkerLimits) -> Spill | None:
+    """A private spill dir for the database in ``folder`` (None: no spilling)."""
+    if limits.spill_mb <= 0:
+        return None
+    directory = folder / "spill"
+    directory.mkdir(mode=0o700)
+    return Spill(directory, int(limits.spill_mb))
+
 
 def open_empty_twin(db: duckdb.DuckDBPyConnection, folder: Path, limits: WorkerLimits) -> duckdb.DuckDBPyConnection:
     """The version's empty twin: every table of ``db`` with its exact DuckDB
     definition (names, column types) and no rows, written as ``<folder>/ds.duckdb``
     and opened with :func:`open_hardened`, so the bounded SQL binds to it exactly as
     it binds to the data. Only tables are copied: anything else the SQL names is
-    missing in the twin, and the query is refused."""
+    missing in the twin, and the query is refused. It spills into
+    ``<folder>/spill`` like the data (``limits.spill_mb``), so both run under the
+    same limits."""
     cur = db.cursor()
     try:
         definitions = [sql for (sql,) in cur.execute(
@@ -127,7 +176,7 @@ def open_empty_twin(db: duckdb.DuckDBPyConnection, folder: Path, limits: WorkerL
         builder.execute("CHECKPOINT")
     finally:
         builder.close()
-    return open_hardened(path, limits)
+    return open_hardened(path, limits, _spill(folder, limits))
 
 
 def _cause(exc: BaseException) -> str:
@@ -143,11 +192,30 @@ def _cause(exc: BaseException) -> str:
     return "query_failed"
 
 
+def twin_key(sql: str, params: dict[str, Any]) -> TwinKey:
+    """What decides whether ``sql`` passes the empty twin, besides the schema."""
+    return sql, tuple(sorted((name, type(value).__name__) for name, value in params.items()))
+
+
 @dataclass
 class _Version:
     db: duckdb.DuckDBPyConnection       # the data, read-only and hardened
     empty: duckdb.DuckDBPyConnection    # its empty twin, read-only and hardened
     folder: Path
+    passed: OrderedDict[TwinKey, None] = field(default_factory=OrderedDict)  # passed the twin
+
+    def check(self, sql: str, params: dict[str, Any]) -> bool:
+        """Run ``sql`` on the empty twin unless it passed there before; raise what
+        the twin raises. True when the twin ran."""
+        key = twin_key(sql, params)
+        if key in self.passed:
+            self.passed.move_to_end(key)
+            return False
+        run_select(self.empty, sql, params)
+        self.passed[key] = None
+        while len(self.passed) > TWIN_PASSES_KEPT:
+            self.passed.popitem(last=False)
+        return True
 
     def close(self) -> None:
         self.empty.close()
@@ -163,8 +231,12 @@ class _VersionCache:
         self.root, self.limits = root, limits
         self.open: OrderedDict[tuple[str, str], _Version] = OrderedDict()
 
+    @staticmethod
+    def key(path: str, data_key: bytes) -> tuple[str, str]:
+        return path, hashlib.sha256(data_key).hexdigest()
+
     def get(self, path: str, data_key: bytes) -> _Version:
-        key = (path, hashlib.sha256(data_key).hexdigest())
+        key = self.key(path, data_key)
         if key in self.open:
             self.open.move_to_end(key)
             return self.open[key]
@@ -174,7 +246,7 @@ class _VersionCache:
         db = None
         try:
             decrypt_file(Path(path), data_key, folder / "ds.duckdb")
-            db = open_hardened(folder / "ds.duckdb", self.limits)
+            db = open_hardened(folder / "ds.duckdb", self.limits, _spill(folder, self.limits))
             version = _Version(db, open_empty_twin(db, folder / "empty", self.limits), folder)
         except BaseException:
             if db is not None:
@@ -183,6 +255,19 @@ class _VersionCache:
             raise
         self.open[key] = version
         return version
+
+    def preload(self, path: str, data_key: bytes) -> None:
+        """Open a version into a free slot, as the least recently used: never
+        evicts one, never raises (a version that fails to open is not cached)."""
+        key = self.key(path, data_key)
+        if key in self.open or len(self.open) >= max(1, self.limits.cached_versions):
+            return
+        _cpu_budget(self.limits.cpu_seconds)
+        try:
+            self.get(path, data_key)
+        except Exception:
+            return
+        self.open.move_to_end(key, last=False)
 
     def close(self) -> None:
         while self.open:
@@ -222,14 +307,16 @@ def _to_ipc(table: pa.Table) -> bytes:
 
 def worker_main(conn: multiprocessing.connection.Connection) -> None:
     """The worker loop. First message in: ("init", limits, root, parent pid,
-    keep details); then ("query", path, key, sql, params) or ("stop",).
+    keep details, preload), preload a list of (version path, data key) to open
+    while idle, most wanted first; then ("query", path, key, sql, params) or ("stop",).
 
-    Out, per query: ("ready",) once the version is open, ("checked",) once the SQL
-    ran on the empty twin, then ("done", stage, cause, payload): stage is "load",
+    Out, per query: ("ready",) once the version is open, ("checked", ran) once the
+    SQL passed the empty twin (ran: False when it had passed before and the twin
+    was skipped), then ("done", stage, cause, payload): stage is "load",
     "check" or "run"; cause is "" and payload Arrow IPC bytes, or cause is an
     internal cause code and payload the engine's message if details are kept
     (debugging only), else empty."""
-    _, fields, root, parent_pid, keep_details = conn.recv()
+    _, fields, root, parent_pid, keep_details, preload = conn.recv()
     limits = WorkerLimits(**fields)
     root_path = Path(root)
     _harden_process(limits)
@@ -240,9 +327,12 @@ def worker_main(conn: multiprocessing.connection.Connection) -> None:
         detail = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace") if keep_details else b""
         return ("done", stage, _cause(exc), detail)
 
+    pending = list(preload)
     try:
         while True:
             try:
+                while pending and not conn.poll(0):
+                    cache.preload(*pending.pop(0))
                 msg = conn.recv()
             except (EOFError, OSError):
                 break
@@ -257,11 +347,11 @@ def worker_main(conn: multiprocessing.connection.Connection) -> None:
                 continue
             conn.send(("ready",))
             try:
-                run_select(version.empty, sql, params)
+                ran = version.check(sql, params)
             except Exception as exc:
                 conn.send(failed("check", exc))
                 continue
-            conn.send(("checked",))
+            conn.send(("checked", ran))
             try:
                 reply = ("done", "run", "", _to_ipc(run_select(version.db, sql, params)))
             except Exception as exc:
@@ -325,7 +415,7 @@ class _Worker:
     thread drains into the pool's stderr log (or /dev/null without a log dir)."""
 
     def __init__(self, limits: WorkerLimits, temp_root: Path | None, stderr_log: logging.Logger | None,
-                 keep_details: bool) -> None:
+                 keep_details: bool, preload: list[tuple[str, bytes]]) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="dps-worker-", dir=temp_root))
         ours, theirs = socket.socketpair()
         try:
@@ -344,7 +434,7 @@ class _Worker:
                                           name=f"dps-worker-stderr-{self.proc.pid}", daemon=True)
             self.drain.start()
         self.conn = multiprocessing.connection.Connection(ours.detach())
-        self.conn.send(("init", asdict(limits), str(self.root), os.getpid(), keep_details))
+        self.conn.send(("init", asdict(limits), str(self.root), os.getpid(), keep_details, preload))
 
     @property
     def pid(self) -> int:
@@ -386,14 +476,22 @@ class WorkerPool:
     workers' stderr in ``worker-stderr.log`` (both 0600, rotated at
     ``log_max_bytes`` with ``log_backups`` old files kept). ``debug_engine_messages``
     adds DuckDB's messages and the SQL to those logs: they can quote data values,
-    so it is for debugging on data that may be seen, never in production."""
+    so it is for debugging on data that may be seen, never in production.
+
+    ``preload`` lists (version path, data key) pairs, most wanted first, that
+    every worker (replacements too) opens while idle; only the first
+    ``limits.cached_versions`` are kept. ``twin_runs`` counts the queries whose
+    SQL ran on an empty twin, passing or refused (the rest had passed it before)."""
 
     def __init__(self, size: int = 2, limits: WorkerLimits = WorkerLimits(), log_dir: Path | None = None,
                  temp_root: Path | None = None, *, log_max_bytes: int = 1 << 20, log_backups: int = 3,
-                 debug_engine_messages: bool = False) -> None:
+                 debug_engine_messages: bool = False, preload: Sequence[tuple[Path, bytes]] = ()) -> None:
         if size < 1:
             raise InvalidInput("a worker pool needs at least one worker")
         self.size, self.limits = size, limits
+        self.preload = [(str(Path(path).resolve()), bytes(key))
+                        for path, key in preload][:max(1, limits.cached_versions)]
+        self.twin_runs = 0
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.temp_root = temp_root
         self.debug_engine_messages = bool(debug_engine_messages)
@@ -415,7 +513,7 @@ class WorkerPool:
             self._idle.put(self._start())
 
     def _start(self) -> _Worker:
-        worker = _Worker(self.limits, self.temp_root, self._stderr_log, self.debug_engine_messages)
+        worker = _Worker(self.limits, self.temp_root, self._stderr_log, self.debug_engine_messages, self.preload)
         with self._lock:
             if not self._closed:
                 self._live.add(worker)
@@ -480,6 +578,9 @@ class WorkerPool:
             if reply[0] == "ready":
                 stage, deadline = "check", time.monotonic() + timeout
                 reply = worker.receive(timeout)
+                if reply[0] != "checked" or reply[1]:      # refused by the twin, or passed it just now
+                    with self._lock:
+                        self.twin_runs += 1
                 if reply[0] == "checked":
                     stage = "run"
                     reply = worker.receive(deadline - time.monotonic())
