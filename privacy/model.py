@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from privacy.vocabulary import Accounting, Mechanism
@@ -100,6 +100,9 @@ class CostEstimate:
     expected_half_width: dict[str, float]   # output column -> expected (1-alpha) half-width, where defined
     alpha: float = 0.05
     accounting: Accounting = Accounting.APPROX
+    # the OpenDP design behind the estimate (privacy.accounting.NoiseDesign), which
+    # the release reuses rather than building it again; never shown
+    design: Any = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -39,16 +39,19 @@ def estimate_cost(plan: BoundedPlan, budget: PrivacyLoss, *,
     design = design_noise(plan, budget, accounting)
     return CostEstimate(loss=design.loss, mechanisms=design.records,
                         expected_half_width=_output_half_widths(plan, design, alpha),
-                        alpha=alpha, accounting=design.accounting)
+                        alpha=alpha, accounting=design.accounting, design=design)
 
 
 def release(plan: BoundedPlan, exact: pa.Table, budget: PrivacyLoss, *,
-            accounting: AccountingOption = Accounting.APPROX, alpha: float = 0.05) -> NoisyRelease:
+            accounting: AccountingOption = Accounting.APPROX, alpha: float = 0.05,
+            cost: CostEstimate | None = None) -> NoisyRelease:
     """Noise every measure of ``exact`` (the bounded SQL's result) with OpenDP, select
     private partitions, then compute outputs, HAVING, ORDER BY and LIMIT on the noisy
-    table. The loss is exactly ``estimate_cost(plan, budget, accounting=...).loss``."""
+    table. The loss is exactly ``estimate_cost(plan, budget, accounting=...).loss``;
+    with ``cost`` (that estimate, for this plan, budget and accounting) its OpenDP
+    design is used rather than built again."""
     _check_alpha(alpha)
-    design = design_noise(plan, budget, accounting)
+    design = cost.design if cost is not None and cost.design is not None else design_noise(plan, budget, accounting)
     selecting = needs_selection(plan)
     groups = group_table(plan, exact, selecting)
 
