@@ -11,15 +11,21 @@ the UPDATE, levels always locked in the same order: dataset, then licence).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import case, or_, select, update
+from sqlalchemy import Float, Table, and_, bindparam, case, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from privacy.model import TOLERANCE, PrivacyLoss
 from privacy.vocabulary import Accounting
 from queries.errors import BudgetExceeded, Forbidden, InvalidInput, NotFound, SandboxError
-from sandbox.persistence.models import Budget, LedgerEntry
+from sandbox.persistence.models import Budget, LedgerEntry, utcnow
 from sandbox.persistence.store import rowcount
+
+# The ledger's statements run on the session's connection as plain SQL (no ORM
+# unit of work: the budget rows are changed only by conditional UPDATEs, never
+# through loaded objects), and the entries of all levels go in one INSERT.
+_INSERT_ENTRIES = insert(cast(Table, LedgerEntry.__table__))
 
 @dataclass(frozen=True)
 class BudgetStatus:
@@ -121,12 +127,11 @@ class QueryLoss:
 
 def budget_rows(session: Session, dataset_id: int, licence_id: int) -> list[Budget]:
     """The levels a query on this licence draws from, in lock order."""
-    dataset_budget = session.execute(
-        select(Budget).where(Budget.scope == "dataset", Budget.dataset_id == dataset_id)
-    ).scalar_one_or_none()
-    licence_budget = session.execute(
-        select(Budget).where(Budget.scope == "licence", Budget.licence_id == licence_id)
-    ).scalar_one_or_none()
+    rows = session.execute(select(Budget).where(or_(
+        and_(Budget.scope == "dataset", Budget.dataset_id == dataset_id),
+        and_(Budget.scope == "licence", Budget.licence_id == licence_id)))).scalars().all()
+    dataset_budget = next((b for b in rows if b.scope == "dataset"), None)
+    licence_budget = next((b for b in rows if b.scope == "licence"), None)
     if dataset_budget is None or licence_budget is None:
         raise NotFound("no budget is set for this dataset or licence", code="no_budget")
     return [dataset_budget, licence_budget]
@@ -166,6 +171,37 @@ def _refusal(b: Budget, loss: PrivacyLoss) -> SandboxError:
     )
 
 
+def _p(name: str):
+    """A bound float parameter (typed, so PostgreSQL knows it inside CASE and sums)."""
+    return bindparam(name, type_=Float)
+
+
+def _caps() -> tuple:
+    """A level's per-query caps and query cap, against the bound loss (``q_eps``, ``q_delta``)."""
+    return (Budget.max_epsilon_per_query * TOLERANCE.factor + TOLERANCE.epsilon >= _p("q_eps"),
+            Budget.max_delta_per_query * TOLERANCE.factor + TOLERANCE.delta >= _p("q_delta"),
+            or_(Budget.max_queries.is_(None), Budget.queries_used < Budget.max_queries))
+
+
+# The ledger's statements are built once, with bound parameters: building a SQL
+# expression costs more than running it.
+_RESERVE_APPROX = update(Budget).where(
+    Budget.id == bindparam("level"), *_caps(),
+    Budget.spent_epsilon + Budget.reserved_epsilon + _p("q_eps")
+    <= Budget.epsilon * TOLERANCE.factor + TOLERANCE.epsilon,
+    Budget.spent_delta + Budget.reserved_delta + _p("q_delta")
+    <= Budget.delta * TOLERANCE.factor + TOLERANCE.delta,
+).values(reserved_epsilon=Budget.reserved_epsilon + _p("q_eps"),
+         reserved_delta=Budget.reserved_delta + _p("q_delta"), queries_used=Budget.queries_used + 1)
+_RESERVE_ZCDP = update(Budget).where(
+    Budget.id == bindparam("level"), *_caps(),
+    Budget.spent_rho + Budget.reserved_rho + _p("q_rho") <= Budget.rho * TOLERANCE.factor + TOLERANCE.epsilon,
+    Budget.spent_delta + Budget.reserved_delta + _p("q_pure_delta")
+    <= (Budget.delta - Budget.rho_delta) * TOLERANCE.factor + TOLERANCE.delta,
+).values(reserved_rho=Budget.reserved_rho + _p("q_rho"),
+         reserved_delta=Budget.reserved_delta + _p("q_pure_delta"), queries_used=Budget.queries_used + 1)
+
+
 def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, loss: PrivacyLoss | QueryLoss,
             rows: list[Budget] | None = None) -> list[int]:
     """Reserve ``loss`` at every level or raise ``BudgetExceeded`` (the caller's
@@ -176,50 +212,27 @@ def reserve(session: Session, dataset_id: int, licence_id: int, run_id: str, los
     q = loss if isinstance(loss, QueryLoss) else QueryLoss(loss)
     loss = q.loss
     rows = rows if rows is not None else budget_rows(session, dataset_id, licence_id)
+    conn = session.connection()
+    bound = {"q_eps": loss.epsilon, "q_delta": loss.delta, "q_rho": q.rho, "q_pure_delta": q.pure_delta}
     for b in rows:
         check_floor(loss, float(b.min_epsilon_per_query or 0.0))
-        caps = (Budget.max_epsilon_per_query * TOLERANCE.factor + TOLERANCE.epsilon >= loss.epsilon,
-                Budget.max_delta_per_query * TOLERANCE.factor + TOLERANCE.delta >= loss.delta,
-                or_(Budget.max_queries.is_(None), Budget.queries_used < Budget.max_queries))
-        counted = {"queries_used": Budget.queries_used + 1}
-        if b.rho is not None:
-            if q.rho <= 0:
-                raise SandboxError("a zCDP budget level can only be charged a zCDP release", code="zcdp_charge_missing",
-                                   status=500)
-            stmt = update(Budget).where(
-                Budget.id == b.id, *caps,
-                Budget.spent_rho + Budget.reserved_rho + q.rho <= Budget.rho * TOLERANCE.factor + TOLERANCE.epsilon,
-                Budget.spent_delta + Budget.reserved_delta + q.pure_delta
-                <= (Budget.delta - Budget.rho_delta) * TOLERANCE.factor + TOLERANCE.delta,
-            ).values(reserved_rho=Budget.reserved_rho + q.rho, reserved_delta=Budget.reserved_delta + q.pure_delta,
-                     **counted)
-        else:
-            stmt = update(Budget).where(
-                Budget.id == b.id, *caps,
-                Budget.spent_epsilon + Budget.reserved_epsilon + loss.epsilon
-                <= Budget.epsilon * TOLERANCE.factor + TOLERANCE.epsilon,
-                Budget.spent_delta + Budget.reserved_delta + loss.delta
-                <= Budget.delta * TOLERANCE.factor + TOLERANCE.delta,
-            ).values(reserved_epsilon=Budget.reserved_epsilon + loss.epsilon,
-                     reserved_delta=Budget.reserved_delta + loss.delta, **counted)
-        result = session.execute(stmt.execution_options(synchronize_session=False))
-        if rowcount(result) != 1:
+        if b.rho is not None and q.rho <= 0:
+            raise SandboxError("a zCDP budget level can only be charged a zCDP release", code="zcdp_charge_missing",
+                               status=500)
+        stmt = _RESERVE_ZCDP if b.rho is not None else _RESERVE_APPROX
+        if rowcount(conn.execute(stmt, {"level": b.id, **bound})) != 1:
             session.refresh(b)
             raise _refusal(b, loss)
-        session.add(LedgerEntry(budget_id=b.id, run_id=run_id, kind="reserve",
-                                epsilon=loss.epsilon, delta=loss.delta))
-    session.flush()
+    _enter(session, [b.id for b in rows], run_id, "reserve", loss)
     return [b.id for b in rows]
 
 
-def _moves(q: QueryLoss, sign: int) -> dict:
-    """Column changes for one level, whichever accounting it keeps (CASE on ``rho``)."""
-    zcdp = Budget.rho.is_not(None)
-    return {
-        "eps": case((zcdp, 0.0), else_=sign * q.loss.epsilon),
-        "delta": case((zcdp, sign * q.pure_delta), else_=sign * q.loss.delta),
-        "rho": case((zcdp, sign * q.rho), else_=0.0),
-    }
+def _enter(session: Session, ids: list[int], run_id: str, kind: str, loss: PrivacyLoss) -> None:
+    """One ledger entry per level, in one statement."""
+    now = utcnow()
+    session.connection().execute(_INSERT_ENTRIES, [
+        {"budget_id": bid, "run_id": run_id, "kind": kind, "epsilon": loss.epsilon, "delta": loss.delta,
+         "created_at": now} for bid in ids])
 
 
 def _level_ids(session: Session, dataset_id: int, licence_id: int, ids: list[int] | None) -> list[int]:
@@ -247,29 +260,43 @@ def cancel(session: Session, dataset_id: int, licence_id: int, run_id: str, rese
     return r
 
 
+def _moved(column, prefix: str):
+    """``column`` moved by the bound loss ``prefix_*``, whichever accounting the
+    level keeps (CASE on ``rho``): ε at an approx level, ρ and the pure δ at a zCDP one."""
+    zcdp = Budget.rho.is_not(None)
+    moves = {"epsilon": case((zcdp, 0.0), else_=_p(f"{prefix}_eps")),
+             "delta": case((zcdp, _p(f"{prefix}_pure_delta")), else_=_p(f"{prefix}_delta")),
+             "rho": case((zcdp, _p(f"{prefix}_rho")), else_=0.0)}
+    return column + moves[column.key.split("_", 1)[1]]
+
+
+_SETTLE_CHARGE = update(Budget).where(Budget.id == bindparam("level")).values(
+    reserved_epsilon=_moved(Budget.reserved_epsilon, "out"), reserved_delta=_moved(Budget.reserved_delta, "out"),
+    reserved_rho=_moved(Budget.reserved_rho, "out"), spent_epsilon=_moved(Budget.spent_epsilon, "add"),
+    spent_delta=_moved(Budget.spent_delta, "add"), spent_rho=_moved(Budget.spent_rho, "add"))
+_SETTLE_CANCEL = update(Budget).where(Budget.id == bindparam("level")).values(
+    reserved_epsilon=_moved(Budget.reserved_epsilon, "out"), reserved_delta=_moved(Budget.reserved_delta, "out"),
+    reserved_rho=_moved(Budget.reserved_rho, "out"), queries_used=Budget.queries_used - 1)
+
+
+def _bound(q: QueryLoss, prefix: str, sign: int) -> dict[str, float]:
+    return {f"{prefix}_eps": sign * q.loss.epsilon, f"{prefix}_delta": sign * q.loss.delta,
+            f"{prefix}_pure_delta": sign * q.pure_delta, f"{prefix}_rho": sign * q.rho}
+
+
 def _settle(session: Session, ids: list[int], run_id: str, reserved: QueryLoss, spent: QueryLoss | None) -> None:
     """Release ``reserved`` at every level and charge ``spent`` (a ``charge``
     entry), or with ``spent=None`` give the run back its place under the query
     cap (a ``cancel`` entry)."""
-    out = _moves(reserved, -1)
-    values = {
-        "reserved_epsilon": Budget.reserved_epsilon + out["eps"],
-        "reserved_delta": Budget.reserved_delta + out["delta"],
-        "reserved_rho": Budget.reserved_rho + out["rho"],
-    }
+    bound = _bound(reserved, "out", -1)
     if spent is not None:
-        add = _moves(spent, 1)
-        values.update(spent_epsilon=Budget.spent_epsilon + add["eps"], spent_delta=Budget.spent_delta + add["delta"],
-                      spent_rho=Budget.spent_rho + add["rho"])
-    else:
-        values["queries_used"] = Budget.queries_used - 1
+        bound.update(_bound(spent, "add", 1))
+    stmt = _SETTLE_CHARGE if spent is not None else _SETTLE_CANCEL
     entry = spent if spent is not None else reserved
-    for bid in ids:
-        session.execute(update(Budget).where(Budget.id == bid).values(**values)
-                        .execution_options(synchronize_session=False))
-        session.add(LedgerEntry(budget_id=bid, run_id=run_id, kind="charge" if spent is not None else "cancel",
-                                epsilon=entry.loss.epsilon, delta=entry.loss.delta))
-    session.flush()
+    conn = session.connection()
+    for bid in ids:     # one level at a time, in lock order (dataset, then licence), as reserve does
+        conn.execute(stmt, {"level": bid, **bound})
+    _enter(session, ids, run_id, "charge" if spent is not None else "cancel", entry.loss)
 
 
 def budget_statuses(session: Session, dataset_id: int, licence_id: int | None = None) -> list[BudgetStatus]:

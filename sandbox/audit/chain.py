@@ -7,10 +7,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, UTC
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from queries.errors import SandboxError
 from sandbox.keys import SigningKey
@@ -73,7 +74,23 @@ class Actor:
 SYSTEM = Actor("system", "system")
 
 
-def _key_in_force(session: Session, signer: SigningKey, head: AuditHead) -> str:
+_HEAD = cast(Table, AuditHead.__table__)
+# built once (building a statement costs more than running it)
+_SELECT_HEAD = select(_HEAD.c.seq, _HEAD.c.hash, _HEAD.c.key_id).where(_HEAD.c.id == 1)
+_INSERT_RECORD = insert(cast(Table, AuditRecord.__table__))
+_UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(
+    seq=bindparam("new_seq"), hash=bindparam("new_hash"), signature=bindparam("new_signature"),
+    key_id=bindparam("new_key_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    seq: int
+    hash: str
+    key_id: str | None
+
+
+def _key_in_force(session: Session, signer: SigningKey, head: _Head | AuditHead) -> str:
     """The id of the key that must sign the next record. The first record of an
     instance (or the first since key ids were recorded) enters the signer's key
     in the history; after that only a rotation changes it. A process still
@@ -84,7 +101,7 @@ def _key_in_force(session: Session, signer: SigningKey, head: AuditHead) -> str:
         if session.get(SigningKeyEntry, kid) is None:
             session.add(SigningKeyEntry(key_id=kid, fingerprint=signer.fingerprint(), public_key_pem=signer.public_pem(),
                                         from_seq=1, created_at=_now()))
-        head.key_id = kid
+            session.flush()
         return kid
     if kid != head.key_id:
         signer.reload()
@@ -105,11 +122,24 @@ def _locked_head(session: Session) -> AuditHead:
     return head
 
 
+def _read_head(session: Session) -> _Head:
+    """The head row, locked (SQLite: the transaction's write lock), created if missing."""
+    conn = session.connection()
+    row = conn.execute(lock_for_update(_SELECT_HEAD, session)).first()
+    if row is None:
+        conn.execute(insert(_HEAD).values(id=1, seq=0, hash=GENESIS))
+        return _Head(0, GENESIS, None)
+    return _Head(int(row.seq), str(row.hash), row.key_id)
+
+
 def append(session: Session, signer: SigningKey, actor: Actor, action: str, object_type: str,
            object_id: Any, payload: dict[str, Any] | None = None) -> AuditRecord:
     """Append a record inside the caller's transaction (which commits it together
-    with the change it describes)."""
-    head = _locked_head(session)
+    with the change it describes). The head and the record are written as plain
+    SQL on the session's connection; a head object the session holds is expired,
+    so it reads the new head."""
+    session.flush()     # the changes the record describes go first (they may hold the rows it names)
+    head = _read_head(session)
     kid = _key_in_force(session, signer, head)
     payload = payload or {}
     seq = head.seq + 1
@@ -119,15 +149,16 @@ def append(session: Session, signer: SigningKey, actor: Actor, action: str, obje
     h = record_hash(seq, time, actor.name, actor.role, action, object_type, str(object_id), pdigest, head.hash,
                     actor.on_behalf_of)
     signature = signer.sign(signing_input(seq, h, kid))
-    record = AuditRecord(
+    values = dict(
         seq=seq, format=FORMAT, time=time, actor=actor.name, role=actor.role, on_behalf_of=actor.on_behalf_of,
         action=action, object_type=object_type, object_id=str(object_id),
         payload=stored, payload_digest=pdigest, prev_hash=head.hash, hash=h,
         key_id=kid, signature=signature,
     )
-    session.add(record)
-    head.seq = seq
-    head.hash = h
-    head.signature = signature
-    session.flush()
-    return record
+    conn = session.connection()
+    conn.execute(_INSERT_RECORD, values)
+    conn.execute(_UPDATE_HEAD, {"new_seq": seq, "new_hash": h, "new_signature": signature, "new_key_id": kid})
+    held = session.identity_map.get(identity_key(AuditHead, 1))
+    if held is not None:
+        session.expire(held)
+    return AuditRecord(**values)
