@@ -280,10 +280,10 @@ def public_stats_of(version: DatasetVersion, inst: Instance | None = None) -> di
     if stats is None and inst is not None:
         stats = _compute_public_stats(inst, version)
         version.public_stats = stats
-    return _typed_stats(stats or {})
+    return typed_public_stats(stats or {})
 
 
-def _typed_stats(stats: dict[str, Any]) -> dict[str, PublicTableStats]:
+def typed_public_stats(stats: dict[str, Any]) -> dict[str, PublicTableStats]:
     return {t: PublicTableStats(rows=int(v["rows"]), max_rows_per_value=dict(v["max_rows_per_value"]))
             for t, v in stats.items()}
 

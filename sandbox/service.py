@@ -9,30 +9,33 @@ charge and write the audit record in one transaction — only then return it.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import math
 import secrets
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, UTC
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select, update
 
 import privacy
 from privacy.model import CostEstimate, NoisyRelease, PrivacyLoss
-from privacy.vocabulary import Accounting
+from privacy.vocabulary import Accounting, AccountingOption
 from queries import plan_query
 from queries.parse import whole_span
 from queries.errors import (ExecutionFailed, Forbidden, InvalidInput, NotFound, QueryRejected, RateLimited,
                             RunFailed, SandboxError)
 from queries.model import BoundedPlan
-from queries.vocabulary import Classification
+from queries.policy import DatasetPolicy
+from queries.resources import ResourceNeed, check_resources, estimate_need
+from queries.vocabulary import Classification, Engine
 from sandbox import audit, ledger
-from sandbox.persistence.store import existing_row, lock_for_update
-from sandbox.datasets import get_dataset, get_version, version_policy
+from sandbox.persistence.store import existing_row, lock_for_update, rowcount
+from sandbox.datasets import get_dataset, get_version
 from sandbox.execution.engine import check_runnable, engine_of
 from sandbox.instance import Instance
 from sandbox.licences import active_licence
@@ -41,6 +44,8 @@ from sandbox.users import actor_of, get_user
 from sandbox.vocabulary import Role, RunStatus
 
 log = logging.getLogger("dp_sandbox.service")
+_RUNS = cast(Table, QueryRun.__table__)
+_INSERT_RUN = insert(_RUNS)
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,8 @@ def _check_concurrency(inst: Instance, s, user: User) -> None:
     """Refuse a run while the operator already has ``max_concurrent_runs`` in flight,
     so one licence cannot hold every worker. The operator's row is locked first, so
     concurrent requests from many processes count each other."""
-    s.execute(lock_for_update(select(User.id).where(User.id == user.id), s)).all()
+    if s.get_bind().dialect.name != "sqlite":     # SQLite: BEGIN IMMEDIATE already serialises writers
+        s.execute(lock_for_update(select(User.id).where(User.id == user.id), s)).all()
     # a run whose process died stays "reserved": only recent ones count
     since = datetime.now(UTC) - timedelta(seconds=inst.settings.query_timeout_s + 180)
     in_flight = s.execute(select(func.count()).select_from(QueryRun).where(
@@ -148,11 +154,73 @@ def plan_for(inst: Instance, sql: str, v: DatasetVersion, lic: Licence, *, salt:
              policy=None) -> BoundedPlan:
     """Plan ``sql`` on version ``v`` under licence ``lic``, with the cost bounds of the
     instance: public-table fan-out from the version's public statistics."""
+    return _salted(_template_plan(*plan_key(inst, sql, v, lic, policy)), salt)
+
+
+def plan_key(inst: Instance, sql: str, v: DatasetVersion, lic: Licence, policy=None) -> tuple:
+    """What a plan depends on: the SQL, the policy, the licence's tables, the public
+    statistics and the fan-out bound; the salt only enters the plan's parameters.
+    So a plan is made once per key (LRU, per process: :func:`_template_plan`) and
+    each run gets a copy with its own salt. A refusal is not cached."""
     from sandbox.datasets import public_stats_of
 
-    return plan_query(sql, policy if policy is not None else version_policy(v),
-                      tables=frozenset(lic.tables) if lic.tables else None, salt=salt,
-                      public_stats=public_stats_of(v, inst), max_fan_out=inst.settings.max_fan_out)
+    public_stats_of(v, inst)                        # computed and set on v if it has none yet
+    policy_text = _policy_text(v) if policy is None else json.dumps(policy.to_dict(), sort_keys=True, default=str)
+    return (sql, policy_text, frozenset(lic.tables) if lic.tables else None,
+            json.dumps(v.public_stats or {}, sort_keys=True), inst.settings.max_fan_out)
+
+
+@functools.lru_cache(maxsize=512)
+def _need_of(key: tuple) -> ResourceNeed:
+    """The resource need of a cached plan: from the plan, the policy's row bounds and
+    the public tables' sizes, all in the key (``queries.resources``)."""
+    from sandbox.datasets import typed_public_stats
+
+    return estimate_need(_template_plan(*key), _policy_of(key[1])[0], typed_public_stats(json.loads(key[3])))
+
+
+def _check_resources(inst: Instance, engine: Engine, plan: BoundedPlan, key: tuple) -> None:
+    """Refuse, before anything is reserved, a plan whose need (from public facts
+    alone) exceeds the engine's limits: ``resources_exceeded`` (DuckDB's memory and
+    spill space), ``rows_read_exceeded`` (Spark), ``spark_unsupported`` and
+    ``spark_missing_*``."""
+    need = _need_of(key)
+    check_runnable(engine, plan.bounded_sql, need, inst.settings.spark_max_rows_read)
+    if engine is Engine.DUCKDB:
+        check_resources(need, memory_mb=inst.settings.worker_memory_mb, spill_mb=inst.settings.worker_spill_mb)
+
+
+def _salted(template: BoundedPlan, salt: str) -> BoundedPlan:
+    return replace(template, params={**template.params, "salt": salt})
+
+
+def _policy_text(v: DatasetVersion) -> str:
+    return json.dumps(v.policy, sort_keys=True, default=str)
+
+
+@functools.lru_cache(maxsize=64)
+def _policy_of(policy_text: str) -> tuple[DatasetPolicy, str]:
+    """A stored policy (its canonical JSON) as the typed policy, and its hash."""
+    from sandbox.datasets import policy_hash
+
+    policy = DatasetPolicy.from_dict(json.loads(policy_text))
+    return policy, policy_hash(policy)
+
+
+@functools.lru_cache(maxsize=512)
+def _template_plan(sql: str, policy_text: str, tables: frozenset[str] | None, stats_text: str,
+                   max_fan_out: int) -> BoundedPlan:
+    from sandbox.datasets import typed_public_stats
+
+    return plan_query(sql, _policy_of(policy_text)[0], tables=tables, salt="",
+                      public_stats=typed_public_stats(json.loads(stats_text)), max_fan_out=max_fan_out)
+
+
+@functools.lru_cache(maxsize=512)
+def _cost_of(plan_key: tuple, loss: PrivacyLoss, accounting: AccountingOption, alpha: float) -> CostEstimate:
+    """The cost estimate of a cached plan (see :func:`_template_plan`) at ``loss``:
+    its OpenDP design depends on the plan and the loss alone, never on the salt."""
+    return privacy.estimate_cost(_template_plan(*plan_key), loss, accounting=accounting, alpha=alpha)
 
 
 def _context(s, user: User, dataset: str, version: int | None):
@@ -177,13 +245,15 @@ def check_query(inst: Instance, user_name: str, dataset: str, sql: str, *, epsil
     with inst.store.read() as s:
         user = get_user(s, user_name)
         ds, lic, v, budgets = _context(s, user, dataset, version)
+        key = plan_key(inst, sql, v, lic)
         try:
-            plan = plan_for(inst, sql, v, lic, salt="preview")
+            plan = _salted(_template_plan(*key), "preview")
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
+        _check_resources(inst, engine_of(_policy_of(key[1])[0], inst.settings.engine), plan, key)
         loss = _requested_loss(inst, plan, budgets, lic, epsilon, target)
-        cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
+        cost = _cost_of(key, loss, lic.accounting, inst.settings.alpha)
         return CheckedQuery(plan, cost, lic.id, v.number)
 
 
@@ -194,7 +264,6 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     """Run a query under the licence's approval mode: plain SQL (``automatic``),
     an approved template with parameter values, or an approved request."""
     from sandbox import approvals
-    from sandbox.datasets import policy_hash
     from sandbox.execution.storage import unwrap_key
     from sandbox.audit.view import refusals_recorded
 
@@ -208,28 +277,30 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
         ds, lic, v, budgets = _context(s, user, dataset, version)
         if user.role == Role.OPERATOR:
             _check_concurrency(inst, s, user)
-        policy = version_policy(v)
+        policy_text = _policy_text(v)
+        policy, phash = _policy_of(policy_text)
         gate = approvals.gate_run(s, lic, sql, epsilon, template_id=template_id, params=params,
-                                  request_id=request_id, policy_hash_now=policy_hash(policy))
+                                  request_id=request_id, policy_hash_now=phash)
         sql = gate.sql
+        key = plan_key(inst, sql, v, lic)
         try:
-            plan = plan_for(inst, sql, v, lic, salt=salt, policy=policy)
+            plan = _salted(_template_plan(*key), salt)
         except QueryRejected as exc:
             log.info("query refused: %s (dataset %s, operator %s)", exc.code, dataset, user_name)
             raise
         engine = engine_of(policy, inst.settings.engine)
-        check_runnable(engine, plan.bounded_sql, v.row_counts or {},   # spark_unsupported, rows_read_exceeded,
-                       inst.settings.spark_max_rows_read)              # spark_missing_*: nothing reserved
+        _check_resources(inst, engine, plan, key)      # before anything is reserved
         loss = _requested_loss(inst, plan, budgets, lic, gate.epsilon,
                                target if gate.template_id is None and gate.request_id is None else None)
-        cost = privacy.estimate_cost(plan, loss, accounting=lic.accounting, alpha=inst.settings.alpha)
+        cost = _cost_of(key, loss, lic.accounting, inst.settings.alpha)
         charge = ledger.QueryLoss.of(cost.loss, cost.mechanisms)
         levels = ledger.reserve(s, ds.id, lic.id, run_id, charge, budgets)
         approvals.consume(s, gate, run_id, cost.loss)
         summary = plan.summary()
-        s.add(QueryRun(id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id,
-                       sql=sql, fingerprint=plan.fingerprint, plan=summary, status=RunStatus.RESERVED,
-                       epsilon=cost.loss.epsilon, delta=cost.loss.delta))
+        s.connection().execute(_INSERT_RUN, dict(
+            id=run_id, licence_id=lic.id, dataset_id=ds.id, version_id=v.id, operator_id=user.id, sql=sql,
+            fingerprint=plan.fingerprint, plan=summary, status=RunStatus.RESERVED, epsilon=cost.loss.epsilon,
+            delta=cost.loss.delta, created_at=datetime.now(UTC)))
         audit.append(s, inst.signer, actor_of(user), "query.reserve", "query_run", run_id, {
             "dataset": ds.name, "version": v.number, "licence": lic.id, "fingerprint": plan.fingerprint,
             "engine": str(engine), "epsilon": cost.loss.epsilon, "delta": cost.loss.delta,
@@ -259,7 +330,7 @@ def run_query(inst: Instance, user_name: str, dataset: str, sql: str | None = No
     try:
         exact = inst.engine(engine).execute(Path(v_path), data_key, plan.bounded_sql, plan.params,
                                             fingerprint=plan.fingerprint)
-        release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha)
+        release = privacy.release(plan, exact, loss, accounting=accounting, alpha=inst.settings.alpha, cost=cost)
     except ExecutionFailed as exc:
         if exc.code == "query_invalid":   # failed on an empty copy of the schema: no data involved
             finish(None, actor, exc.code, charged=False)
@@ -282,21 +353,21 @@ def _finish(inst: Instance, run_id: str, ds_id: int, lic_id: int, reserved: ledg
             release: NoisyRelease | None, actor, error_code: str | None, *, charged: bool,
             levels: list[int] | None = None) -> None:
     with inst.store.transaction() as s:
-        run = existing_row(s, QueryRun, run_id)
         spent_q = ledger.QueryLoss.of(release.loss, release.mechanisms) if release is not None else reserved
         spent = spent_q.loss
         if charged:
             settled = ledger.charge(s, ds_id, lic_id, run_id, reserved, spent_q, levels)
         else:
             settled = ledger.cancel(s, ds_id, lic_id, run_id, reserved, levels)
-        run.status = RunStatus.CHARGED if release is not None else RunStatus.FAILED
-        run.error_code = error_code
-        run.result = release.to_dict() if release is not None else None
-        run.finished_at = datetime.now(UTC)
+        status = RunStatus.CHARGED if release is not None else RunStatus.FAILED
+        values: dict[str, Any] = {"status": status, "error_code": error_code, "finished_at": datetime.now(UTC),
+                                  "result": release.to_dict() if release is not None else None}
         if not charged:
-            run.epsilon = run.delta = 0.0
+            values.update(epsilon=0.0, delta=0.0)
+        if rowcount(s.connection().execute(update(_RUNS).where(_RUNS.c.id == run_id).values(**values))) != 1:
+            raise LookupError(f"the store has no query_runs row {run_id!r}")
         audit.append(s, inst.signer, actor, "query.run" if release is not None else "query.fail", "query_run", run_id, {
-            "status": run.status, "error_code": error_code,
+            "status": status, "error_code": error_code,
             "epsilon": spent.epsilon if charged else 0.0, "delta": spent.delta if charged else 0.0,
             "charged": charged, "settled": settled.to_payload(),
         })

@@ -22,7 +22,6 @@ The engine of a dataset is its policy's ``engine`` key, else the instance's
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -60,8 +59,7 @@ def _spark_checked() -> bool:
     return True
 
 
-def check_runnable(engine: Engine, bounded_sql: str, rows: ResourceNeed | Mapping[str, int],
-                   max_rows_read: int) -> None:
+def check_runnable(engine: Engine, bounded_sql: str, rows: ResourceNeed, max_rows_read: int) -> None:
     """Before any budget is reserved: raise ``spark_unsupported`` for a plan that
     Spark cannot run with DuckDB's semantics, ``rows_read_exceeded`` when the rows
     the tables it names may hold pass ``DPS_SPARK_MAX_ROWS_READ``, or
@@ -71,24 +69,17 @@ def check_runnable(engine: Engine, bounded_sql: str, rows: ResourceNeed | Mappin
     ``rows`` is the plan's :class:`queries.resources.ResourceNeed`: the tables'
     sizes are their declared ``rows_bound`` (public tables: their row count), so
     the refusal is a function of the SQL, the policy, public tables and the
-    setting; an unknown need (a private table without a bound) is not refused.
-    A mapping of the version's exact row counts is the former call, still
-    accepted until every caller passes the need: it makes the refusal depend on
-    the data, so it names no count."""
+    setting; an unknown need (a private table without a bound) is not refused."""
     if engine is Engine.SPARK:
         emitted = emit_bounded(bounded_sql, engine)
-        if isinstance(rows, ResourceNeed):
-            if rows.known:
-                total = sum(int(rows.rows_read.get(t, 0)) for t in emitted.tables)
-                if total > max_rows_read:
-                    raise SandboxError(
-                        f"the query may read {total:,} stored rows (from the tables' declared sizes), more than "
-                        f"DPS_SPARK_MAX_ROWS_READ = {max_rows_read:,} allows; query fewer tables or ask the "
-                        "dataset's owner about its rows_bound", code="rows_read_exceeded", status=422,
-                        limit=max_rows_read, need_rows=total)
-        elif sum(int(rows.get(t, 0)) for t in emitted.tables) > max_rows_read:
-            raise SandboxError("the query would read more stored rows than DPS_SPARK_MAX_ROWS_READ allows",
-                               code="rows_read_exceeded", status=422, limit=max_rows_read)
+        if rows.known:
+            total = sum(int(rows.rows_read.get(t, 0)) for t in emitted.tables)
+            if total > max_rows_read:
+                raise SandboxError(
+                    f"the query may read {total:,} stored rows (from the tables' declared sizes), more than "
+                    f"DPS_SPARK_MAX_ROWS_READ = {max_rows_read:,} allows; query fewer tables or ask the "
+                    "dataset's owner about its rows_bound", code="rows_read_exceeded", status=422,
+                    limit=max_rows_read, need_rows=total)
         _spark_checked()
 
 

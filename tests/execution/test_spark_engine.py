@@ -1,6 +1,6 @@
 """The Spark engine's refusals that come before any Spark job: a missing Java (or
 Java compiler) is named with a stable code, and a query that would read more
-stored rows than the bound is refused from the stored row counts alone."""
+stored rows than the bound is refused from the tables' declared sizes alone."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from queries.errors import SandboxError
+from queries.resources import ResourceNeed
 from queries.vocabulary import Engine
 from sandbox.execution.engine import check_runnable
 from sandbox.execution.spark import SparkEngine, SparkLimits
@@ -51,10 +52,10 @@ def test_missing_java_compiler_is_named_when_the_key_service_must_be_built(tmp_p
 
 
 def test_rows_read_bound_refuses_before_any_budget_is_reserved():
-    """The service checks the bound from the version's stored row counts, before it
-    reserves: only the tables the query names count."""
+    """The service checks the bound from the plan's need (the tables' declared
+    rows_bound), before it reserves: only the tables the query names count."""
     sql = "SELECT COUNT(*) AS n FROM ds.people AS t0"
-    rows = {"people": 100, "visits": 10_000}
+    rows = ResourceNeed(known=True, rows_read={"people": 100, "visits": 10_000})
     check_runnable(Engine.SPARK, sql, rows, max_rows_read=100)        # visits is not read
     with pytest.raises(SandboxError) as info:
         check_runnable(Engine.SPARK, sql, rows, max_rows_read=99)
