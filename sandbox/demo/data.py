@@ -51,7 +51,6 @@ source = "visits.csv"
 rows_bound = 25_000_000
 max_rows_per_unit = 10
 max_groups_per_unit = 5
-max_total_rows_per_unit = 5
 columns.visit_id   = { class = "identifier" }
 columns.person_id  = { class = "identifier" }
 columns.clinic     = { class = "quasi" }
