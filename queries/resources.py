@@ -259,6 +259,11 @@ class _Estimator:
                 if isinstance(agg.this, exp.Distinct):
                     self.hold("hash aggregate", current.rows, self.width(agg.this, by_alias, columns))
             out_rows = groups
+        elif select.args.get("distinct") is not None:    # SELECT DISTINCT: a GROUP BY of its outputs
+            keys = [e.unalias() for e in select.expressions]
+            domain = self.groups(keys)
+            out_rows = current.rows if domain is None else min(current.rows, domain)
+            self.hold("hash aggregate", out_rows, sum(self.width(k, by_alias, columns) for k in keys))
         windows = [w for w in select.find_all(exp.Window) if w.find_ancestor(exp.Select) is select]
         if windows:
             self.hold("window", current.rows, current.width + NARROW_BYTES * len(windows))

@@ -191,6 +191,9 @@ ZH_ERRORS: dict[str, ZhError] = {
     "spark_unsupported": ZhError("该数据集由 Spark 引擎运行，此查询用到的写法（如分位数）无法在 Spark 上得到与 DuckDB "
                                  "相同的结果，因此被拒绝，未扣除预算。"),
     "rows_read_exceeded": ZhError("此查询需读取的行数超过本实例 Spark 引擎的上限，因此被拒绝，未读取任何数据。"),
+    "resources_exceeded": ZhError("按数据集所有者公布的表行数上限估算，此查询所需的内存与溢写空间超过工作进程的上限，因此被拒绝，"
+                                  "未读取任何数据，未扣除预算；请加筛选条件、减少分组键或改用有公开取值域的分组键。"),
+    "rows_bound_exceeded": ZhError("数据源的行数超过策略中为该表声明的 rows_bound，未存储任何内容；请提高 rows_bound 后重试。"),
     "spark_missing_pyspark": ZhError("本实例未安装 PySpark，Spark 引擎无法运行；未扣除预算。"),
     "spark_missing_java": ZhError("本实例未安装 Java 17 或更高版本，Spark 引擎无法运行；未扣除预算。"),
     "spark_java_too_old": ZhError("本实例的 Java 版本低于 17，Spark 引擎无法运行；未扣除预算。"),

@@ -14,6 +14,7 @@ SETTINGS_ZH: dict[str, str] = {
     "worker_threads": "每个查询的 DuckDB 线程数。",
     "worker_address_space_mb": "每个工作进程的地址空间上限（RLIMIT_AS，MiB）。",
     "worker_cpu_seconds": "工作进程中每个查询的 CPU 时间上限（秒）。",
+    "worker_spill_mb": "工作进程的查询超出内存上限后最多可溢写到磁盘的量（MiB），写入工作进程临时目录下的私有目录（随之删除）；0 表示不溢写：超出内存上限的查询即失败。",
     "worker_temp_root": "工作进程存放解密版本的位置（权限 0700）；留空表示系统临时目录。指向 tmpfs 可使其不落盘。",
     "query_timeout_s": "每个查询的实际运行时间上限；超时即终止工作进程。",
     "min_response_ms": "查询的最短响应时间：每次运行都在响应时间网格 min_response_ms · response_grid_ratio^k 上"

@@ -74,6 +74,18 @@ def test_groups_with_a_public_domain_hold_no_more_than_the_domain(policy):
     check_resources(huge, memory_mb=64, spill_mb=0)
 
 
+def test_a_distinct_of_group_keys_with_a_public_domain_holds_the_domain(policy):
+    """A grouped median crosses the distinct groups with its candidate codes: with
+    a key of public domain that is a few groups, not one per row."""
+    sql = "SELECT sex, MEDIAN(age) AS m FROM people GROUP BY sex"
+    small = need_of(sql, bounded(policy, people=10**5, visits=10**5))
+    large = need_of(sql, bounded(policy, people=10**7, visits=10**7))
+    crossed = [op for op in large.operators if op.kind == "hash join"]
+    assert crossed and max(op.rows for op in crossed) < 10**4      # 3 groups (F, M, NULL) x the codes
+    assert large.memory_mib < 100 * small.memory_mib
+    check_resources(large, **DEFAULTS)
+
+
 def test_a_public_join_counts_the_matching_rows_of_the_lookup_table(policy):
     sql = "SELECT c.district, SUM(v.cost) AS cost FROM visits v JOIN clinics c ON v.clinic = c.clinic GROUP BY c.district"
     need = need_of(sql, bounded(policy, people=10**6, visits=10**6))
