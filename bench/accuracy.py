@@ -291,7 +291,7 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        policy = parse_policy(write_health(folder, people=args.people).read_text())
+        policy = parse_policy(write_health(folder, people=args.people, visits_per_person=5).read_text())
         con = load(folder)
         measured = {}
         for name, sql in WORKLOAD.items():

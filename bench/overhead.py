@@ -73,7 +73,7 @@ def bench(people: int, repeat: int, min_response_ms: int = 0,
     with tempfile.TemporaryDirectory(prefix="dps-bench-") as tmp:
         tmp_path = Path(tmp)
         t0 = time.perf_counter()
-        policy = write_health(tmp_path / "src", people=people)
+        policy = write_health(tmp_path / "src", people=people, visits_per_person=5)
         workers = {} if worker_defaults else {"workers": 1, "worker_threads": 2, "worker_memory_mb": 4096,
                                               "worker_address_space_mb": 16384}
         settings = load_settings(env={}, home=str(tmp_path / "home"), worker_cpu_seconds=3600, query_timeout_s=600,

@@ -113,9 +113,11 @@ def _pick(values: tuple[str, ...], u: str, skew: float = 1.0) -> str:
     return f"[{items}][1 + floor(pow({u}, {skew}) * {len(values)})::INTEGER]"
 
 
-def write_health(folder: Path, people: int = 100_000) -> Path:
+def write_health(folder: Path, people: int = 100_000, *, visits_per_person: int | None = None) -> Path:
     """Write the health demo dataset (people.parquet, visits.csv, clinics.csv and
-    policy.toml) into ``folder``; returns the policy path."""
+    policy.toml) into ``folder``; returns the policy path. ``visits_per_person``
+    declares a total bound on each person's visits (``max_total_rows_per_unit``:
+    the benchmarks' workload says "at most 5 visits per person", as the peers do)."""
     folder.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
@@ -156,7 +158,11 @@ def write_health(folder: Path, people: int = 100_000) -> Path:
     finally:
         con.close()
     policy = folder / "policy.toml"
-    policy.write_text(HEALTH_POLICY, encoding="utf-8")
+    text = HEALTH_POLICY
+    if visits_per_person is not None:
+        text = text.replace("max_groups_per_unit = 5\n",
+                            f"max_groups_per_unit = 5\nmax_total_rows_per_unit = {int(visits_per_person)}\n", 1)
+    policy.write_text(text, encoding="utf-8")
     return policy
 
 
