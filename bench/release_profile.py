@@ -8,8 +8,11 @@ functions that make it up:
 
   context     user, dataset, licence, version and budget rows
   gate        the approval gate (automatic, template or request)
-  plan        sqlglot planning (``plan_for``)
-  cost        the OpenDP design of the release and its loss (``estimate_cost``)
+  concurrency the operator's runs in flight (``_check_concurrency``)
+  plan        the plan's key and the plan (sqlglot, cached per key: ``plan_key``,
+              ``_template_plan``)
+  resources   the plan's resource need, checked (``_check_resources``)
+  cost        the OpenDP design of the release and its loss (``_cost_of``)
   reserve     the ledger's conditional updates (``ledger.reserve``)
   audit       each audit record (``audit.append``, inside the two transactions)
   worker      the worker round trip (``WorkerPool.execute``)
@@ -41,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SPANS: dict[str, list[float]] = defaultdict(list)
-TOP_LEVEL = ("context", "gate", "plan", "cost", "reserve", "worker", "release", "finish")
+TOP_LEVEL = ("context", "gate", "concurrency", "plan", "resources", "cost", "reserve", "worker", "release", "finish")
 
 
 def _timed(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -62,8 +65,11 @@ def instrument() -> None:
 
     service._context = _timed("context", service._context)
     approvals.gate_run = _timed("gate", approvals.gate_run)
-    service.plan_for = _timed("plan", service.plan_for)
-    privacy.estimate_cost = _timed("cost", privacy.estimate_cost)
+    service._check_concurrency = _timed("concurrency", service._check_concurrency)
+    service.plan_key = _timed("plan", service.plan_key)
+    service._template_plan = _timed("plan", service._template_plan)
+    service._check_resources = _timed("resources", service._check_resources)
+    service._cost_of = _timed("cost", service._cost_of)
     ledger.reserve = _timed("reserve", ledger.reserve)
     audit.append = _timed("audit", audit.append)
     worker.WorkerPool.execute = _timed("worker", worker.WorkerPool.execute)
