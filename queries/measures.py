@@ -190,7 +190,13 @@ def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, sha
     """The whole bounded SQL: one row per group, keys then each aggregate's
     measure columns in order, then ``units_column``. ``max_groups=None`` means the
     group limit cannot bind (no window); ``max_total`` keeps at most that many rows
-    of each unit before any other bound."""
+    of each unit before any other bound.
+
+    ``shape``: ``rows`` (nothing to bound), ``units`` (per-(unit, group) partials,
+    clamped), ``sample`` (rows sampled per unit and group: quantiles), or ``total``:
+    the total layer alone bounds every (unit, group) to at most ``max_total`` rows,
+    no more than any aggregate's row limit, so the per-unit clamps of ``units``
+    would change nothing and the measures are taken over the kept rows directly."""
     if max_total is not None and shape != "rows":
         values = sorted({m.value for m in measured if m.value})
         ctes = [("__all_rows", rows_sql), ("__rows", total_layer(keys, values, max_total))]
@@ -222,7 +228,7 @@ def bounded_sql(rows_sql: str, keys: list[str], measured: list[Measured], *, sha
     plain = [(m, row_measures(m)) for m in measured]
     columns = [c for _, ms in plain for c in ms]
     if units_column:  # one row per unit when nothing is bounded (rows_per_unit = 1)
-        columns.append((units_column, f"COUNT(DISTINCT {UNIT})" if shape == "sample" else "COUNT(*)"))
+        columns.append((units_column, f"COUNT(DISTINCT {UNIT})" if shape in ("sample", "total") else "COUNT(*)"))
     quantiles = [m for m in measured if m.agg.kind == AggregateKind.QUANTILE]
     if not quantiles:
         return _with(ctes) + f"SELECT {', '.join([*keys, *(f'{s} AS {c}' for c, s in columns)])} " \

@@ -327,6 +327,10 @@ def _plan(sql: str, policy: DatasetPolicy, tables: frozenset[str] | None, max_gr
         else None
     if shape != "rows" and group_keys and group_limit is None:
         notes.append(f"group limit not binding: max_groups = {plan_groups} covers every group")
+    if shape == "units" and plan_total is not None and group_limit is None \
+            and all((a.max_rows if a.max_rows is not None else plan_rows) >= plan_total for a in aggs.list):
+        # each (unit, group) keeps at most plan_total rows, so the per-unit clamps would change nothing
+        shape = "total"
     bounded_sql = build_bounded_sql(rows, [c for c, _ in key_cols], aggs.measured, shape=shape,
                                     key_filter=key_filter, max_rows=plan_rows, max_groups=group_limit,
                                     units_column=units_column, max_total=plan_total)

@@ -77,3 +77,35 @@ def test_removing_one_person_moves_all_groups_together_by_at_most_k_rows(health_
     assert 0 < moved_count <= K
     assert moved_sum <= K * 5000 + 1e-6 * sum(abs(v[1]) for v in before.values())
     assert not math.isnan(moved_sum)
+
+
+BY_KIND = ("SELECT c.kind, COUNT(*) AS n, SUM(v.cost) AS cost, COUNT(DISTINCT v.person_id) AS people "
+           "FROM visits v JOIN clinics c ON v.clinic = c.clinic GROUP BY c.kind")
+
+
+def test_when_the_total_bound_alone_bounds_each_group_the_measures_read_the_kept_rows(health_db, total_policy):
+    """With k rows per unit in total and no binding group limit (k groups or more
+    cover every kind), every (unit, group) already holds at most k rows: the
+    per-unit partials and their clamps would change nothing, so the bounded SQL
+    aggregates the kept rows directly. Removing the heaviest person still moves
+    all groups together by at most k rows, and one unit."""
+    plan = plan_query(BY_KIND, total_policy, salt="audit")
+    assert (plan.max_total, plan.max_rows) == (K, K)
+    assert f"__total_rank <= {K}" in plan.bounded_sql and "__units" not in plan.bounded_sql
+    assert "__group_rank" not in plan.bounded_sql
+    heavy = health_db.execute("SELECT person_id FROM ds.visits GROUP BY person_id "
+                              "ORDER BY COUNT(*) DESC, person_id LIMIT 1").fetchone()[0]
+    con = health_db.cursor()
+    con.execute("CREATE SCHEMA IF NOT EXISTS nk2")
+    con.execute(f"CREATE OR REPLACE TABLE nk2.visits AS SELECT * FROM ds.visits WHERE person_id <> {int(heavy)}")
+    con.execute("CREATE OR REPLACE TABLE nk2.clinics AS SELECT * FROM ds.clinics")
+    params = {"salt": "audit"}
+    before = {r[0]: r[1:] for r in health_db.cursor().execute(plan.bounded_sql, params).fetchall()}
+    after = {r[0]: r[1:] for r in con.execute(plan.bounded_sql.replace("ds.", "nk2."), params).fetchall()}
+    kept = health_db.execute(f"SELECT LEAST(COUNT(*), {K}) FROM ds.visits WHERE person_id = {int(heavy)}").fetchone()[0]
+    columns = [o.name for o in plan.outputs]
+    assert columns[:1] == ["kind"]
+    moved = [sum(abs(before[g][i] - after.get(g, (0,) * len(before[g]))[i]) for g in before) for i in range(3)]
+    assert moved[0] == kept <= K                    # the heaviest person's kept rows, over all groups
+    assert moved[1] <= K * 5000 + 1e-9 * sum(abs(v[1]) for v in before.values())
+    assert 0 < moved[2] <= K                        # one unit, in at most k groups
