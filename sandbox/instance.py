@@ -163,7 +163,18 @@ class Instance:
 
     @property
     def pool(self):
-        """The worker pool, started on first use."""
+        """The worker pool, started on first use. Started so, its workers open a
+        version when a query first needs it: a one-shot command (``dp-sandbox query
+        run``) would otherwise decrypt versions it never queries. A server starts
+        the pool with :meth:`start_workers` instead."""
+        return self._start_pool(preload=False)
+
+    def start_workers(self):
+        """Start the worker pool now (a server, before it takes requests): each
+        worker decrypts and opens the current versions before its first query."""
+        return self._start_pool(preload=True)
+
+    def _start_pool(self, *, preload: bool):
         with self._lock:
             if self._pool is None:
                 from sandbox.execution.worker import WorkerLimits, WorkerPool
@@ -179,7 +190,7 @@ class Instance:
                     temp_root=Path(s.worker_temp_root) if s.worker_temp_root else None,
                     log_max_bytes=s.log_max_bytes, log_backups=s.log_backups,
                     debug_engine_messages=s.debug_engine_messages,
-                    preload=self._versions_to_preload(limits.cached_versions),
+                    preload=self._versions_to_preload(limits.cached_versions) if preload else [],
                 )
             return self._pool
 

@@ -145,8 +145,10 @@ def test_an_instance_preloads_the_current_queryable_duckdb_versions(make_instanc
         current = s.execute(select(DatasetVersion.path).join(Dataset, Dataset.id == DatasetVersion.dataset_id)
                             .where(Dataset.name == "health", DatasetVersion.number == 2)).scalar_one()
     inst.close()
+    with Instance.open(inst.settings) as lazy:       # a pool started by a first use opens versions as queried
+        assert lazy.pool.preload == []
     with Instance.open(inst.settings) as fresh:
-        pool = fresh.pool
+        pool = fresh.start_workers()
         [(path, key)] = pool.preload                   # health's version 2 only: open and restricted are not queried
         assert path == str(Path(current).resolve())
         decrypt_file(Path(path), key, tmp_path / "check.duckdb")   # with its data key
