@@ -59,16 +59,27 @@ def _median_ms(fn, repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench(people: int, repeat: int, min_response_ms: int = 0,
-          worker_defaults: bool = False) -> list[tuple[str, float, float]]:
+def licensed_health(inst, policy: Path) -> None:
+    """owner1 adds the health dataset from ``policy``; operator1 holds a licence of ε 10 on it."""
     from sandbox.audit import Actor
     from sandbox.datasets import add_dataset
+    from sandbox.licences import grant_licence
+    from sandbox.users import add_user
+
+    setup = Actor("bench", "admin")
+    add_user(inst, setup, "owner1", "owner", "bench password")
+    add_user(inst, setup, "operator1", "operator", "bench password")
+    add_dataset(inst, Actor("owner1", "owner"), policy)
+    grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator="operator1", epsilon=10.0,
+                  delta=1e-6, purpose="benchmark", expires=date.today() + timedelta(days=1))
+
+
+def bench(people: int, repeat: int, min_response_ms: int = 0,
+          worker_defaults: bool = False) -> list[tuple[str, float, float]]:
     from sandbox.demo.data import write_health
     from sandbox.instance import Instance, init_home
-    from sandbox.licences import grant_licence
     from sandbox.service import run_query
     from sandbox.settings import load_settings
-    from sandbox.users import add_user
 
     with tempfile.TemporaryDirectory(prefix="dps-bench-") as tmp:
         tmp_path = Path(tmp)
@@ -80,12 +91,7 @@ def bench(people: int, repeat: int, min_response_ms: int = 0,
                                  min_response_ms=min_response_ms, **workers)
         init_home(settings)
         inst = Instance.open(settings)
-        setup = Actor("bench", "admin")
-        add_user(inst, setup, "owner1", "owner", "bench password")
-        add_user(inst, setup, "operator1", "operator", "bench password")
-        add_dataset(inst, Actor("owner1", "owner"), policy)
-        grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator="operator1", epsilon=10.0,
-                      delta=1e-6, purpose="benchmark", expires=date.today() + timedelta(days=1))
+        licensed_health(inst, policy)
         print(f"# {people:,} people: data and ingestion {time.perf_counter() - t0:.1f} s", flush=True)
 
         raw = duckdb.connect(config={"threads": 2})

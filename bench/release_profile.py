@@ -36,7 +36,6 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -85,14 +84,11 @@ def main() -> None:
     ap.add_argument("--database-url", default="", help="metadata store (default: SQLite in the home)")
     args = ap.parse_args()
 
-    from sandbox.audit import Actor
-    from sandbox.datasets import add_dataset
     from sandbox.demo.data import write_health
+    from bench.overhead import licensed_health
     from sandbox.instance import Instance, init_home
-    from sandbox.licences import grant_licence
     from sandbox.service import run_query
     from sandbox.settings import load_settings
-    from sandbox.users import add_user
 
     with tempfile.TemporaryDirectory(prefix="dps-profile-") as tmp:
         folder = Path(tmp)
@@ -102,12 +98,7 @@ def main() -> None:
         init_home(settings)
         inst = Instance.open(settings)
         try:
-            setup = Actor("bench", "admin")
-            add_user(inst, setup, "owner1", "owner", "bench password")
-            add_user(inst, setup, "operator1", "operator", "bench password")
-            add_dataset(inst, Actor("owner1", "owner"), policy)
-            grant_licence(inst, Actor("owner1", "owner"), dataset="health", operator="operator1", epsilon=10.0,
-                          delta=1e-6, purpose="benchmark", expires=date.today() + timedelta(days=1))
+            licensed_health(inst, policy)
             eps = 10.0 / ((args.repeat + 5) * 1.01)
             for _ in range(5):                       # warm-up: worker start, decryption, caches
                 run_query(inst, "operator1", "health", args.sql, epsilon=eps)
